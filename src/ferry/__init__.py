@@ -1,0 +1,31 @@
+"""ferry: typed Python tasks and workflows; small values travel inline, large ones by reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Directory", "File", "Settings", "task"]
+__version__ = "0.1.0"
+
+_LAZY = {
+    "task": "ferry.sdk.task",
+    "File": "ferry.types.files",
+    "Directory": "ferry.types.files",
+    "Settings": "ferry.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import public names on first use, so that ``import ferry`` stays fast."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ferry' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,208 @@
+"""One settings object, resolved as: explicit argument > FERRY_* env > ferry.toml > default.
+
+Nothing is read at import time; ``Settings.load()`` does the I/O. Each store
+carries its own fsspec options, so that a process holds only the credentials
+for the stores it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ferry.errors import ConfigError
+
+DEFAULT_MAX_LITERAL_BYTES = 1024 * 1024
+DEFAULT_CACHE_MAX_BYTES = 10 * 1024**3
+STORES = ("metadata", "raw", "persistent")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where ferry keeps things and how it reaches them."""
+
+    home: Path
+    metadata_url: str
+    raw_output_prefix: str
+    persistent_url: str
+    cache_dir: Path
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+    database_url: str = ""
+    max_literal_bytes: int = DEFAULT_MAX_LITERAL_BYTES
+    offload_large_literals: bool = False
+    store_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> "Settings":
+        """Resolve settings from overrides, the environment, ferry.toml and defaults."""
+        file_values = _read_toml(config_file)
+        env = os.environ
+
+        def pick(name: str, env_name: str) -> Any:
+            if overrides.get(name) is not None:
+                return overrides[name]
+            if env.get(env_name):
+                return env[env_name]
+            return file_values.get(name)
+
+        home = Path(pick("home", "FERRY_HOME") or ".ferry").expanduser().absolute()
+        options = {
+            store: _store_options(store, overrides, env, file_values) for store in STORES
+        }
+        return cls(
+            home=home,
+            metadata_url=_url(pick("metadata_url", "FERRY_METADATA_URL") or home / "metadata"),
+            raw_output_prefix=_url(pick("raw_output_prefix", "FERRY_RAW_OUTPUT_PREFIX") or home / "raw"),
+            persistent_url=_url(pick("persistent_url", "FERRY_PERSISTENT_URL") or home / "persistent"),
+            cache_dir=Path(pick("cache_dir", "FERRY_CACHE_DIR") or home / "cache").expanduser().absolute(),
+            cache_max_bytes=_int("cache_max_bytes", pick("cache_max_bytes", "FERRY_CACHE_MAX_BYTES"), DEFAULT_CACHE_MAX_BYTES),
+            database_url=str(pick("database_url", "FERRY_DATABASE_URL") or f"sqlite:///{home / 'ferry.db'}"),
+            max_literal_bytes=_int("max_literal_bytes", pick("max_literal_bytes", "FERRY_MAX_LITERAL_BYTES"), DEFAULT_MAX_LITERAL_BYTES),
+            offload_large_literals=_bool(pick("offload_large_literals", "FERRY_OFFLOAD_LARGE_LITERALS")),
+            store_options=options,
+        )
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    def options_for(self, uri: str) -> dict[str, Any]:
+        """The fsspec options of the store that holds ``uri`` (matched by protocol and bucket)."""
+        stores = {
+            "metadata": self.metadata_url,
+            "raw": self.raw_output_prefix,
+            "persistent": self.persistent_url,
+        }
+        for name, url in stores.items():
+            if _same_bucket(uri, url):
+                return dict(self.store_options.get(name, {}))
+        return {}
+
+    def to_env(self, stores: tuple[str, ...] = STORES) -> dict[str, str]:
+        """Environment variables that reproduce these settings in a child process.
+
+        Only the options of ``stores`` are included, so a caller can hand a child
+        process less than it holds itself.
+        """
+        env = {
+            "FERRY_HOME": str(self.home),
+            "FERRY_METADATA_URL": self.metadata_url,
+            "FERRY_RAW_OUTPUT_PREFIX": self.raw_output_prefix,
+            "FERRY_PERSISTENT_URL": self.persistent_url,
+            "FERRY_CACHE_DIR": str(self.cache_dir),
+            "FERRY_CACHE_MAX_BYTES": str(self.cache_max_bytes),
+            "FERRY_DATABASE_URL": self.database_url,
+            "FERRY_MAX_LITERAL_BYTES": str(self.max_literal_bytes),
+            "FERRY_OFFLOAD_LARGE_LITERALS": "1" if self.offload_large_literals else "0",
+        }
+        for store in stores:
+            if self.store_options.get(store):
+                env[f"FERRY_{store.upper()}_OPTIONS"] = json.dumps(self.store_options[store])
+        return env
+
+
+_active: Settings | None = None
+
+
+def active_settings() -> Settings:
+    """The process-wide settings, loaded on first use (``reset_settings()`` forgets them)."""
+    global _active
+    if _active is None:
+        _active = Settings.load()
+    return _active
+
+
+def reset_settings(settings: Settings | None = None) -> None:
+    """Forget (or replace) the process-wide settings, e.g. after changing FERRY_* variables."""
+    global _active
+    _active = settings
+
+
+def _url(value: Any) -> str:
+    """A URL from a setting; bare paths become absolute file:// URLs."""
+    text = str(value)
+    if "://" in text:
+        return text.rstrip("/")
+    return "file://" + str(Path(text).expanduser().absolute())
+
+
+def _same_bucket(uri: str, url: str) -> bool:
+    def head(u: str) -> tuple[str, str]:
+        proto, _, rest = u.partition("://")
+        if not rest:
+            return "file", ""
+        if proto in ("file", "local"):
+            return "file", url_path(u)
+        return proto, rest.split("/", 1)[0]
+
+    (p1, b1), (p2, b2) = head(uri), head(url)
+    if p1 != p2:
+        return False
+    if p1 == "file":
+        return b1 == b2 or b1.startswith(b2.rstrip("/") + "/")
+    return b1 == b2
+
+
+def url_path(url: str) -> str:
+    """The path part of a file:// URL (or a bare path)."""
+    return url[len("file://"):] if url.startswith("file://") else url
+
+
+def _int(name: str, value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Setting {name} must be a whole number of bytes, got {value!r}. "
+            f"Set it to e.g. 1048576 (FERRY_{name.upper()} or {name} in ferry.toml)."
+        ) from None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _store_options(store: str, overrides: Mapping[str, Any], env: Mapping[str, str], file_values: Mapping[str, Any]) -> dict[str, Any]:
+    explicit = overrides.get(f"{store}_options")
+    if explicit is not None:
+        return dict(explicit)
+    env_name = f"FERRY_{store.upper()}_OPTIONS"
+    if env.get(env_name):
+        try:
+            value = json.loads(env[env_name])
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{env_name} is not valid JSON ({exc.msg} at position {exc.pos}). "
+                'It must be a JSON object of fsspec options, e.g. {"endpoint_url": "http://127.0.0.1:8333"}.'
+            ) from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{env_name} must be a JSON object of fsspec options, got {type(value).__name__}.")
+        return value
+    return dict(file_values.get("stores", {}).get(store, {}))
+
+
+def _read_toml(config_file: str | os.PathLike[str] | None) -> dict[str, Any]:
+    candidates: list[Path]
+    if config_file is not None:
+        candidates = [Path(config_file)]
+        if not candidates[0].exists():
+            raise ConfigError(f"Settings file {config_file} does not exist. Check the path, or omit it to use defaults.")
+    else:
+        user_dir = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "ferry"
+        env_file = os.environ.get("FERRY_CONFIG")
+        candidates = [Path(env_file)] if env_file else [Path("ferry.toml"), user_dir / "ferry.toml"]
+    for path in candidates:
+        if path.is_file():
+            try:
+                return tomllib.loads(path.read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"Settings file {path} is not valid TOML: {exc}. Fix the file or remove it.") from None
+    return {}

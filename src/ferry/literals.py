@@ -1,0 +1,169 @@
+"""Small helpers over flyteidl messages: build, read, (de)serialize, measure, display.
+
+The flyteidl ``core`` protobuf messages are ferry's data model; this module
+only saves callers from spelling out nested constructors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from flyteidl.core import interface_pb2, literals_pb2, types_pb2
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+
+from ferry.errors import CorruptMetadataError
+
+Literal = literals_pb2.Literal
+LiteralMap = literals_pb2.LiteralMap
+LiteralType = types_pb2.LiteralType
+SimpleType = types_pb2.SimpleType
+TypedInterface = interface_pb2.TypedInterface
+Variable = interface_pb2.Variable
+VariableMap = interface_pb2.VariableMap
+
+
+def simple_type(kind: int) -> LiteralType:
+    return LiteralType(simple=kind)
+
+
+def none_literal() -> Literal:
+    return Literal(scalar=literals_pb2.Scalar(none_type=literals_pb2.Void()))
+
+
+def literal_map(literals: dict[str, Literal]) -> LiteralMap:
+    return LiteralMap(literals=literals)
+
+
+def serialize(message: Any) -> bytes:
+    return message.SerializeToString(deterministic=True)
+
+
+def parse_literal_map(data: bytes, source: str = "literal map") -> LiteralMap:
+    """Parse a serialized LiteralMap, with an error that names where it came from."""
+    result = LiteralMap()
+    try:
+        result.ParseFromString(data)
+    except DecodeError as exc:
+        raise CorruptMetadataError(
+            f"{source} is not a valid flyteidl LiteralMap ({exc}); it is corrupt or truncated "
+            f"({len(data)} bytes). Re-create it, or check that the writer wrote a LiteralMap."
+        ) from exc
+    return result
+
+
+def parse_literal(data: bytes, source: str = "literal") -> Literal:
+    result = Literal()
+    try:
+        result.ParseFromString(data)
+    except DecodeError as exc:
+        raise CorruptMetadataError(f"{source} is not a valid flyteidl Literal ({exc}); it is corrupt or truncated.") from exc
+    return result
+
+
+def to_text(message: Any) -> str:
+    """Protobuf text format, as in the reference documents."""
+    return text_format.MessageToString(message)
+
+
+def blob_literal(uri: str, fmt: str, multipart: bool = False, size: int | None = None) -> Literal:
+    dim = types_pb2.BlobType.MULTIPART if multipart else types_pb2.BlobType.SINGLE
+    lit = Literal(
+        scalar=literals_pb2.Scalar(
+            blob=literals_pb2.Blob(
+                uri=uri,
+                metadata=literals_pb2.BlobMetadata(type=types_pb2.BlobType(format=fmt, dimensionality=dim)),
+            )
+        )
+    )
+    if size is not None:
+        lit.metadata["size"] = str(size)
+    return lit
+
+
+def references(literal: Literal) -> Iterable[str]:
+    """Every URI a literal refers to (blobs, data frames, offloaded literals), depth first."""
+    kind = literal.WhichOneof("value")
+    if kind == "scalar":
+        scalar = literal.scalar
+        which = scalar.WhichOneof("value")
+        if which == "blob":
+            yield scalar.blob.uri
+        elif which == "structured_dataset":
+            yield scalar.structured_dataset.uri
+        elif which == "union":
+            yield from references(scalar.union.value)
+    elif kind == "collection":
+        for item in literal.collection.literals:
+            yield from references(item)
+    elif kind == "map":
+        for item in literal.map.literals.values():
+            yield from references(item)
+    elif kind == "offloaded_metadata":
+        yield literal.offloaded_metadata.uri
+
+
+def describe(literal: Literal, limit: int = 80) -> str:
+    """A short human line for a meta value: primitives as values, references as URI + format + size."""
+    kind = literal.WhichOneof("value")
+    if kind == "scalar":
+        return _describe_scalar(literal)
+    if kind == "collection":
+        items = literal.collection.literals
+        shown = ", ".join(describe(x, limit) for x in items[:5])
+        more = f", ... ({len(items)} items)" if len(items) > 5 else ""
+        return _clip(f"[{shown}{more}]", limit)
+    if kind == "map":
+        items = list(literal.map.literals.items())
+        shown = ", ".join(f"{k}: {describe(v, limit)}" for k, v in items[:5])
+        more = f", ... ({len(items)} keys)" if len(items) > 5 else ""
+        return _clip("{" + shown + more + "}", limit)
+    if kind == "offloaded_metadata":
+        off = literal.offloaded_metadata
+        return f"offloaded literal {off.uri} ({_size(off.size_bytes)})"
+    return "(empty)"
+
+
+def _describe_scalar(literal: Literal) -> str:
+    scalar = literal.scalar
+    which = scalar.WhichOneof("value")
+    size = literal.metadata.get("size")
+    size_text = f", {_size(int(size))}" if size else ""
+    if which == "primitive":
+        prim = scalar.primitive
+        field_name = prim.WhichOneof("value")
+        value = getattr(prim, field_name)
+        if field_name == "datetime":
+            return value.ToDatetime().isoformat()
+        if field_name == "duration":
+            return str(value.ToTimedelta())
+        return repr(value)
+    if which == "blob":
+        fmt = scalar.blob.metadata.type.format or "file"
+        multi = scalar.blob.metadata.type.dimensionality == types_pb2.BlobType.MULTIPART
+        return f"{'directory' if multi else 'file'} {scalar.blob.uri} ({fmt}{size_text})"
+    if which == "structured_dataset":
+        sd = scalar.structured_dataset
+        fmt = sd.metadata.structured_dataset_type.format or "parquet"
+        return f"dataframe {sd.uri} ({fmt}{size_text})"
+    if which == "none_type":
+        return "None"
+    if which == "binary":
+        return f"<{len(scalar.binary.value)} bytes{', ' + scalar.binary.tag if scalar.binary.tag else ''}>"
+    if which == "union":
+        return describe(scalar.union.value)
+    if which == "generic":
+        return to_text(scalar.generic).replace("\n", " ")
+    return which or "(empty)"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,46 @@
+"""``python -m ferry.runtime --task MODULE:NAME --inputs URI --output-prefix URI --raw-output-prefix URI``.
+
+Exits 0 after writing outputs.pb, 1 after writing error.pb, 2 when it could
+not even load the task (the message goes to stderr and, if possible, error.pb).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ferry.runtime", description=__doc__)
+    parser.add_argument("--task", required=True, help="MODULE:NAME or FILE.py:NAME of a @task")
+    parser.add_argument("--inputs", required=True, help="URI of the inputs.pb LiteralMap")
+    parser.add_argument("--output-prefix", required=True, help="where outputs.pb / error.pb go")
+    parser.add_argument("--raw-output-prefix", required=True, help="where offloaded values go")
+    parser.add_argument("--scope", default="", help="execution/node/attempt, for raw paths")
+    args = parser.parse_args(argv)
+
+    from ferry.errors import FerryError
+    from ferry.literals import serialize
+    from ferry.runtime.execute import ERROR, error_document, run_task
+    from ferry.sdk.loader import load_object, split_reference
+    from ferry.sdk.task import Task
+
+    try:
+        task = load_object(*split_reference(args.task), Task, "task")
+    except FerryError as exc:
+        print(f"ferry.runtime: {exc}", file=sys.stderr)
+        try:
+            from ferry.config import active_settings
+            from ferry.storage import join, write_bytes
+
+            write_bytes(join(args.output_prefix, ERROR), serialize(error_document(exc)),
+                        active_settings().options_for(args.output_prefix), "metadata")
+        except FerryError:
+            pass
+        return 2
+    ok = run_task(task, args.inputs, args.output_prefix, args.raw_output_prefix, scope=args.scope, chdir=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

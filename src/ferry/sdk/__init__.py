@@ -1,0 +1,1 @@
+"""The authoring side: @task, @workflow, promises, conditionals and map tasks."""

@@ -1,0 +1,81 @@
+"""``@task``: a typed Python function that ferry can run anywhere.
+
+The interface is extracted when the function is decorated, so an untyped or
+unsupported parameter fails at import, not at run time. Calling a task with
+Python values runs it through the same path as a pod: values -> literals ->
+values -> function -> literals -> values.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, TypeVar, overload
+
+from ferry.errors import TypeMismatchError
+from ferry.interface import Interface, extract
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Task:
+    """A decorated function with its typed interface and run options."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        retries: int = 0,
+        cache: bool = False,
+        cache_version: str = "",
+        name: str | None = None,
+    ) -> None:
+        from ferry.types import default_engine
+
+        self.fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.retries = retries
+        self.cache = cache
+        self.cache_version = cache_version
+        self.interface: Interface = extract(fn, default_engine())
+        self._signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @property
+    def reference(self) -> str:
+        from ferry.sdk.loader import reference_of
+
+        return reference_of(self.fn)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Positional and keyword arguments -> {input name: value}, with a clear error when they don't fit."""
+        try:
+            bound = self._signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeMismatchError(f"Task {self.name}: {exc}. It takes {list(self.interface.inputs)}.") from None
+        values = dict(bound.arguments)
+        missing = [n for n in self.interface.inputs if n not in values and n not in self.interface.defaults]
+        if missing:
+            raise TypeMismatchError(f"Task {self.name}: missing input(s) {missing}; it takes {list(self.interface.inputs)}.")
+        return values
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from ferry.sdk.local import call_task
+
+        return call_task(self, self.bind(args, kwargs))
+
+    def __repr__(self) -> str:
+        return f"<ferry task {self.name}>"
+
+
+@overload
+def task(fn: F) -> Task: ...
+@overload
+def task(*, retries: int = 0, cache: bool = False, cache_version: str = "", name: str | None = None) -> Callable[[F], Task]: ...
+
+
+def task(fn: Any = None, **options: Any) -> Any:
+    """Declare a task: ``@task`` or ``@task(retries=2, cache=True, cache_version="1")``."""
+    if fn is None:
+        return lambda f: Task(f, **options)
+    return Task(fn, **options)

@@ -1,0 +1,277 @@
+"""Atomic, streaming, retried reads and writes on any fsspec store.
+
+A reader never sees a partial object: object stores publish a PUT (and a
+multipart upload) only when it completes, so ferry writes there directly;
+everywhere else it writes a temporary sibling and renames it into place.
+Errors from fsspec and the protocol libraries become ferry errors that name
+the store and the URI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from ferry.errors import (AccessDeniedError, ObjectNotFoundError, StorageError,
+                          StoreUnavailableError)
+from ferry.storage.registry import filesystem, protocol_of
+
+T = TypeVar("T")
+Options = dict[str, Any] | None
+
+# Protocols whose single write is published whole or not at all.
+ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oci", "memory"})
+RETRY_DELAYS = (0.2, 0.8, 2.0, 4.0)
+_UNAVAILABLE_NAMES = {
+    "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+    "ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ServerTimeoutError",
+}
+_DENIED_NAMES = {"NoCredentialsError", "PartialCredentialsError", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URI parts with '/', whatever the protocol."""
+    out = base.rstrip("/")
+    for part in parts:
+        if part:
+            out += "/" + part.strip("/")
+    return out
+
+
+@contextlib.contextmanager
+def store_errors(action: str, uri: str, store: str = "store") -> Iterator[None]:
+    """Map what fsspec and protocol libraries raise into ferry's StorageError tree."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - mapped and re-raised below
+        raise map_store_error(exc, action, uri, store) from exc
+
+
+def map_store_error(exc: BaseException, action: str, uri: str, store: str) -> StorageError:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    detail = str(exc) or type(exc).__name__
+    where = f"{action} {uri} ({store} store)"
+    if isinstance(exc, FileNotFoundError) or "NoSuchKey" in detail or "NoSuchBucket" in detail:
+        return ObjectNotFoundError(f"Could not {where}: it does not exist ({detail}). Check the URI and that the bucket exists.")
+    if isinstance(exc, PermissionError) or names & _DENIED_NAMES or "AccessDenied" in detail or "Forbidden" in detail:
+        return AccessDeniedError(
+            f"Could not {where}: access denied ({detail}). Check this store's credentials "
+            f"(FERRY_{store.upper()}_OPTIONS or [stores.{store}] in ferry.toml)."
+        )
+    if (isinstance(exc, (TimeoutError, ConnectionError)) or names & _UNAVAILABLE_NAMES
+            or getattr(exc, "errno", None) in (errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH)):
+        return StoreUnavailableError(
+            f"Could not {where}: the store is unreachable ({detail}). Check that the server is up "
+            "and the endpoint is right; ferry retried with backoff."
+        )
+    return StorageError(f"Could not {where}: {type(exc).__name__}: {detail}")
+
+
+def retrying(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS) -> T:
+    """Run ``fn``, retrying retryable storage errors with growing pauses."""
+    for delay in delays:
+        try:
+            return fn()
+        except StorageError as exc:
+            if not exc.retryable:
+                raise
+            time.sleep(delay)
+    return fn()
+
+
+def _tmp_sibling(path: str) -> str:
+    parent, _, name = path.rpartition("/")
+    return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+
+
+def write_bytes(uri: str, data: bytes, options: Options = None, store: str = "metadata") -> None:
+    """Write ``data`` at ``uri`` atomically."""
+
+    def attempt() -> None:
+        with store_errors("write", uri, store):
+            fs, path = filesystem(uri, options)
+            if protocol_of(uri) in ATOMIC_PUT_PROTOCOLS:
+                fs.pipe_file(path, data)
+                return
+            parent = path.rpartition("/")[0]
+            if parent:
+                fs.makedirs(parent, exist_ok=True)
+            tmp = _tmp_sibling(path)
+            fs.pipe_file(tmp, data)
+            fs.mv(tmp, path)
+
+    retrying(attempt)
+
+
+def read_bytes(uri: str, options: Options = None, store: str = "metadata") -> bytes:
+    def attempt() -> bytes:
+        with store_errors("read", uri, store):
+            fs, path = filesystem(uri, options)
+            return fs.cat_file(path)
+
+    return retrying(attempt)
+
+
+def exists(uri: str, options: Options = None, store: str = "store") -> bool:
+    def attempt() -> bool:
+        with store_errors("check", uri, store):
+            fs, path = filesystem(uri, options)
+            return bool(fs.exists(path))
+
+    return retrying(attempt)
+
+
+def info(uri: str, options: Options = None, store: str = "store") -> dict[str, Any]:
+    with store_errors("stat", uri, store):
+        fs, path = filesystem(uri, options)
+        return dict(fs.info(path))
+
+
+def upload_file(local: str | os.PathLike[str], uri: str, options: Options = None, store: str = "raw") -> int:
+    """Stream a local file to ``uri`` atomically; returns its size."""
+    from ferry.storage.progress import transfer_callback
+
+    local = os.fspath(local)
+    size = os.path.getsize(local)
+
+    def attempt() -> None:
+        with store_errors("upload to", uri, store):
+            fs, path = filesystem(uri, options)
+            callback = transfer_callback(f"upload {Path(local).name}", size)
+            try:
+                if protocol_of(uri) in ATOMIC_PUT_PROTOCOLS:
+                    fs.put_file(local, path, callback=callback)
+                    return
+                parent = path.rpartition("/")[0]
+                if parent:
+                    fs.makedirs(parent, exist_ok=True)
+                tmp = _tmp_sibling(path)
+                fs.put_file(local, tmp, callback=callback)
+                fs.mv(tmp, path)
+            finally:
+                callback.close()
+
+    retrying(attempt)
+    return size
+
+
+def download_file(uri: str, local: str | os.PathLike[str], options: Options = None, store: str = "raw") -> str:
+    """Stream ``uri`` to a local path atomically (temp file + rename)."""
+    from ferry.storage.progress import transfer_callback
+
+    local = os.fspath(local)
+    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+    tmp = f"{local}.part-{uuid.uuid4().hex[:8]}"
+
+    def attempt() -> None:
+        with store_errors("download", uri, store):
+            fs, path = filesystem(uri, options)
+            size = int(fs.size(path) or 0)
+            callback = transfer_callback(f"download {path.rpartition('/')[2]}", size)
+            try:
+                fs.get_file(path, tmp, callback=callback)
+            finally:
+                callback.close()
+
+    try:
+        retrying(attempt)
+        os.replace(tmp, local)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return local
+
+
+def upload_directory(local: str | os.PathLike[str], uri: str, options: Options = None, store: str = "raw") -> int:
+    """Upload a folder's files under ``uri``; returns the total size.
+
+    The folder becomes visible under its final name only once complete on
+    rename-capable stores; on object stores its URI is unreferenced until the
+    task's outputs.pb (written last) names it.
+    """
+    root = Path(local)
+    files = [p for p in sorted(root.rglob("*")) if p.is_file()]
+    total = 0
+    local_target = protocol_of(uri) == "file"
+    staging = _tmp_sibling(uri.rstrip("/")) if local_target else uri
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        total += upload_file(path, join(staging, rel), options, store)
+    if local_target:
+        fs, final = filesystem(uri, options)
+        _, staged = filesystem(staging, options)
+        fs.makedirs(staged, exist_ok=True)  # an empty folder is still a folder
+        with store_errors("publish", uri, store):
+            fs.mv(staged, final, recursive=True)
+    return total
+
+
+def list_files(uri: str, options: Options = None, store: str = "raw") -> dict[str, int]:
+    """Relative names (posix) of every file under ``uri`` and their sizes."""
+    with store_errors("list", uri, store):
+        fs, root = filesystem(uri, options)
+        found = fs.find(root, detail=True)
+    prefix = root.rstrip("/") + "/"
+    return {p[len(prefix):]: int(meta.get("size") or 0) for p, meta in found.items() if p.startswith(prefix)}
+
+
+def download_directory(uri: str, local: str | os.PathLike[str], options: Options = None, store: str = "raw") -> str:
+    """Fetch every file under ``uri`` into ``local`` (each atomically), then return ``local``."""
+    local = os.fspath(local)
+    staging = f"{local}.part-{uuid.uuid4().hex[:8]}"
+    os.makedirs(staging, exist_ok=True)
+    try:
+        for rel in list_files(uri, options, store):
+            download_file(join(uri, rel), os.path.join(staging, *rel.split("/")), options, store)
+        if os.path.exists(local):
+            shutil.rmtree(local)
+        os.replace(staging, local)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+    return local
+
+
+@contextlib.contextmanager
+def publishing(uri: str, options: Options = None, store: str = "raw") -> Iterator[str]:
+    """Yield a local path to write; on success it is published whole at ``uri``.
+
+    On ``file://`` the path is a temporary sibling renamed into place (no
+    copy); elsewhere it is a local temporary file streamed up, then removed.
+    On error nothing is published.
+    """
+    import tempfile
+
+    if protocol_of(uri) == "file":
+        _, final = filesystem(uri, options)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        tmp = _tmp_sibling(final)
+        try:
+            yield tmp
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return
+    fd, tmp = tempfile.mkstemp(prefix="ferry-upload-")
+    os.close(fd)
+    try:
+        yield tmp
+        upload_file(tmp, uri, options, store)
+    finally:
+        os.unlink(tmp)
+
+
+def local_path_of(uri: str) -> str | None:
+    """The local filesystem path behind a file:// URI, or None for other protocols."""
+    if protocol_of(uri) != "file":
+        return None
+    return filesystem(uri)[1]

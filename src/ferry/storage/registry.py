@@ -1,0 +1,73 @@
+"""Protocol -> filesystem, resolved through fsspec on first use, with errors that help.
+
+fsspec imports an implementation only when its protocol is used; ferry keeps
+that, adds user registration, and turns fsspec's terse "Protocol not known"
+into a message that lists what is available and how to add one.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ferry.errors import UnknownProtocolError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+_INSTALL_HINTS = {
+    "s3": "pip install 'ferry[s3]'  (s3fs)",
+    "s3a": "pip install 'ferry[s3]'  (s3fs)",
+    "gs": "pip install 'ferry[gcs]'  (gcsfs)",
+    "gcs": "pip install 'ferry[gcs]'  (gcsfs)",
+    "az": "pip install adlfs",
+    "abfs": "pip install adlfs",
+}
+_lock = threading.Lock()
+
+
+def protocol_of(url: str) -> str:
+    proto, sep, _ = url.partition("://")
+    return proto if sep else "file"
+
+
+def register_protocol(protocol: str, implementation: str | type, *, clobber: bool = False) -> None:
+    """Make ``protocol://`` URLs usable in every ferry store.
+
+    ``implementation`` is an fsspec ``AbstractFileSystem`` subclass or its import
+    path (``"mypkg.fs.MyFS"``), imported on first use.
+    """
+    import fsspec
+
+    fsspec.register_implementation(protocol, implementation, clobber=clobber)
+
+
+def known_protocols() -> list[str]:
+    import fsspec
+
+    return sorted(set(fsspec.available_protocols()))
+
+
+def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple["AbstractFileSystem", str]:
+    """The fsspec filesystem for ``url`` and the path inside it."""
+    import fsspec
+    from fsspec.core import url_to_fs
+
+    protocol = protocol_of(url)
+    try:
+        with _lock:
+            return url_to_fs(url, **(options or {}))
+    except ValueError as exc:
+        if protocol not in fsspec.available_protocols():
+            raise UnknownProtocolError(
+                f"Unknown storage protocol {protocol!r} in {url!r}. Known protocols: "
+                f"{', '.join(known_protocols())}. Register your own with "
+                f"ferry.storage.register_protocol({protocol!r}, 'package.module.FileSystemClass')."
+            ) from exc
+        raise
+    except ImportError as exc:
+        hint = _INSTALL_HINTS.get(protocol, f"install the fsspec implementation for {protocol!r}")
+        raise UnknownProtocolError(
+            f"Storage protocol {protocol!r} (for {url!r}) needs a package that is not installed: {exc}. "
+            f"Fix: {hint}."
+        ) from exc

@@ -1,0 +1,58 @@
+"""numpy.ndarray as a Blob in .npy format (no pickling of object arrays)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flyteidl.core import types_pb2
+
+from ferry.errors import TypeMismatchError
+from ferry.literals import Literal, LiteralType, blob_literal
+from ferry.types.engine import Transformer, expect_scalar, value_type_name
+
+NPY = "npy"
+
+
+def _is_ndarray(python_type: Any) -> bool:
+    return isinstance(python_type, type) and python_type.__module__ == "numpy" and python_type.__name__ == "ndarray"
+
+
+class NumpyTransformer(Transformer):
+    name = "ndarray"
+
+    def matches(self, python_type: Any) -> bool:
+        import typing
+
+        return _is_ndarray(typing.get_origin(python_type) or python_type)
+
+    def literal_type(self, python_type: Any, engine: Any) -> LiteralType:
+        return LiteralType(blob=types_pb2.BlobType(format=NPY, dimensionality=types_pb2.BlobType.SINGLE))
+
+    def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: Any, path: str) -> Literal:
+        import numpy as np
+
+        from ferry.storage import publishing
+
+        if not isinstance(value, np.ndarray):
+            raise TypeMismatchError(f"{path}: expected numpy.ndarray, got {value_type_name(value)}.")
+        if value.dtype.hasobject:
+            raise TypeMismatchError(
+                f"{path}: arrays of Python objects (dtype=object) can't be stored as .npy without pickling; "
+                "convert to a numeric or string dtype."
+            )
+        uri = ctx.new_raw_uri("array.npy")
+        with publishing(uri, ctx.options(uri), "raw") as local:
+            with open(local, "wb") as fh:
+                np.save(fh, value, allow_pickle=False)
+            size = os.path.getsize(local)
+        return blob_literal(uri, NPY, size=size)
+
+    def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
+        import numpy as np
+
+        from ferry.types.files import File
+
+        blob = expect_scalar(literal, "blob", python_type, path)
+        with File(blob.uri).open("rb") as fh:
+            return np.load(fh, allow_pickle=False)

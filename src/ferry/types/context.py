@@ -1,0 +1,64 @@
+"""Where a conversion reads and writes: the raw-output prefix, a local scratch folder, the settings.
+
+The runtime sets one per task attempt; ``File`` and friends find it through a
+context variable when they fetch their bytes lazily inside the task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ferry.config import Settings, active_settings
+
+
+@dataclass
+class TransferContext:
+    settings: Settings
+    raw_prefix: str
+    scope: str = "local"  # "{execution}/{node}/{attempt}" inside an execution
+    work_dir: Path | None = None  # created on first download
+
+    def new_raw_uri(self, name: str) -> str:
+        """``{raw_prefix}/{random}/{scope}/{name}``: the random folder keeps writers apart."""
+        from ferry.storage import join
+
+        return join(self.raw_prefix, uuid.uuid4().hex[:16], self.scope, name)
+
+    def local_path(self, name: str) -> Path:
+        """A fresh local path in the scratch folder for a downloaded object."""
+        if self.work_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="ferry-"))
+        folder = self.work_dir / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / (name or "data")
+
+    def options(self, uri: str) -> dict[str, Any]:
+        return self.settings.options_for(uri)
+
+
+_current: contextvars.ContextVar[TransferContext | None] = contextvars.ContextVar("ferry_transfer_context", default=None)
+
+
+def current_context() -> TransferContext:
+    """The context of the running task, or one built from the settings outside tasks."""
+    ctx = _current.get()
+    if ctx is None:
+        settings = active_settings()
+        ctx = TransferContext(settings, raw_prefix=settings.raw_output_prefix)
+        _current.set(ctx)
+    return ctx
+
+
+@contextlib.contextmanager
+def using_context(ctx: TransferContext) -> Iterator[TransferContext]:
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)

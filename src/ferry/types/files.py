@@ -1,0 +1,186 @@
+"""``File`` and ``Directory``: path-like handles to offloaded data, fetched on first use.
+
+A task that returns a local path gets it uploaded under its raw-output prefix;
+a task that returns a URI already in a store passes it by reference, no copy.
+A task that receives one gets a handle whose bytes are downloaded only when
+it is opened or turned into a path (``open(f)``, ``os.fspath(f)``, ``Path(f)``).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import IO, Any, ClassVar
+
+from flyteidl.core import types_pb2
+
+from ferry.errors import TypeMismatchError, TypeTransformerError
+from ferry.literals import Literal, LiteralType, blob_literal
+from ferry.types.context import TransferContext, current_context
+from ferry.types.engine import Transformer, expect_scalar, type_name, value_type_name
+
+
+class _Blob(os.PathLike):  # type: ignore[type-arg]
+    """What File and Directory share: a local path, a remote URI, or both."""
+
+    format: ClassVar[str] = ""
+    _subclasses: ClassVar[dict[tuple[type, str], type]] = {}
+
+    def __init__(self, path: str | os.PathLike[str], *, format: str | None = None) -> None:
+        text = os.fspath(path)
+        if "://" in text:
+            self.uri: str | None = text.rstrip("/") if text.count("/") > 2 else text
+            self._local: str | None = None
+        else:
+            self.uri = None
+            self._local = os.path.abspath(text)
+        if format is not None:
+            self.format = format  # type: ignore[misc]
+        self.size: int | None = None
+
+    def __class_getitem__(cls, fmt: str) -> type:
+        """``File["csv"]``: the same class, carrying a format into the literal type."""
+        key = (cls, fmt)
+        if key not in _Blob._subclasses:
+            _Blob._subclasses[key] = type(f"{cls.__name__}[{fmt!r}]", (cls,), {"format": fmt, "__module__": cls.__module__})
+        return _Blob._subclasses[key]
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename((self.uri or self._local or "").rstrip("/"))
+
+    @property
+    def is_remote(self) -> bool:
+        return self.uri is not None
+
+    @property
+    def downloaded(self) -> bool:
+        return self._local is not None
+
+    def __fspath__(self) -> str:
+        return self.download()
+
+    def download(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri or self._local!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and (self.uri, self._local if self.uri is None else None) == (
+            other.uri, other._local if other.uri is None else None)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.uri or self._local))
+
+
+class File(_Blob):
+    """A single file, local or in any store. ``File["csv"]`` declares a format."""
+
+    def download(self) -> str:
+        """Fetch the bytes once (to the task's scratch folder) and return the local path."""
+        if self._local is None:
+            from ferry.storage import download_file
+
+            assert self.uri is not None
+            # A private copy even on file://, so a task that writes to it can't alter the store.
+            ctx = current_context()
+            self._local = download_file(self.uri, ctx.local_path(self.name), ctx.options(self.uri))
+        return self._local
+
+    def open(self, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+        return open(self.download(), mode, **kwargs)
+
+
+class Directory(_Blob):
+    """A folder, local or in any store. Lists lazily; members can be fetched one by one."""
+
+    def download(self) -> str:
+        if self._local is None:
+            from ferry.storage import download_directory
+
+            assert self.uri is not None
+            ctx = current_context()
+            self._local = download_directory(self.uri, ctx.local_path(self.name), ctx.options(self.uri))
+        return self._local
+
+    def listdir(self) -> list[str]:
+        """Relative paths of every file inside, without downloading any of them."""
+        if self.uri is None:
+            root = self._local or ""
+            return sorted(
+                os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
+                for d, _, files in os.walk(root) for f in files
+            )
+        from ferry.storage import list_files
+
+        return sorted(list_files(self.uri, current_context().options(self.uri)))
+
+    def __truediv__(self, member: str) -> File:
+        """One member as a ``File``, fetched on its own when used."""
+        if self.uri is None:
+            return File(os.path.join(self._local or "", member))
+        from ferry.storage import join
+
+        return File(join(self.uri, member))
+
+    fetch = __truediv__
+
+
+def _blob_format(python_type: Any) -> str:
+    return getattr(python_type, "format", "") or ""
+
+
+class BlobTransformer(Transformer):
+    """File / Directory <-> Blob literals (SINGLE / MULTIPART)."""
+
+    def __init__(self, cls: type[_Blob], multipart: bool) -> None:
+        self.cls = cls
+        self.name = cls.__name__
+        self.python_types = (cls,)
+        self.multipart = multipart
+
+    def matches(self, python_type: Any) -> bool:
+        return isinstance(python_type, type) and issubclass(python_type, self.cls)
+
+    def literal_type(self, python_type: Any, engine: Any) -> LiteralType:
+        dim = types_pb2.BlobType.MULTIPART if self.multipart else types_pb2.BlobType.SINGLE
+        return LiteralType(blob=types_pb2.BlobType(format=_blob_format(python_type), dimensionality=dim))
+
+    def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: TransferContext, path: str) -> Literal:
+        if isinstance(value, (str, os.PathLike)) and not isinstance(value, _Blob):
+            value = self.cls(value)
+        if not isinstance(value, self.cls):
+            raise TypeMismatchError(
+                f"{path}: expected {type_name(python_type)} (or a path), got {value_type_name(value)}."
+            )
+        fmt = value.format or _blob_format(python_type)
+        if value.uri is not None:  # already in a store: pass the reference, copy nothing
+            return blob_literal(value.uri, fmt, self.multipart, value.size)
+        local = value._local or ""
+        if not (os.path.isdir(local) if self.multipart else os.path.isfile(local)):
+            kind = "folder" if self.multipart else "file"
+            raise TypeTransformerError(
+                f"{path}: the {kind} {local} does not exist, so it can't be uploaded. "
+                f"Create it before returning it, or pass the URI of an existing object."
+            )
+        from ferry.storage import upload_directory, upload_file
+
+        uri = ctx.new_raw_uri(os.path.basename(local.rstrip(os.sep)) or "data")
+        upload = upload_directory if self.multipart else upload_file
+        size = upload(local, uri, ctx.options(uri), "raw")
+        return blob_literal(uri, fmt, self.multipart, size)
+
+    def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: TransferContext, path: str) -> Any:
+        blob = expect_scalar(literal, "blob", python_type, path)
+        is_multi = blob.metadata.type.dimensionality == types_pb2.BlobType.MULTIPART
+        if is_multi != self.multipart:
+            raise TypeMismatchError(
+                f"{path}: expected {'a folder' if self.multipart else 'a single file'} for "
+                f"{type_name(python_type)}, got a {'multipart' if is_multi else 'single'} blob ({blob.uri})."
+            )
+        cls = python_type if isinstance(python_type, type) and issubclass(python_type, self.cls) else self.cls
+        result = cls(blob.uri, format=blob.metadata.type.format or None)
+        size = literal.metadata.get("size")
+        result.size = int(size) if size else None
+        return result

@@ -1,0 +1,40 @@
+"""The last resort: any other Python object pickled into a Blob (the engine warns when it's used)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+from flyteidl.core import types_pb2
+
+from ferry.literals import Literal, LiteralType, blob_literal
+from ferry.types.engine import Transformer, expect_scalar, type_name
+
+PICKLE = "PythonPickle"
+
+
+class PickleTransformer(Transformer):
+    name = "pickle"
+
+    def literal_type(self, python_type: Any, engine: Any) -> LiteralType:
+        lt = LiteralType(blob=types_pb2.BlobType(format=PICKLE, dimensionality=types_pb2.BlobType.SINGLE))
+        lt.metadata.update({"python_class": type_name(python_type)})
+        return lt
+
+    def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: Any, path: str) -> Literal:
+        from ferry.storage import publishing
+
+        uri = ctx.new_raw_uri("value.pkl")
+        with publishing(uri, ctx.options(uri), "raw") as local:
+            with open(local, "wb") as fh:
+                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            size = os.path.getsize(local)
+        return blob_literal(uri, PICKLE, size=size)
+
+    def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
+        from ferry.types.files import File
+
+        blob = expect_scalar(literal, "blob", python_type, path)
+        with File(blob.uri).open("rb") as fh:
+            return pickle.load(fh)
