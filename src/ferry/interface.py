@@ -88,58 +88,76 @@ def extract(fn: Callable[..., Any], engine: Any) -> Interface:
 
 
 _REST = re.compile(r"^:(param|parameter|arg|return|returns)\s*(\w*)\s*:\s*(.*)$")
-_GOOGLE_HEADERS = {"args": "param", "arguments": "param", "parameters": "param", "returns": "return", "return": "return"}
+_SECTIONS = {"args": "param", "arguments": "param", "parameters": "param", "params": "param",
+             "returns": "return", "return": "return"}
 
 
 def parse_docstring(doc: str) -> dict[str, str]:
     """Descriptions by parameter name, plus 'return', from reST, Google or NumPy style."""
+    return _parse_rest(doc) or _parse_sections(doc)
+
+
+def _parse_rest(doc: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    lines = doc.splitlines()
-    section = None
-    current: str | None = None
-    for i, raw in enumerate(lines):
-        line = raw.strip()
-        rest = _REST.match(line)
-        if rest:
-            kind, pname, text = rest.groups()
-            current = "return" if kind.startswith("return") else pname
+    current = None
+    for line in doc.splitlines():
+        match = _REST.match(line.strip())
+        if match:
+            kind, name, text = match.groups()
+            current = "return" if kind.startswith("return") else name
             out[current] = text.strip()
-            section = None
-            continue
-        header = line.rstrip(":").lower()
-        underline = i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}
-        if (line.endswith(":") or underline) and header in _GOOGLE_HEADERS:
-            section, current = _GOOGLE_HEADERS[header], None
-            continue
-        if not line:
-            current = None if section is None else current
-            continue
-        if set(line) == {"-"}:
-            continue
-        if section == "param":
-            m = re.match(r"^(\w+)\s*(\([^)]*\))?\s*(:\s*(.*))?$", line)
-            indent = len(raw) - len(raw.lstrip())
-            if m and (m.group(3) or _numpy_style(lines, i)) and indent <= _section_indent(lines, i):
-                current = m.group(1)
-                out[current] = (m.group(4) or "").strip()
-                continue
-        if section == "return" and "return" not in out:
-            out["return"] = line.split(":", 1)[1].strip() if re.match(r"^\w[\w\[\], .]*:\s", line) else line
-            current = "return"
-            continue
-        if current and current in out:
-            out[current] = (out[current] + " " + line).strip()
+        elif current and line.strip() and not line.strip().startswith(":"):
+            out[current] = f"{out[current]} {line.strip()}".strip()
+        else:
+            current = None
     return out
 
 
-def _numpy_style(lines: list[str], i: int) -> bool:
-    return ":" in lines[i] or (i + 1 < len(lines) and lines[i + 1].startswith((" ", "\t")) and bool(lines[i + 1].strip()))
+def _parse_sections(doc: str) -> dict[str, str]:
+    """Google (``Args:``) and NumPy (``Parameters`` + dashes) sections: entries and their continuations."""
+    lines = doc.splitlines()
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(lines):
+        title = lines[i].strip()
+        numpy = i + 1 < len(lines) and lines[i + 1].strip() != "" and set(lines[i + 1].strip()) == {"-"}
+        kind = _SECTIONS.get(title.rstrip(":").lower()) if (title.endswith(":") or numpy) else None
+        if kind is None:
+            i += 1
+            continue
+        i += 2 if numpy else 1
+        body = []
+        while i < len(lines) and not _is_header(lines, i):
+            body.append(lines[i])
+            i += 1
+        for head, rest in _entries(body):
+            if kind == "param":
+                name, _, text = head.partition(":")
+                name = name.split("(")[0].strip()
+                out[name] = " ".join(([] if numpy else [text.strip()]) + rest).strip()
+            else:
+                typed = re.match(r"^[\w\[\], .]+:\s+(.*)$", head)
+                first = [] if numpy and rest else [typed.group(1) if typed else head]
+                out["return"] = " ".join(first + rest).strip()
+    return out
 
 
-def _section_indent(lines: list[str], i: int) -> int:
-    """Indent of the first entry in the section that contains line ``i``."""
-    j = i
-    while j > 0 and lines[j - 1].strip() and lines[j - 1].strip().rstrip(":").lower() not in _GOOGLE_HEADERS and set(lines[j - 1].strip()) != {"-"}:
-        j -= 1
-    first = lines[j]
-    return len(first) - len(first.lstrip())
+def _is_header(lines: list[str], i: int) -> bool:
+    title = lines[i].strip().rstrip(":").lower()
+    underlined = i + 1 < len(lines) and lines[i + 1].strip() != "" and set(lines[i + 1].strip()) == {"-"}
+    return title in _SECTIONS and (lines[i].strip().endswith(":") or underlined)
+
+
+def _entries(body: list[str]) -> list[tuple[str, list[str]]]:
+    """Split a section body into (entry line, continuation lines) by indentation."""
+    filled = [line for line in body if line.strip()]
+    if not filled:
+        return []
+    indent = min(len(line) - len(line.lstrip()) for line in filled)
+    entries: list[tuple[str, list[str]]] = []
+    for line in filled:
+        if len(line) - len(line.lstrip()) == indent:
+            entries.append((line.strip(), []))
+        elif entries:
+            entries[-1][1].append(line.strip())
+    return entries

@@ -62,8 +62,10 @@ def parse_literal(data: bytes, source: str = "literal") -> Literal:
 
 
 def to_text(message: Any) -> str:
-    """Protobuf text format, as in the reference documents."""
-    return text_format.MessageToString(message)
+    """Protobuf text format, as in the reference documents, with map keys sorted."""
+    ordered = type(message)()
+    ordered.ParseFromString(serialize(message))  # deterministic bytes put map keys in order
+    return text_format.MessageToString(ordered)
 
 
 def blob_literal(uri: str, fmt: str, multipart: bool = False, size: int | None = None) -> Literal:

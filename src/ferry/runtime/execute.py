@@ -196,6 +196,7 @@ def run_task(
     finally:
         if chdir:
             os.chdir(previous)
+        ctx.cleanup()
 
 
 def read_error(data: bytes) -> errors_pb2.ErrorDocument:

@@ -26,4 +26,6 @@ def call_task(task: "Task", values: dict[str, Any]) -> Any:
         if exc.kind == "user" and exc.__cause__ is not None:
             raise exc.__cause__  # a direct call raises what the function raised
         raise
+    finally:
+        ctx.cleanup()
     return outputs_to_result(task, outputs, ctx)

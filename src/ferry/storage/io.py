@@ -275,3 +275,15 @@ def local_path_of(uri: str) -> str | None:
     if protocol_of(uri) != "file":
         return None
     return filesystem(uri)[1]
+
+
+@contextlib.contextmanager
+def open_read(uri: str, options: Options = None, store: str = "raw") -> Iterator[Any]:
+    """A streaming, read-only file object for ``uri`` (no local copy)."""
+    with store_errors("read", uri, store):
+        fs, path = filesystem(uri, options)
+        fh = fs.open(path, "rb")
+    try:
+        yield fh
+    finally:
+        fh.close()

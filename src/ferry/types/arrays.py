@@ -51,8 +51,8 @@ class NumpyTransformer(Transformer):
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
         import numpy as np
 
-        from ferry.types.files import File
+        from ferry.storage import open_read
 
         blob = expect_scalar(literal, "blob", python_type, path)
-        with File(blob.uri).open("rb") as fh:
+        with open_read(blob.uri, ctx.options(blob.uri), "raw") as fh:
             return np.load(fh, allow_pickle=False)

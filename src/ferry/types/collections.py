@@ -43,6 +43,7 @@ class ListTransformer(Transformer):
         (item,) = _args(python_type, 1, "list[int]")
         lit = Literal()
         collection = lit.collection
+        collection.SetInParent()  # an empty list is still a collection
         prim = engine.transformer_for(item)
         if isinstance(prim, PrimitiveTransformer) and all(type(v) is prim.python_type for v in value):
             _fill_primitives(collection, prim.field, value)
@@ -109,6 +110,7 @@ class DictTransformer(Transformer):
             raise TypeMismatchError(f"{path}: expected {type_name(python_type)}, got {value_type_name(value)}.")
         _, item = _args(python_type, 2, "dict[str, int]")
         lit = Literal()
+        lit.map.SetInParent()  # an empty dict is still a map
         for k, v in value.items():
             if not isinstance(k, str):
                 raise TypeMismatchError(f"{path}: keys must be str, got {value_type_name(k)} ({k!r}).")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -40,6 +41,12 @@ class TransferContext:
 
     def options(self, uri: str) -> dict[str, Any]:
         return self.settings.options_for(uri)
+
+    def cleanup(self) -> None:
+        """Drop the scratch folder (downloaded inputs) once the task is done."""
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            self.work_dir = None
 
 
 _current: contextvars.ContextVar[TransferContext | None] = contextvars.ContextVar("ferry_transfer_context", default=None)

@@ -57,6 +57,10 @@ class _Blob(os.PathLike):  # type: ignore[type-arg]
     def downloaded(self) -> bool:
         return self._local is not None
 
+    def _needs_fetch(self) -> bool:
+        # A scratch copy is dropped when its task ends; the URI stays, so fetch again.
+        return self._local is None or (self.uri is not None and not os.path.exists(self._local))
+
     def __fspath__(self) -> str:
         return self.download()
 
@@ -79,7 +83,7 @@ class File(_Blob):
 
     def download(self) -> str:
         """Fetch the bytes once (to the task's scratch folder) and return the local path."""
-        if self._local is None:
+        if self._needs_fetch():
             from ferry.storage import download_file
 
             assert self.uri is not None
@@ -96,7 +100,7 @@ class Directory(_Blob):
     """A folder, local or in any store. Lists lazily; members can be fetched one by one."""
 
     def download(self) -> str:
-        if self._local is None:
+        if self._needs_fetch():
             from ferry.storage import download_directory
 
             assert self.uri is not None

@@ -33,8 +33,8 @@ class PickleTransformer(Transformer):
         return blob_literal(uri, PICKLE, size=size)
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
-        from ferry.types.files import File
+        from ferry.storage import open_read
 
         blob = expect_scalar(literal, "blob", python_type, path)
-        with File(blob.uri).open("rb") as fh:
+        with open_read(blob.uri, ctx.options(blob.uri), "raw") as fh:
             return pickle.load(fh)

@@ -55,6 +55,7 @@ class StructTransformer(Transformer):
                 f"Build a {python_type.__name__}(...) instance."
             )
         lit = Literal()
+        lit.map.SetInParent()
         fields = lit.map.literals
         for name, field_type in self.fields(python_type).items():
             fields[name].CopyFrom(engine.to_literal(getattr(value, name), field_type, ctx, f"{path}.{name}"))

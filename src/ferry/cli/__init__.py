@@ -1,0 +1,1 @@
+"""The ``ferry`` command: a thin shell over the library."""

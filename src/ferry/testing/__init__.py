@@ -1,0 +1,1 @@
+"""Helpers for testing ferry (and code built on it) against real components."""

@@ -1,0 +1,99 @@
+"""Store contract: atomic writes, streaming transfers, error mapping, on file, memory and S3."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ferry.errors import AccessDeniedError, ObjectNotFoundError, StorageError, StoreUnavailableError
+from ferry.storage import (download_directory, download_file, exists, join, list_files, publishing,
+                           read_bytes, upload_directory, upload_file, write_bytes)
+
+
+@pytest.fixture(params=["file", "memory", "s3"])
+def base(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    """One test body against every backend."""
+    if request.param == "file":
+        return f"file://{tmp_path}/store", {}
+    if request.param == "memory":
+        return f"memory://bucket/{tmp_path.name}", {}
+    server = request.getfixturevalue("s3_server")
+    return f"s3://raw/{tmp_path.name}", server.options()
+
+
+def test_bytes_roundtrip(base: tuple[str, dict[str, Any]]) -> None:
+    root, opts = base
+    write_bytes(join(root, "a/b/c.pb"), b"payload", opts)
+    assert read_bytes(join(root, "a/b/c.pb"), opts) == b"payload"
+    assert exists(join(root, "a/b/c.pb"), opts)
+    assert list_files(root, opts) == {"a/b/c.pb": 7}
+
+
+def test_file_and_folder_transfers(base: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
+    root, opts = base
+    src = tmp_path / "src"
+    (src / "deep").mkdir(parents=True)
+    (src / "x.bin").write_bytes(os.urandom(300_000))
+    (src / "deep" / "y.txt").write_text("y")
+    assert upload_file(src / "x.bin", join(root, "one/x.bin"), opts) == 300_000
+    download_file(join(root, "one/x.bin"), tmp_path / "back.bin", opts)
+    assert (tmp_path / "back.bin").read_bytes() == (src / "x.bin").read_bytes()
+    assert upload_directory(src, join(root, "dir"), opts) == 300_001
+    out = download_directory(join(root, "dir"), tmp_path / "dir-back", opts)
+    assert (Path(out) / "deep" / "y.txt").read_text() == "y"
+    assert sorted(list_files(join(root, "dir"), opts)) == ["deep/y.txt", "x.bin"]
+
+
+def test_missing_object_is_not_found(base: tuple[str, dict[str, Any]]) -> None:
+    root, opts = base
+    with pytest.raises(ObjectNotFoundError, match="does not exist"):
+        read_bytes(join(root, "nothing-here"), opts)
+
+
+def test_failed_publish_leaves_nothing(base: tuple[str, dict[str, Any]]) -> None:
+    root, opts = base
+    target = join(root, "half/written.bin")
+    with pytest.raises(RuntimeError):
+        with publishing(target, opts) as local:
+            with open(local, "wb") as fh:
+                fh.write(b"partial")
+            raise RuntimeError("crash mid-write")
+    assert not exists(target, opts)
+    assert list_files(root, opts) == {} or not any(k.startswith("half") for k in list_files(root, opts))
+
+
+def test_local_writes_leave_no_temporaries(tmp_path: Path) -> None:
+    for i in range(5):
+        write_bytes(f"file://{tmp_path}/m/outputs.pb", b"x" * i)
+    assert os.listdir(tmp_path / "m") == ["outputs.pb"]
+
+
+def test_interrupted_download_leaves_no_file(tmp_path: Path) -> None:
+    with pytest.raises(ObjectNotFoundError):
+        download_file(f"file://{tmp_path}/missing.bin", tmp_path / "dest.bin")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.s3
+def test_s3_access_denied_names_the_store(s3_server: Any) -> None:
+    engine_opts = s3_server.options_for("engine")
+    write_bytes("s3://meta/denied-test/ok.pb", b"fine", engine_opts)
+    with pytest.raises(AccessDeniedError, match=r"raw store\).*access denied.*FERRY_RAW_OPTIONS"):
+        write_bytes("s3://raw/denied-test/x.pb", b"nope", engine_opts, "raw")
+
+
+@pytest.mark.s3
+def test_s3_unreachable_is_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.storage.io as io
+
+    monkeypatch.setattr(io, "RETRY_DELAYS", (0.01,))
+    from ferry.testing.s3server import free_port
+
+    opts = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+            "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}}, "skip_instance_cache": True}
+    with pytest.raises(StoreUnavailableError, match="unreachable") as info:
+        io.retrying(lambda: io.read_bytes("s3://meta/x", opts), delays=(0.01,))
+    assert info.value.retryable and isinstance(info.value, StorageError)
