@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Directory", "File", "Settings", "task"]
+__all__ = ["Directory", "Execution", "File", "Settings", "conditional", "map_task", "resume", "run", "task", "workflow"]
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -12,6 +12,12 @@ _LAZY = {
     "File": "ferry.types.files",
     "Directory": "ferry.types.files",
     "Settings": "ferry.config",
+    "workflow": "ferry.sdk.workflow",
+    "conditional": "ferry.sdk.workflow",
+    "map_task": "ferry.sdk.workflow",
+    "run": "ferry.engine.execution",
+    "resume": "ferry.engine.execution",
+    "Execution": "ferry.engine.execution",
 }
 
 

@@ -44,6 +44,86 @@ def inspect(file: str, name: str) -> None:
     click.echo("}")
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("file")
+@click.argument("name")
+@click.option("--executor", default="inline", show_default=True, help="inline or process.")
+@click.option("--raw-output-prefix", default=None, help="Where this execution's offloaded data goes (any fsspec URL).")
+@click.option("--max-parallel", default=8, show_default=True, help="How many ready nodes run at once.")
+@click.option("--workers", default=None, type=int, help="Worker processes for --executor process (default: CPU count).")
+@click.option("--fresh-processes", is_flag=True, help="With --executor process: a new process per task instead of warm workers.")
+@click.pass_context
+def run(ctx: click.Context, file: str, name: str, executor: str, raw_output_prefix: str | None, max_parallel: int,
+        workers: int | None, fresh_processes: bool) -> None:
+    """Run workflow NAME from FILE; its inputs are --flags parsed by their declared types."""
+    from ferry.cli.progress import NodeProgress
+    from ferry.engine.execution import run as run_workflow
+    from ferry.sdk.loader import load_object
+    from ferry.sdk.workflow import Workflow
+
+    wf = load_object(file, name, Workflow, "workflow")
+    inputs = parse_inputs(wf, ctx.args)
+    options = {}
+    if executor == "process":
+        options = {"workers": workers, "warm": not fresh_processes}
+    with NodeProgress(name) as progress:
+        execution = run_workflow(wf, inputs, executor=executor, raw_output_prefix=raw_output_prefix,
+                                 max_parallel=max_parallel, listener=progress, executor_options=options)
+    report(execution)
+
+
+def parse_inputs(wf: Any, args: list[str]) -> dict[str, Any]:
+    """``--name value`` pairs (or ``--name=value``) -> inputs, checked against the workflow's interface."""
+    from ferry.cli.values import parse_value
+    from ferry.errors import TypeMismatchError
+
+    declared = wf.interface.inputs
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise TypeMismatchError(f"Unexpected argument {arg!r}; give inputs as --name value.")
+        key, eq, text = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                raise TypeMismatchError(f"--{key} needs a value.")
+            text, i = args[i + 1], i + 1
+        name = key.replace("-", "_")
+        if name not in declared:
+            raise TypeMismatchError(f"{wf.name} has no input {key!r}; its inputs are: "
+                                    + (", ".join(f"--{n}" for n in declared) or "(none)") + ".")
+        values[name] = parse_value(key, text, declared[name])
+        i += 1
+    missing = [n for n in declared if n not in values and n not in wf.interface.defaults]
+    if missing:
+        raise TypeMismatchError(f"{wf.name} needs input(s) " + ", ".join(f"--{n}" for n in missing) + ".")
+    return values
+
+
+def report(execution: Any) -> None:
+    """Print an execution's outcome: outputs on success, the failing task's error (and exit 1) on failure."""
+    from ferry.literals import describe
+
+    color = "green" if execution.status == "succeeded" else "red"
+    click.secho(f"execution {execution.id} {execution.status}", fg=color, err=True)
+    if execution.status != "succeeded":
+        click.secho(f"error: {execution.error}", fg="red", err=True)
+        click.echo(f"details: ferry executions show {execution.id}", err=True)
+        sys.exit(1)
+    for key in sorted(execution.output_literals.literals):
+        click.echo(f"{key} = {describe(execution.output_literals.literals[key], 200)}")
+
+
+def _add_subcommands() -> None:
+    from ferry.cli.executions import executions
+
+    cli.add_command(executions)
+
+
+_add_subcommands()
+
+
 def main() -> None:
     cli(prog_name="ferry")
 

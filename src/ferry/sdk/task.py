@@ -60,9 +60,15 @@ class Task:
         return values
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from ferry.sdk.workflow import add_node, compiling
+
+        values = self.bind(args, kwargs)
+        if compiling() is not None:  # inside a @workflow body: record a node, return promises
+            i = self.interface
+            return add_node("task", self.name, self, i.inputs, i.outputs, values, i.output_tuple)
         from ferry.sdk.local import call_task
 
-        return call_task(self, self.bind(args, kwargs))
+        return call_task(self, values)
 
     def __repr__(self) -> str:
         return f"<ferry task {self.name}>"

@@ -75,9 +75,9 @@ def map_store_error(exc: BaseException, action: str, uri: str, store: str) -> St
     return StorageError(f"Could not {where}: {type(exc).__name__}: {detail}")
 
 
-def retrying(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS) -> T:
+def retrying(fn: Callable[[], T], delays: tuple[float, ...] | None = None) -> T:
     """Run ``fn``, retrying retryable storage errors with growing pauses."""
-    for delay in delays:
+    for delay in RETRY_DELAYS if delays is None else delays:
         try:
             return fn()
         except StorageError as exc:

@@ -1,0 +1,1 @@
+"""The control plane: runs compiled workflows by moving metadata (literals) between tasks."""

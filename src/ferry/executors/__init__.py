@@ -1,0 +1,26 @@
+"""Executors decide where the task runtime runs; the data path is the same for all of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferry.errors import ConfigError
+from ferry.executors.base import Executor, TaskRequest, TaskResult
+
+__all__ = ["Executor", "TaskRequest", "TaskResult", "make_executor"]
+
+EXECUTORS = {
+    "inline": "ferry.executors.inline:InlineExecutor",
+    "process": "ferry.executors.process:ProcessExecutor",
+}
+
+
+def make_executor(name: str, **options: Any) -> Executor:
+    """An executor by name (``inline``, ``process``), with its options."""
+    import importlib
+
+    target = EXECUTORS.get(name)
+    if target is None:
+        raise ConfigError(f"Unknown executor {name!r}; choose one of {', '.join(sorted(EXECUTORS))}.")
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)(**options)
