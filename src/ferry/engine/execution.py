@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferry.config import Settings, active_settings
-from ferry.engine.graph import GraphRunner, NodeFailedError
+from ferry.engine.graph import GraphRunner
 from ferry.engine.records import ExecutionRecord, Records
 from ferry.engine.runner import Listener, StoreRunner
 from ferry.errors import FerryError, TaskFailedError
@@ -111,22 +111,26 @@ def run(
 
 def _drive(wf: "Workflow", literals: LiteralMap, settings: Settings, records: Records, execution_id: str,
            raw_prefix: str, executor: "Executor", max_parallel: int, listener: Listener | None, *, resume: bool) -> Execution:
+    """Walk the graph, then record how it ended; the records are closed whatever happens."""
     runner = StoreRunner(settings, executor, records, execution_id, raw_prefix, resume=resume, listener=listener)
-    meta_options = settings.options_for(settings.metadata_url)
+    outputs_uri = join(settings.metadata_url, execution_id, "outputs.pb")
     try:
-        outputs = GraphRunner(runner, max_parallel).run(wf, literals)
+        try:
+            outputs = GraphRunner(runner, max_parallel).run(wf, literals)
+        finally:
+            executor.close()
+        write_bytes(outputs_uri, serialize(outputs), settings.options_for(outputs_uri), "metadata")
     except KeyboardInterrupt:
         records.finish_execution(execution_id, "aborted", error="aborted by the user (Ctrl-C)")
         raise
-    except (NodeFailedError, FerryError) as exc:
+    except FerryError as exc:
         records.finish_execution(execution_id, "failed", error=str(exc))
         return Execution(execution_id, "failed", wf, settings, None, str(exc))
+    else:
+        records.finish_execution(execution_id, "succeeded", outputs_uri)
+        return Execution(execution_id, "succeeded", wf, settings, outputs)
     finally:
-        executor.close()
-    outputs_uri = join(settings.metadata_url, execution_id, "outputs.pb")
-    write_bytes(outputs_uri, serialize(outputs), meta_options, "metadata")
-    records.finish_execution(execution_id, "succeeded", outputs_uri)
-    return Execution(execution_id, "succeeded", wf, settings, outputs)
+        records.close()
 
 
 def resume(execution_id: str, *, executor: "str | Executor | None" = None, max_parallel: int = DEFAULT_PARALLEL,

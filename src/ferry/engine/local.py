@@ -11,7 +11,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ferry.config import Settings, active_settings
+from ferry.engine.cache import cache_key, cache_uri
 from ferry.engine.graph import GraphRunner, NodeFailedError
+from ferry.runtime import memo
 from ferry.errors import TaskFailedError, TypeTransformerError
 from ferry.literals import LiteralMap
 from ferry.runtime.execute import execute, values_to_literals
@@ -30,11 +32,17 @@ class InMemoryRunner:
         self.execution_id = execution_id
 
     def run_task(self, path: str, task: "Task", inputs: LiteralMap) -> LiteralMap:
+        memo_uri = cache_uri(self.settings, cache_key(task, inputs)) if task.cache else ""
+        if memo_uri and (hit := memo.lookup(memo_uri, self.settings)) is not None:
+            return hit
         attempt = 0
         while True:
             ctx = TransferContext(self.settings, self.settings.raw_output_prefix, f"{self.execution_id}/{path}/{attempt}")
             try:
-                return execute(task, inputs, ctx)
+                outputs = execute(task, inputs, ctx)
+                if memo_uri:
+                    memo.store(memo_uri, outputs, self.settings)
+                return outputs
             except TaskFailedError as exc:
                 if attempt >= task.retries:
                     raise NodeFailedError(path, str(exc), exc.kind) from exc

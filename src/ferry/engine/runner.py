@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from flyteidl.core import errors_pb2, execution_pb2
 
 from ferry.config import Settings
+from ferry.engine.cache import cache_key, cache_uri
 from ferry.engine.graph import NodeFailedError
 from ferry.engine.records import Records
 from ferry.errors import FerryError, ObjectNotFoundError, StorageError
@@ -24,6 +26,17 @@ from ferry.storage import exists, join, read_bytes, write_bytes
 
 if TYPE_CHECKING:
     from ferry.sdk.task import Task
+
+@dataclass
+class Outcome:
+    """How one attempt ended, as read back from the metadata store."""
+
+    outputs: LiteralMap | None = None
+    cached: bool = False
+    error: str = ""
+    retryable: bool = False
+    origin: str = "system"  # "user" or "system"
+
 
 SYSTEM_RETRIES = 2  # a dead worker or unreachable store is retried even when the task sets none
 Listener = Callable[[str, str, str, str, str], None]
@@ -79,18 +92,20 @@ class StoreRunner:
             prefix = self.prefix(path, attempt)
             self._notify(path, task, "running", attempt)
             self.records.node(self.execution_id, path, attempt, "task", task.name, "running", prefix)
-            outputs, error, retryable, origin = self._attempt(path, task, inputs, prefix, attempt)
-            if outputs is not None:
-                self.records.node(self.execution_id, path, attempt, "task", task.name, "succeeded", prefix)
-                self._notify(path, task, "succeeded", attempt)
-                return outputs
+            outcome = self._attempt(path, task, inputs, prefix, attempt)
+            if outcome.outputs is not None:
+                status = "cached" if outcome.cached else "succeeded"
+                self.records.node(self.execution_id, path, attempt, "task", task.name, status, prefix)
+                self._notify(path, task, status, attempt)
+                return outcome.outputs
+            error, origin = outcome.error, outcome.origin
             self.records.node(self.execution_id, path, attempt, "task", task.name, "failed", prefix, error)
             if origin == "user":
                 user_failures += 1
-                again = retryable and user_failures <= task.retries
+                again = outcome.retryable and user_failures <= task.retries
             else:
                 system_failures += 1
-                again = retryable and system_failures <= max(task.retries, SYSTEM_RETRIES)
+                again = outcome.retryable and system_failures <= max(task.retries, SYSTEM_RETRIES)
             if not again or self.aborted.is_set():
                 self._notify(path, task, "failed", attempt, error)
                 raise NodeFailedError(path, f"{task.name} failed ({origin} error, attempt {attempt + 1}): {error}", origin)
@@ -102,32 +117,36 @@ class StoreRunner:
         if self.listener:
             self.listener(path, "task", task.name, status, detail or (f"attempt {attempt + 1}" if attempt else ""))
 
-    def _attempt(self, path: str, task: "Task", inputs: LiteralMap, prefix: str,
-                 attempt: int) -> tuple[LiteralMap | None, str, bool, str]:
-        """One attempt: (outputs, error message, retryable, origin)."""
+    def _attempt(self, path: str, task: "Task", inputs: LiteralMap, prefix: str, attempt: int) -> Outcome:
+        """Write inputs.pb, have the executor run the runtime, read outputs.pb or error.pb."""
         inputs_uri = join(prefix, "inputs.pb")
+        memo_uri = cache_uri(self.settings, cache_key(task, inputs)) if task.cache else ""
         try:
             write_bytes(inputs_uri, serialize(inputs), self.meta_options, "metadata")
             result = self.executor.run(TaskRequest(
                 task.reference, inputs_uri, prefix, self.raw_output_prefix,
-                f"{self.execution_id}/{path}/{attempt}", task,
+                f"{self.execution_id}/{path}/{attempt}", task, memo_uri,
             ))
             if result.worker:
                 self.records.node(self.execution_id, path, attempt, "task", task.name, "running", prefix, detail=result.worker)
             try:
                 data = read_bytes(join(prefix, OUTPUTS), self.meta_options, "metadata")
-                return parse_literal_map(data, join(prefix, OUTPUTS)), "", False, ""
+                return Outcome(parse_literal_map(data, join(prefix, OUTPUTS)), cached=result.cached)
             except ObjectNotFoundError:
                 pass
             try:
                 doc = errors_pb2.ErrorDocument()
                 doc.ParseFromString(read_bytes(join(prefix, ERROR), self.meta_options, "metadata"))
             except ObjectNotFoundError:
-                return None, f"the task process exited with code {result.exit_code} without writing outputs: {result.detail}", True, "system"
+                return Outcome(error=f"the task process exited with code {result.exit_code} without writing "
+                                     f"outputs: {result.detail}", retryable=True)
         except StorageError as exc:
-            return None, f"metadata store error: {exc}", exc.retryable, "system"
+            return Outcome(error=f"metadata store error: {exc}", retryable=exc.retryable)
         except FerryError as exc:
-            return None, str(exc), False, "system"
+            return Outcome(error=str(exc))
         err = doc.error
-        origin = "user" if err.origin == execution_pb2.ExecutionError.USER else "system"
-        return None, err.message.split("\n\nTraceback")[0], err.kind == errors_pb2.ContainerError.RECOVERABLE, origin
+        return Outcome(
+            error=err.message.split("\n\nTraceback")[0],
+            retryable=err.kind == errors_pb2.ContainerError.RECOVERABLE,
+            origin="user" if err.origin == execution_pb2.ExecutionError.USER else "system",
+        )

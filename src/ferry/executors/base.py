@@ -16,6 +16,7 @@ class TaskRequest:
     raw_output_prefix: str
     scope: str  # execution/node/attempt
     task: Any = None  # the Task object, for in-process executors only
+    cache_uri: str = ""  # memoized outputs to reuse or fill
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class TaskResult:
     exit_code: int
     detail: str = ""  # e.g. the tail of stderr when a process died without writing error.pb
     worker: str = ""  # where it ran (process id, Dask worker address)
+    cached: bool = False  # outputs came from the memoization cache
 
 
 class Executor(Protocol):

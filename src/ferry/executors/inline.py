@@ -12,8 +12,9 @@ class InlineExecutor:
     name = "inline"
 
     def run(self, request: TaskRequest) -> TaskResult:
-        ok = run_task(request.task, request.inputs_uri, request.output_prefix, request.raw_output_prefix, scope=request.scope)
-        return TaskResult(0 if ok else 1, worker=f"pid {os.getpid()}")
+        status = run_task(request.task, request.inputs_uri, request.output_prefix, request.raw_output_prefix,
+                          scope=request.scope, cache_uri=request.cache_uri)
+        return TaskResult(1 if status == "failed" else 0, worker=f"pid {os.getpid()}", cached=status == "cached")
 
     def cancel_all(self) -> None:
         pass  # attempts run on the engine's threads; Ctrl-C reaches them directly

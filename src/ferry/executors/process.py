@@ -60,6 +60,11 @@ class _Worker:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        for pipe in (self.stdin, self.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
         if os.path.exists(self.log_path):
             os.unlink(self.log_path)
 
@@ -94,7 +99,7 @@ class ProcessExecutor:
         worker = self._take_worker()
         reply = worker.call({
             "task": request.task_ref, "inputs": request.inputs_uri, "output_prefix": request.output_prefix,
-            "raw_output_prefix": request.raw_output_prefix, "scope": request.scope,
+            "raw_output_prefix": request.raw_output_prefix, "scope": request.scope, "cache_uri": request.cache_uri,
         })
         if reply is None:  # the worker died mid-task: replace it, report a system failure
             code = worker.proc.wait()
@@ -105,19 +110,20 @@ class ProcessExecutor:
             return TaskResult(code if code else -1, f"worker process {worker.proc.pid} exited with {code}: {detail}",
                               worker=f"pid {worker.proc.pid}")
         self._idle.put(worker)
-        return TaskResult(int(reply["exit"]), worker=f"pid {worker.proc.pid}")
+        return TaskResult(int(reply["exit"]), worker=f"pid {worker.proc.pid}", cached=bool(reply.get("cached")))
 
     def _run_fresh(self, request: TaskRequest) -> TaskResult:
         args = [sys.executable, "-m", "ferry.runtime", "--task", request.task_ref, "--inputs", request.inputs_uri,
                 "--output-prefix", request.output_prefix, "--raw-output-prefix", request.raw_output_prefix,
-                "--scope", request.scope]
+                "--scope", request.scope, "--cache-uri", request.cache_uri]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env, text=True)
         with self._lock:
             self._fresh.add(proc)
         _, err = proc.communicate()
         with self._lock:
             self._fresh.discard(proc)
-        return TaskResult(proc.returncode, err[-4000:], worker=f"pid {proc.pid}")
+        cached = proc.returncode == 3
+        return TaskResult(0 if cached else proc.returncode, err[-4000:], worker=f"pid {proc.pid}", cached=cached)
 
     def cancel_all(self) -> None:
         with self._lock:

@@ -38,9 +38,9 @@ def main() -> int:
                         active_settings().options_for(request["output_prefix"]), "metadata")
             protocol.write(json.dumps({"exit": 2}) + "\n")
             continue
-        ok = run_task(tasks[ref], request["inputs"], request["output_prefix"], request["raw_output_prefix"],
-                      scope=request["scope"], chdir=True)
-        protocol.write(json.dumps({"exit": 0 if ok else 1}) + "\n")
+        status = run_task(tasks[ref], request["inputs"], request["output_prefix"], request["raw_output_prefix"],
+                          scope=request["scope"], chdir=True, cache_uri=request.get("cache_uri", ""))
+        protocol.write(json.dumps({"exit": 1 if status == "failed" else 0, "cached": status == "cached"}) + "\n")
     return 0
 
 

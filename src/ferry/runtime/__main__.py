@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+EXIT_CODES = {"succeeded": 0, "failed": 1, "cached": 3}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ferry.runtime", description=__doc__)
@@ -17,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-prefix", required=True, help="where outputs.pb / error.pb go")
     parser.add_argument("--raw-output-prefix", required=True, help="where offloaded values go")
     parser.add_argument("--scope", default="", help="execution/node/attempt, for raw paths")
+    parser.add_argument("--cache-uri", default="", help="memoized outputs to reuse, or to fill on success")
     args = parser.parse_args(argv)
 
     from ferry.errors import FerryError
@@ -38,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         except FerryError:
             pass
         return 2
-    ok = run_task(task, args.inputs, args.output_prefix, args.raw_output_prefix, scope=args.scope, chdir=True)
-    return 0 if ok else 1
+    status = run_task(task, args.inputs, args.output_prefix, args.raw_output_prefix, scope=args.scope,
+                      chdir=True, cache_uri=args.cache_uri)
+    return EXIT_CODES[status]
 
 
 if __name__ == "__main__":

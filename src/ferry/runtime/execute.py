@@ -169,12 +169,16 @@ def run_task(
     settings: Any = None,
     scope: str = "",
     chdir: bool = False,
-) -> bool:
-    """Run one task as a pod would. Returns True on success; on failure writes error.pb.
+    cache_uri: str = "",
+) -> str:
+    """Run one task as a pod would: "succeeded", "cached" (outputs reused) or "failed" (error.pb written).
 
     Needs only the URIs and the settings' store credentials. ``outputs.pb`` is
     written last and atomically, so its presence means the attempt succeeded.
+    With ``cache_uri``, a valid memoized entry is reused without running the function.
     """
+    from ferry.runtime import memo
+
     from ferry.config import active_settings
     from ferry.storage import join, read_bytes, write_bytes
 
@@ -186,13 +190,19 @@ def run_task(
     try:
         if chdir:
             os.chdir(work_dir)
+        cached = memo.lookup(cache_uri, settings) if cache_uri else None
+        if cached is not None:
+            write_bytes(join(output_prefix, OUTPUTS), serialize(cached), meta_options, "metadata")
+            return "cached"
         inputs = parse_literal_map(read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata"), inputs_uri)
         outputs = execute(task, inputs, ctx)
         write_bytes(join(output_prefix, OUTPUTS), serialize(outputs), meta_options, "metadata")
-        return True
+        if cache_uri:
+            memo.store(cache_uri, outputs, settings)
+        return "succeeded"
     except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
         write_bytes(join(output_prefix, ERROR), serialize(error_document(exc)), meta_options, "metadata")
-        return False
+        return "failed"
     finally:
         if chdir:
             os.chdir(previous)

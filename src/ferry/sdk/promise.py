@@ -107,7 +107,11 @@ class Condition:
         return self._join(other, condition_pb2.ConjunctionExpression.OR)
 
     def __bool__(self) -> bool:
-        raise InterfaceError("Use & and | (not `and` / `or`) to combine workflow conditions, with parentheses.")
+        raise InterfaceError(
+            "A workflow condition has no value while the workflow is compiled, so Python's if / and / or / not "
+            "can't use it. Branch with ferry.conditional('name').if_(x > 3).then(...), and combine conditions "
+            "with & and | in parentheses."
+        )
 
 
 def _operand(value: Any, promises: dict[str, Promise]) -> condition_pb2.Operand:

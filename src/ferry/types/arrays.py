@@ -33,6 +33,7 @@ class NumpyTransformer(Transformer):
         import numpy as np
 
         from ferry.storage import publishing
+        from ferry.types.hashing import file_hash
 
         if not isinstance(value, np.ndarray):
             raise TypeMismatchError(f"{path}: expected numpy.ndarray, got {value_type_name(value)}.")
@@ -46,7 +47,10 @@ class NumpyTransformer(Transformer):
             with open(local, "wb") as fh:
                 np.save(fh, value, allow_pickle=False)
             size = os.path.getsize(local)
-        return blob_literal(uri, NPY, size=size)
+            digest = file_hash(local, size)
+        lit = blob_literal(uri, NPY, size=size)
+        lit.hash = digest
+        return lit
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
         import numpy as np

@@ -119,6 +119,7 @@ class DataFrameTransformer(Transformer):
         import pyarrow.parquet as pq
 
         from ferry.storage import publishing
+        from ferry.types.hashing import file_hash
 
         table = to_arrow(value)
         wanted = declared_columns(python_type)
@@ -131,6 +132,7 @@ class DataFrameTransformer(Transformer):
         with publishing(uri, ctx.options(uri), "raw") as local:
             pq.write_table(table, local)
             size = os.path.getsize(local)
+            digest = file_hash(local, size)
         sd_type = types_pb2.StructuredDatasetType(
             format=PARQUET,
             columns=[
@@ -146,6 +148,7 @@ class DataFrameTransformer(Transformer):
         )
         lit.metadata["size"] = str(size)
         lit.metadata["rows"] = str(table.num_rows)
+        lit.hash = digest
         return lit
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:

@@ -169,11 +169,14 @@ class BlobTransformer(Transformer):
                 f"Create it before returning it, or pass the URI of an existing object."
             )
         from ferry.storage import upload_directory, upload_file
+        from ferry.types.hashing import file_hash, folder_hash
 
         uri = ctx.new_raw_uri(os.path.basename(local.rstrip(os.sep)) or "data")
         upload = upload_directory if self.multipart else upload_file
         size = upload(local, uri, ctx.options(uri), "raw")
-        return blob_literal(uri, fmt, self.multipart, size)
+        lit = blob_literal(uri, fmt, self.multipart, size)
+        lit.hash = folder_hash(local) if self.multipart else file_hash(local, size)
+        return lit
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: TransferContext, path: str) -> Any:
         blob = expect_scalar(literal, "blob", python_type, path)

@@ -24,13 +24,17 @@ class PickleTransformer(Transformer):
 
     def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: Any, path: str) -> Literal:
         from ferry.storage import publishing
+        from ferry.types.hashing import file_hash
 
         uri = ctx.new_raw_uri("value.pkl")
         with publishing(uri, ctx.options(uri), "raw") as local:
             with open(local, "wb") as fh:
                 pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
             size = os.path.getsize(local)
-        return blob_literal(uri, PICKLE, size=size)
+            digest = file_hash(local, size)
+        lit = blob_literal(uri, PICKLE, size=size)
+        lit.hash = digest
+        return lit
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
         from ferry.storage import open_read

@@ -1,0 +1,278 @@
+"""The engine through ferry.run and the CLI: records, executors, failures, resume, abort, memoization."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import ferry
+from ferry.cli.main import cli
+from ferry.config import active_settings
+from ferry.engine.records import Records
+from ferry.errors import FerryError, TaskFailedError
+
+FLOWS = Path(__file__).parent / "flows" / "pipeline.py"
+
+
+@pytest.fixture(autouse=True)
+def marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "marks"
+    monkeypatch.setenv("MARKS", str(folder))
+    return folder
+
+
+def runs(marks: Path, name: str) -> int:
+    path = marks / name
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def load(name: str) -> Any:
+    from ferry.sdk.loader import load_object
+    from ferry.sdk.workflow import Workflow
+
+    return load_object(str(FLOWS), name, Workflow, "workflow")
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_files_and_frames_end_to_end(executor: str) -> None:
+    execution = ferry.run(load("files_and_frames"), {"n": 4}, executor=executor)
+    assert execution.status == "succeeded", execution.error
+    summary, f = execution.outputs
+    assert summary == "4 lines, sum 6"
+    with open(f) as fh:
+        assert fh.read() == "line\n" * 4
+    nodes = Records(active_settings().database_url).nodes(execution.id)
+    assert {n.path for n in nodes} == {"n0", "n1", "n2"} and all(n.status == "succeeded" for n in nodes)
+
+
+def test_process_executor_runs_tasks_in_other_processes() -> None:
+    execution = ferry.run(load("map_reduce"), {"xs": list(range(20))}, executor="process",
+                          executor_options={"workers": 2})
+    assert execution.outputs == sum(x * x for x in range(20))
+    workers = {n.detail for n in Records(active_settings().database_url).nodes(execution.id) if n.kind == "task"}
+    assert f"pid {os.getpid()}" not in workers
+    assert 1 <= len(workers) <= 2  # warm workers are reused
+
+
+def test_fresh_process_per_task() -> None:
+    execution = ferry.run(load("map_reduce"), {"xs": [1, 2, 3]}, executor="process",
+                          executor_options={"workers": 2, "warm": False})
+    assert execution.outputs == 14
+    workers = {n.detail for n in Records(active_settings().database_url).nodes(execution.id) if n.kind == "task"}
+    assert len(workers) == 4
+
+
+def test_metadata_layout_per_node_and_attempt(ferry_home: Path) -> None:
+    execution = ferry.run(load("map_reduce"), {"xs": [1, 2]})
+    root = ferry_home / "metadata" / execution.id
+    assert (root / "inputs.pb").exists() and (root / "outputs.pb").exists()
+    for node in ("n0-0", "n0-1", "n1"):
+        assert (root / node / "0" / "inputs.pb").exists() and (root / node / "0" / "outputs.pb").exists()
+
+
+def test_user_errors_are_retried_then_succeed(marks: Path) -> None:
+    execution = ferry.run(load("retrying"), {"x": 7}, executor="process", executor_options={"workers": 1})
+    assert execution.status == "succeeded" and execution.outputs == 7
+    attempts = [n for n in Records(active_settings().database_url).nodes(execution.id) if n.kind == "task"]
+    assert [(a.attempt, a.status) for a in attempts] == [(0, "failed"), (1, "failed"), (2, "succeeded")]
+    assert "transient trouble" in (attempts[0].error or "")
+
+
+def test_user_error_without_retries_fails_once() -> None:
+    execution = ferry.run(load("failing"), {"x": 3})
+    assert execution.status == "failed"
+    assert "ValueError: cannot handle 3" in (execution.error or "") and "user error" in (execution.error or "")
+    assert len(Records(active_settings().database_url).nodes(execution.id)) == 1
+    with pytest.raises(TaskFailedError, match="failed"):
+        execution.outputs  # noqa: B018
+
+
+def test_dead_worker_is_a_retried_system_error(marks: Path) -> None:
+    execution = ferry.run(load("dying"), {}, executor="process", executor_options={"workers": 1})
+    assert execution.status == "failed"
+    assert "system error" in (execution.error or "") and "exited with code 17" in (execution.error or "")
+    assert runs(marks, "dies") == 3  # first attempt + 2 system retries
+
+
+def test_cli_run_show_outputs(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", str(FLOWS), "files_and_frames", "--n", "2"])
+    assert result.exit_code == 0, result.output
+    assert "o0 = '2 lines, sum 1'" in result.output
+    assert "o1 = file file://" in result.output
+    execution_id = Records(active_settings().database_url).list_executions(1)[0].id
+
+    shown = runner.invoke(cli, ["executions", "show", execution_id])
+    assert shown.exit_code == 0, shown.output
+    assert "n = 2" in shown.output  # inline meta value
+    assert "dataframe file://" in shown.output and "parquet" in shown.output  # a reference with format and size
+    assert "[task] pipeline.make_file attempt 1: succeeded" in shown.output
+
+    listed = runner.invoke(cli, ["executions", "list"])
+    assert execution_id in listed.output and "succeeded" in listed.output
+
+    out = runner.invoke(cli, ["executions", "outputs", execution_id, "--download", str(tmp_path / "dl")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "dl" / "o1" / "data.txt").read_text() == "line\nline\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "missing.py", "wf"], "No such Python file"),
+        (["run", str(FLOWS), "nope"], "has no workflow named 'nope'"),
+        (["run", str(FLOWS), "map_reduce"], "needs input(s) --xs"),
+        (["run", str(FLOWS), "map_reduce", "--xs", "[1, 'a']"], "not valid JSON"),
+        (["run", str(FLOWS), "map_reduce", "--xs", '["a"]'], "can't read '[\"a\"]' as list[int]"),
+        (["run", str(FLOWS), "files_and_frames", "--m", "1"], "has no input 'm'"),
+        (["executions", "show", "zzz"], "No execution 'zzz'"),
+    ],
+)
+def test_cli_errors_are_one_line(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_file_that_does_not_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import not_a_module_xyz\n")
+    result = CliRunner().invoke(cli, ["run", str(bad), "wf"])
+    assert result.exit_code == 1 and "failed to import: ModuleNotFoundError" in result.output
+
+
+def test_failed_run_exits_non_zero_with_the_task_error() -> None:
+    result = CliRunner().invoke(cli, ["run", str(FLOWS), "failing", "--x", "9"])
+    assert result.exit_code == 1
+    assert "cannot handle 9" in result.output
+
+
+def _ferry(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "ferry.cli.main", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=os.environ.copy(), **kwargs)
+
+
+def _wait_for(predicate: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.05)
+
+
+def test_resume_after_the_engine_is_killed(marks: Path) -> None:
+    engine = _ferry("run", str(FLOWS), "two_steps", "--x", "4", "--executor", "process", start_new_session=True)
+    _wait_for(lambda: runs(marks, "slow") >= 1)
+    os.killpg(engine.pid, signal.SIGKILL)  # engine and its workers die mid-execution
+    engine.communicate(timeout=30)
+    execution = Records(active_settings().database_url).list_executions(1)[0]
+    assert execution.status == "running"
+    (marks / "gate").write_text("open")
+    resumed = CliRunner().invoke(cli, ["executions", "resume", execution.id])
+    assert resumed.exit_code == 0, resumed.output
+    assert "o0 = 50" in resumed.output
+    assert runs(marks, "first") == 1  # the completed node was not run again
+    assert Records(active_settings().database_url).get_execution(execution.id).status == "succeeded"
+
+
+def test_ctrl_c_aborts_cleanly(marks: Path) -> None:
+    engine = _ferry("run", str(FLOWS), "two_steps", "--executor", "process")
+    _wait_for(lambda: runs(marks, "slow") >= 1)
+    worker_pid = int((marks / "slow").read_text().split()[0])
+    engine.send_signal(signal.SIGINT)
+    output, _ = engine.communicate(timeout=30)
+    assert engine.returncode != 0
+    assert "Traceback" not in output
+    execution = Records(active_settings().database_url).list_executions(1)[0]
+    assert execution.status == "aborted"
+    _wait_for(lambda: not _alive(worker_pid), timeout=10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_memoization(marks: Path, executor: str) -> None:
+    wf = load("cached")
+    first = ferry.run(wf, {"x": 1, "n": 2}, executor=executor)
+    second = ferry.run(wf, {"x": 1, "n": 2}, executor=executor)
+    assert first.outputs == second.outputs == 1 + 10
+    assert runs(marks, "expensive") == 1  # same content hash: reused
+    statuses = {n.label: n.status for n in Records(active_settings().database_url).nodes(second.id)}
+    assert statuses["pipeline.expensive"] == "cached"
+    ferry.run(wf, {"x": 2, "n": 2}, executor=executor)
+    assert runs(marks, "expensive") == 2  # a different input is a miss
+
+
+def test_cached_entry_whose_raw_data_vanished_is_a_miss(marks: Path, ferry_home: Path) -> None:
+    import shutil
+
+    wf = load("cached_file")
+    ferry.run(wf, {"x": 7})
+    assert ferry.run(wf, {"x": 7}).status == "succeeded" and runs(marks, "expensive_file") == 1
+    shutil.rmtree(ferry_home / "raw")
+    again = ferry.run(wf, {"x": 7})
+    assert again.status == "succeeded"
+    with open(again.outputs) as fh:
+        assert fh.read() == "7"
+    assert runs(marks, "expensive_file") == 2
+
+
+def test_cache_clear(marks: Path) -> None:
+    wf = load("cached")
+    ferry.run(wf, {"x": 1, "n": 1})
+    result = CliRunner().invoke(cli, ["cache", "clear", "--tasks"])
+    assert result.exit_code == 0 and "1 memoized task" in result.output
+    ferry.run(wf, {"x": 1, "n": 1})
+    assert runs(marks, "expensive") == 2
+
+
+def test_engine_needs_no_access_to_the_raw_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The engine process can't touch the raw store at all; tasks (other processes) can."""
+    import ferry.storage.registry as registry
+
+    raw = f"file://{tmp_path}/raw-only-for-tasks"
+    real = registry.filesystem
+
+    def guarded(url: str, options: Any = None) -> Any:
+        if url.startswith(raw):
+            raise PermissionError(f"engine touched raw data: {url}")
+        return real(url, options)
+
+    monkeypatch.setattr(registry, "filesystem", guarded)
+    monkeypatch.setattr("ferry.storage.io.filesystem", guarded)
+    execution = ferry.run(load("files_and_frames"), {"n": 3}, executor="process", raw_output_prefix=raw)
+    assert execution.status == "succeeded", execution.error
+    summary = execution.output_literals.literals["o0"].scalar.primitive.string_value
+    assert summary == "3 lines, sum 3"
+    assert execution.output_literals.literals["o1"].scalar.blob.uri.startswith(raw)
+
+
+def test_run_inside_a_task_process_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERRY_IN_TASK", "1")
+    with pytest.raises(FerryError, match="inside a task process"):
+        ferry.run(load("map_reduce"), {"xs": [1]})
+
+
+def test_execution_records_json_free_of_raw_bytes(ferry_home: Path) -> None:
+    execution = ferry.run(load("files_and_frames"), {"n": 2})
+    db = Path(active_settings().database_url[len("sqlite:///"):])
+    assert execution.status == "succeeded"
+    assert b"line\nline" not in db.read_bytes()
