@@ -36,6 +36,7 @@ class Outcome:
     error: str = ""
     retryable: bool = False
     origin: str = "system"  # "user" or "system"
+    worker: str = ""  # where the attempt ran
 
 
 SYSTEM_RETRIES = 2  # a dead worker or unreachable store is retried even when the task sets none
@@ -95,11 +96,13 @@ class StoreRunner:
             outcome = self._attempt(path, task, inputs, prefix, attempt)
             if outcome.outputs is not None:
                 status = "cached" if outcome.cached else "succeeded"
-                self.records.node(self.execution_id, path, attempt, "task", task.name, status, prefix)
+                self.records.node(self.execution_id, path, attempt, "task", task.name, status, prefix,
+                                  detail=outcome.worker or None)
                 self._notify(path, task, status, attempt)
                 return outcome.outputs
             error, origin = outcome.error, outcome.origin
-            self.records.node(self.execution_id, path, attempt, "task", task.name, "failed", prefix, error)
+            self.records.node(self.execution_id, path, attempt, "task", task.name, "failed", prefix, error,
+                              detail=outcome.worker or None)
             if origin == "user":
                 user_failures += 1
                 again = outcome.retryable and user_failures <= task.retries
@@ -127,11 +130,9 @@ class StoreRunner:
                 task.reference, inputs_uri, prefix, self.raw_output_prefix,
                 f"{self.execution_id}/{path}/{attempt}", task, memo_uri,
             ))
-            if result.worker:
-                self.records.node(self.execution_id, path, attempt, "task", task.name, "running", prefix, detail=result.worker)
             try:
                 data = read_bytes(join(prefix, OUTPUTS), self.meta_options, "metadata")
-                return Outcome(parse_literal_map(data, join(prefix, OUTPUTS)), cached=result.cached)
+                return Outcome(parse_literal_map(data, join(prefix, OUTPUTS)), cached=result.cached, worker=result.worker)
             except ObjectNotFoundError:
                 pass
             try:
@@ -139,7 +140,7 @@ class StoreRunner:
                 doc.ParseFromString(read_bytes(join(prefix, ERROR), self.meta_options, "metadata"))
             except ObjectNotFoundError:
                 return Outcome(error=f"the task process exited with code {result.exit_code} without writing "
-                                     f"outputs: {result.detail}", retryable=True)
+                                     f"outputs: {result.detail}", retryable=True, worker=result.worker)
         except StorageError as exc:
             return Outcome(error=f"metadata store error: {exc}", retryable=exc.retryable)
         except FerryError as exc:
@@ -149,4 +150,5 @@ class StoreRunner:
             error=err.message.split("\n\nTraceback")[0],
             retryable=err.kind == errors_pb2.ContainerError.RECOVERABLE,
             origin="user" if err.origin == execution_pb2.ExecutionError.USER else "system",
+            worker=result.worker,
         )

@@ -184,11 +184,12 @@ def run_task(
 
     settings = settings or active_settings()
     meta_options = settings.options_for(output_prefix)
-    work_dir = Path(tempfile.mkdtemp(prefix="ferry-task-"))
+    # A pod gets a fresh working folder; in-process runs create theirs only if they download.
+    work_dir = Path(tempfile.mkdtemp(prefix="ferry-task-")) if chdir else None
     ctx = TransferContext(settings, raw_prefix=raw_output_prefix, scope=scope or "task", work_dir=work_dir)
     previous = os.getcwd()
     try:
-        if chdir:
+        if work_dir is not None:
             os.chdir(work_dir)
         cached = memo.lookup(cache_uri, settings) if cache_uri else None
         if cached is not None:
@@ -204,7 +205,7 @@ def run_task(
         write_bytes(join(output_prefix, ERROR), serialize(error_document(exc)), meta_options, "metadata")
         return "failed"
     finally:
-        if chdir:
+        if work_dir is not None:
             os.chdir(previous)
         ctx.cleanup()
 

@@ -92,8 +92,24 @@ def _tmp_sibling(path: str) -> str:
     return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
 
 
+def _local(uri: str) -> str | None:
+    """The path of a file:// URI (or a bare path): the hot metadata path skips fsspec there."""
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    return None if "://" in uri else uri
+
+
 def write_bytes(uri: str, data: bytes, options: Options = None, store: str = "metadata") -> None:
     """Write ``data`` at ``uri`` atomically."""
+    path = _local(uri)
+    if path is not None:
+        with store_errors("write", uri, store):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = _tmp_sibling(path)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        return
 
     def attempt() -> None:
         with store_errors("write", uri, store):
@@ -112,6 +128,12 @@ def write_bytes(uri: str, data: bytes, options: Options = None, store: str = "me
 
 
 def read_bytes(uri: str, options: Options = None, store: str = "metadata") -> bytes:
+    path = _local(uri)
+    if path is not None:
+        with store_errors("read", uri, store):
+            with open(path, "rb") as fh:
+                return fh.read()
+
     def attempt() -> bytes:
         with store_errors("read", uri, store):
             fs, path = filesystem(uri, options)
@@ -121,6 +143,10 @@ def read_bytes(uri: str, options: Options = None, store: str = "metadata") -> by
 
 
 def exists(uri: str, options: Options = None, store: str = "store") -> bool:
+    path = _local(uri)
+    if path is not None:
+        return os.path.exists(path)
+
     def attempt() -> bool:
         with store_errors("check", uri, store):
             fs, path = filesystem(uri, options)
