@@ -202,3 +202,42 @@ def test_register_a_user_transformer() -> None:
     register(PointTransformer())
     out = roundtrip([Point(3, 4)], list[Point])
     assert (out[0].x, out[0].y) == (3, 4)
+
+
+@pytest.mark.parametrize(
+    "python_type, field, values",
+    [
+        (int, "integer", [0, -1, 1, 127, 128, 2**63 - 1, -(2**63), 300, -300] * 3000),
+        (float, "float_value", [0.0, -0.0, 1.5, -2.25e300, float("inf"), 1e-300] * 4000),
+        (bool, "boolean", [True, False, False] * 8000),
+    ],
+    ids=["int", "float", "bool"],
+)
+def test_large_primitive_lists_take_the_vectorized_path_exactly(python_type: Any, field: str, values: list[Any]) -> None:
+    from ferry.types import fastlists
+    from ferry.types.collections import _fill_primitives
+
+    assert fastlists.available(field, len(values))
+    fast = default_engine().to_literal(values, list[python_type], ctx())
+    slow = Literal()
+    slow.collection.SetInParent()
+    _fill_primitives(slow.collection, field, values)
+    assert serialize(fast) == serialize(slow)
+    assert roundtrip(values, list[python_type]) == values
+
+
+def test_vectorized_read_falls_back_on_a_foreign_element() -> None:
+    values = list(range(30_000))
+    lit = default_engine().to_literal(values, list[int], ctx())
+    lit.collection.literals[12_345].scalar.primitive.string_value = "intruder"
+    from ferry.types import fastlists
+
+    assert fastlists.decode("integer", lit.collection.SerializeToString(), len(values)) is None
+    lit.collection.literals[0].scalar.primitive.string_value = "first"
+    with pytest.raises(TypeMismatchError, match=r"value\[0\]: expected a literal of type int"):
+        default_engine().to_python(lit, list[int], ctx())
+
+
+def test_ints_beyond_int64_are_refused() -> None:
+    with pytest.raises((TypeMismatchError, ValueError)):
+        default_engine().to_literal([2**64] * 30_000, list[int], ctx())

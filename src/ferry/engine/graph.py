@@ -71,7 +71,12 @@ class GraphRunner:
         with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="ferry-node") as pool:
             while waiting or running:
                 if failure is None:
-                    for node in [n for n in waiting if n.upstream <= results.keys()]:
+                    ready = [n for n in waiting if n.upstream <= results.keys()]
+                    if len(ready) == 1 and not running:  # a chain: no thread hand-off needed
+                        waiting.remove(ready[0])
+                        results[ready[0].id] = self.run_node(ready[0], results, prefix)
+                        continue
+                    for node in ready:
                         waiting.remove(node)
                         running[pool.submit(self.run_node, node, dict(results), prefix)] = node
                 if not running:

@@ -65,9 +65,13 @@ def split_reference(reference: str) -> tuple[str, str]:
 
 
 def reference_of(fn: Any) -> str:
-    """How another process finds ``fn``: by file for scripts and loaded files, else by module."""
+    """How another process finds ``fn``: by module inside a package, else by file.
+
+    A top-level module (a script, ``__main__``, or a file next to it) may not be
+    importable from the worker's sys.path, but its file always is.
+    """
     module = sys.modules.get(fn.__module__)
     file_path = getattr(module, FILE_MARKER, None)
-    if file_path is None and fn.__module__ == "__main__" and getattr(module, "__file__", None):
+    if file_path is None and "." not in fn.__module__ and getattr(module, "__file__", None):
         file_path = os.path.abspath(module.__file__)  # type: ignore[union-attr, arg-type]
     return f"{file_path or fn.__module__}:{fn.__qualname__}"

@@ -13,6 +13,7 @@ from flyteidl.core import literals_pb2, types_pb2
 from ferry.errors import TypeMismatchError, TypeTransformerError
 from ferry.literals import Literal, LiteralType
 from ferry.types.engine import Transformer, expect_scalar, literal_kind, type_name, value_type_name
+from ferry.types import fastlists
 from ferry.types.primitives import PrimitiveTransformer
 
 
@@ -46,6 +47,12 @@ class ListTransformer(Transformer):
         collection.SetInParent()  # an empty list is still a collection
         prim = engine.transformer_for(item)
         if isinstance(prim, PrimitiveTransformer) and all(type(v) is prim.python_type for v in value):
+            if fastlists.available(prim.field, len(value)):
+                try:
+                    fastlists.fill(collection, prim.field, value)
+                    return lit
+                except OverflowError:  # an int beyond int64: protobuf will say so below
+                    collection.Clear()
             _fill_primitives(collection, prim.field, value)
             return lit
         collection.literals.extend(
@@ -59,6 +66,10 @@ class ListTransformer(Transformer):
         (item,) = _args(python_type, 1, "list[int]")
         items = literal.collection.literals
         prim = engine.transformer_for(item)
+        if isinstance(prim, PrimitiveTransformer) and fastlists.available(prim.field, len(items)):
+            values = fastlists.decode(prim.field, literal.collection.SerializeToString(), len(items))
+            if values is not None:
+                return values
         if isinstance(prim, PrimitiveTransformer) and items and _all_primitive(items, prim.field):
             return list(map(operator.attrgetter(f"scalar.primitive.{prim.field}"), items))
         return [engine.to_python(x, item, ctx, f"{path}[{i}]") for i, x in enumerate(items)]
@@ -81,14 +92,8 @@ def _fill_primitives(collection: literals_pb2.LiteralCollection, field: str, val
 
 
 def _all_primitive(items: Any, field: str) -> bool:
-    """Whether every item holds ``field``; checks the ends and a sample, which the writer's
-    interface already guarantees for ferry's own literals, and falls back to the slow,
-    fully checked path otherwise."""
-    n = len(items)
-    probes = {0, n - 1, n // 2, n // 3, (2 * n) // 3}
-    return all(
-        items[i].scalar.primitive.WhichOneof("value") == field for i in probes
-    )
+    """Whether every item holds ``field``; otherwise the per-item path reports the odd one out."""
+    return all(item.scalar.primitive.WhichOneof("value") == field for item in items)
 
 
 class DictTransformer(Transformer):

@@ -1,0 +1,96 @@
+"""Issue 3 benchmarks: per-task overhead of workflows, vs flytekit's local execution; engine RSS."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+from common import Table, ms, run_child
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _child(code: str, home: str) -> dict:
+    prelude = f"import sys, time; sys.path.insert(0, {HERE!r}); import ferry; from flows import *\n"
+    return run_child(prelude + code, env={"FERRY_HOME": home})
+
+
+def per_task(table: Table, home: str, flytekit: dict | None, map_size: int) -> None:
+    code = f"""
+def best(fn, repeat=3):
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter(); value = fn(); out.append(time.perf_counter() - t)
+        status = getattr(value, "status", "succeeded")
+        assert status == "succeeded", value.error
+    return min(out)
+xs = list(range({map_size}))
+assert chain(x=0) == CHAIN
+result["direct_chain"] = best(lambda: chain(x=0)) / CHAIN
+result["direct_map"] = best(lambda: map_reduce(xs=xs)) / {map_size}
+result["inline_chain"] = best(lambda: ferry.run(chain, {{"x": 0}})) / CHAIN
+result["inline_map"] = best(lambda: ferry.run(map_reduce, {{"xs": xs}})) / {map_size}
+result["process_chain"] = best(lambda: ferry.run(chain, {{"x": 0}}, executor="process"), 2) / CHAIN
+result["process_map"] = best(lambda: ferry.run(map_reduce, {{"xs": xs}}, executor="process"), 2) / {map_size}
+"""
+    r = _child(code, home)
+    fk = flytekit or {}
+    for shape, key in (("chain of 100", "chain"), (f"map over {map_size:,}", "map")):
+        base = fk.get(f"{key}_per_task")
+        base_text = f"flytekit local {ms(base)}" if base else "flytekit n/a"
+        direct = r[f"direct_{key}"]
+        table.add(f"{shape}: wf(...) direct, per task", ms(direct), base_text, direct / base if base else None,
+                  ">= 10x cheaper (<= 0.10x)", (direct / base <= 0.10) if base else None)
+        inline = r[f"inline_{key}"]
+        table.add(f"{shape}: ferry.run inline + records, per task", ms(inline), base_text,
+                  inline / base if base else None, "< 1 ms", inline < 0.001)
+        proc = r[f"process_{key}"]
+        table.add(f"{shape}: ferry.run process (warm), per task", ms(proc), base_text,
+                  proc / base if base else None, "< 20 ms", proc < 0.020)
+    if fk.get("import"):
+        table.add("import time", "see data plane", f"flytekit {ms(fk['import'])}", None, "", None)
+
+
+def map_reduce_rss(table: Table, home: str, size: int) -> None:
+    for executor in ("inline", "process"):
+        code = f"""
+xs = list(range({size}))
+t = time.perf_counter(); e = ferry.run(map_reduce, {{"xs": xs}}, executor={executor!r})
+result["seconds"] = time.perf_counter() - t
+assert e.status == "succeeded", e.error
+"""
+        r = _child(code, home)
+        table.add(f"map {size:,} -> reduce, {executor}: total time", ms(r["seconds"]), "", None, "", None,
+                  f"engine peak RSS {r['peak_rss_mib']:.0f} MiB")
+
+
+def engine_rss_with_big_files(table: Table, home: str, mib: int) -> None:
+    results = {}
+    for size in (1, mib):
+        code = f"""
+e = ferry.run(pass_blob, {{"mib": {size}}}, executor="process", executor_options={{"workers": 1}})
+assert e.status == "succeeded", e.error
+result["size"] = e.output_literals.literals["o0"].scalar.primitive.integer
+"""
+        results[size] = _child(code, home)
+    small, big = results[1]["peak_rss_mib"], results[mib]["peak_rss_mib"]
+    growth = big - small
+    table.add(f"engine RSS passing a {mib} MiB File (process executor)", f"{big:.0f} MiB", f"1 MiB File: {small:.0f} MiB",
+              big / small, "flat (< +10 MiB)", growth < 10, f"growth {growth:+.0f} MiB")
+
+
+def main(quick: bool = False) -> Table:
+    from flytekit_env import measure
+
+    table = Table()
+    flytekit = measure()
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as home:
+        per_task(table, home, flytekit, 200 if quick else 1000)
+        map_reduce_rss(table, home, 200 if quick else 1000)
+        engine_rss_with_big_files(table, home, 64 if quick else 1024)
+    return table
+
+
+if __name__ == "__main__":
+    main("--quick" in sys.argv).print("control plane")
