@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Directory", "Execution", "File", "Settings", "conditional", "map_task", "resume", "run", "task", "workflow"]
+__all__ = ["Directory", "Execution", "File", "Settings", "conditional", "dataset", "map_task", "resume", "run", "task",
+           "workflow"]
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -18,6 +19,7 @@ _LAZY = {
     "run": "ferry.engine.execution",
     "resume": "ferry.engine.execution",
     "Execution": "ferry.engine.execution",
+    "dataset": "ferry.datasets",
 }
 
 

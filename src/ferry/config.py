@@ -19,6 +19,7 @@ from ferry.errors import ConfigError
 
 DEFAULT_MAX_LITERAL_BYTES = 1024 * 1024
 DEFAULT_CACHE_MAX_BYTES = 10 * 1024**3
+DEFAULT_CACHE_TTL = 5.0  # seconds a persistent object's identity is trusted before re-checking
 STORES = ("metadata", "raw", "persistent")
 
 
@@ -32,6 +33,7 @@ class Settings:
     persistent_url: str
     cache_dir: Path
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+    cache_ttl: float = DEFAULT_CACHE_TTL
     database_url: str = ""
     max_literal_bytes: int = DEFAULT_MAX_LITERAL_BYTES
     offload_large_literals: bool = False
@@ -60,7 +62,8 @@ class Settings:
             raw_output_prefix=_url(pick("raw_output_prefix", "FERRY_RAW_OUTPUT_PREFIX") or home / "raw"),
             persistent_url=_url(pick("persistent_url", "FERRY_PERSISTENT_URL") or home / "persistent"),
             cache_dir=Path(pick("cache_dir", "FERRY_CACHE_DIR") or home / "cache").expanduser().absolute(),
-            cache_max_bytes=_int("cache_max_bytes", pick("cache_max_bytes", "FERRY_CACHE_MAX_BYTES"), DEFAULT_CACHE_MAX_BYTES),
+            cache_max_bytes=_size("cache_max_bytes", pick("cache_max_bytes", "FERRY_CACHE_MAX_BYTES"), DEFAULT_CACHE_MAX_BYTES),
+            cache_ttl=_float("cache_ttl", pick("cache_ttl", "FERRY_CACHE_TTL"), DEFAULT_CACHE_TTL),
             database_url=str(pick("database_url", "FERRY_DATABASE_URL") or f"sqlite:///{home / 'ferry.db'}"),
             max_literal_bytes=_int("max_literal_bytes", pick("max_literal_bytes", "FERRY_MAX_LITERAL_BYTES"), DEFAULT_MAX_LITERAL_BYTES),
             offload_large_literals=_bool(pick("offload_large_literals", "FERRY_OFFLOAD_LARGE_LITERALS")),
@@ -95,6 +98,7 @@ class Settings:
             "FERRY_PERSISTENT_URL": self.persistent_url,
             "FERRY_CACHE_DIR": str(self.cache_dir),
             "FERRY_CACHE_MAX_BYTES": str(self.cache_max_bytes),
+            "FERRY_CACHE_TTL": str(self.cache_ttl),
             "FERRY_DATABASE_URL": self.database_url,
             "FERRY_MAX_LITERAL_BYTES": str(self.max_literal_bytes),
             "FERRY_OFFLOAD_LARGE_LITERALS": "1" if self.offload_large_literals else "0",
@@ -162,6 +166,40 @@ def _int(name: str, value: Any, default: int) -> int:
             f"Setting {name} must be a whole number of bytes, got {value!r}. "
             f"Set it to e.g. 1048576 (FERRY_{name.upper()} or {name} in ferry.toml)."
         ) from None
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+          "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4, "tb": 1024**4, "tib": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """'10GiB', '512 MB', '1048576' -> bytes (binary units)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(text)
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _size(name: str, value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise ConfigError(
+            f"Setting {name} must be a size such as 10GiB, 512MiB or a number of bytes, got {value!r}."
+        ) from None
+
+
+def _float(name: str, value: Any, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Setting {name} must be a number of seconds, got {value!r}.") from None
 
 
 def _bool(value: Any) -> bool:

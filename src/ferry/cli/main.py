@@ -115,26 +115,13 @@ def report(execution: Any) -> None:
         click.echo(f"{key} = {describe(execution.output_literals.literals[key], 200)}")
 
 
-@cli.group()
-def cache() -> None:
-    """Task memoization (and, later, the node dataset cache)."""
-
-
-@cache.command()
-@click.option("--tasks", "tasks_only", is_flag=True, help="Only the memoized task outputs.")
-def clear(tasks_only: bool) -> None:
-    """Empty the memoized task outputs, so that every cached task runs again."""
-    from ferry.config import active_settings
-    from ferry.engine.cache import clear as clear_tasks
-
-    count = clear_tasks(active_settings())
-    click.echo(f"removed {count} memoized task output{'s' if count != 1 else ''}")
-
-
 def _add_subcommands() -> None:
+    from ferry.cli.datasets import cache, datasets
     from ferry.cli.executions import executions
 
     cli.add_command(executions)
+    cli.add_command(datasets)
+    cli.add_command(cache)
 
 
 _add_subcommands()

@@ -6,12 +6,13 @@ context variable when they fetch their bytes lazily inside the task.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,6 +25,7 @@ class TransferContext:
     raw_prefix: str
     scope: str = "local"  # "{execution}/{node}/{attempt}" inside an execution
     work_dir: Path | None = None  # created on first download
+    pins: list[Any] = field(default_factory=list)  # node-cache entries this task holds open
 
     def new_raw_uri(self, name: str) -> str:
         """``{raw_prefix}/{random}/{scope}/{name}``: the random folder keeps writers apart."""
@@ -42,8 +44,15 @@ class TransferContext:
     def options(self, uri: str) -> dict[str, Any]:
         return self.settings.options_for(uri)
 
+    def hold(self, pin: Any) -> None:
+        """Keep a node-cache entry from eviction until this task is done."""
+        self.pins.append(pin)
+
     def cleanup(self) -> None:
-        """Drop the scratch folder (downloaded inputs) once the task is done."""
+        """Drop the scratch folder (downloaded inputs) and release cache pins once the task is done."""
+        for pin in self.pins:
+            pin.close()
+        self.pins.clear()
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
             self.work_dir = None
@@ -52,14 +61,28 @@ class TransferContext:
 _current: contextvars.ContextVar[TransferContext | None] = contextvars.ContextVar("ferry_transfer_context", default=None)
 
 
+_outside_tasks: TransferContext | None = None
+
+
 def current_context() -> TransferContext:
-    """The context of the running task, or one built from the settings outside tasks."""
+    """The context of the running task, or, outside tasks, one built from the current settings."""
+    global _outside_tasks
     ctx = _current.get()
-    if ctx is None:
-        settings = active_settings()
-        ctx = TransferContext(settings, raw_prefix=settings.raw_output_prefix)
-        _current.set(ctx)
-    return ctx
+    if ctx is not None:
+        return ctx
+    settings = active_settings()
+    if _outside_tasks is None or _outside_tasks.settings is not settings:
+        if _outside_tasks is None:
+            atexit.register(_release_outside_tasks)
+        else:
+            _outside_tasks.cleanup()
+        _outside_tasks = TransferContext(settings, raw_prefix=settings.raw_output_prefix)
+    return _outside_tasks
+
+
+def _release_outside_tasks() -> None:
+    if _outside_tasks is not None:
+        _outside_tasks.cleanup()
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from typing import Any
 from flyteidl.core import literals_pb2
 
 MIN_SIZE = 20_000  # below this, numpy's import and setup cost more than they save
+CHUNK = 1 << 16  # elements encoded or decoded at a time, to bound temporary memory
 _TAG = 0x0A  # field 1, length-delimited: LiteralCollection.literals, Literal.scalar, Scalar.primitive
 
 # field -> (primitive tag byte, fixed payload size or 0 for a varint)
@@ -49,6 +50,8 @@ def encode(field: str, values: list[Any]) -> bytes:
     """Wire bytes of a LiteralCollection holding one primitive per value."""
     import numpy as np
 
+    if len(values) > CHUNK:
+        return b"".join(encode(field, values[i:i + CHUNK]) for i in range(0, len(values), CHUNK))
     tag, fixed = _FIELDS[field]
     n = len(values)
     if fixed == 8:
@@ -80,21 +83,44 @@ def decode(field: str, data: bytes, count: int) -> list[Any] | None:
 
     tag, fixed = _FIELDS[field]
     buf = np.frombuffer(data, dtype=np.uint8)
-    if fixed:
-        width = 7 + fixed
-        if len(buf) != count * width:
-            return None
-        rows = buf.reshape(count, width)
-        expected = np.array([_TAG, fixed + 5, _TAG, fixed + 3, _TAG, fixed + 1, tag], dtype=np.uint8)
-        if not (rows[:, :7] == expected).all():
-            return None
-        if fixed == 8:
-            return rows[:, 7:].copy().view("<f8").ravel().tolist()
-        return (rows[:, 7] != 0).tolist()
-    # Every byte is part of a varint: 7 one-byte varints of structure, then the value.
+    if not fixed:
+        return _decode_varints(buf, tag, count)
+    width = 7 + fixed
+    if len(buf) != count * width:
+        return None
+    rows = buf.reshape(count, width)
+    expected = np.array([_TAG, fixed + 5, _TAG, fixed + 3, _TAG, fixed + 1, tag], dtype=np.uint8)
+    if not (rows[:, :7] == expected).all():
+        return None
+    if fixed == 8:
+        return rows[:, 7:].copy().view("<f8").ravel().tolist()
+    return (rows[:, 7] != 0).tolist()
+
+
+def _decode_varints(buf: Any, tag: int, count: int) -> list[Any] | None:
+    """Every byte is part of a varint: per element, 7 one-byte varints of structure, then the value."""
+    import numpy as np
+
     ends = np.flatnonzero(buf < 0x80)
     if len(ends) != count * 8 or (len(buf) and ends[-1] != len(buf) - 1):
         return None
+    element_ends = ends[7::8]
+    out: list[Any] = []
+    begin = 0
+    for first in range(0, count, CHUNK):
+        last = min(count, first + CHUNK) - 1
+        stop = int(element_ends[last]) + 1
+        part = _decode_chunk(buf[begin:stop], ends[first * 8:(last + 1) * 8] - begin, tag, last - first + 1)
+        if part is None:
+            return None
+        out.extend(part)
+        begin = stop
+    return out
+
+
+def _decode_chunk(buf: Any, ends: Any, tag: int, count: int) -> list[Any] | None:
+    import numpy as np
+
     starts = np.empty_like(ends)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1

@@ -84,15 +84,31 @@ class File(_Blob):
     def download(self) -> str:
         """Fetch the bytes once (to the task's scratch folder) and return the local path."""
         if self._needs_fetch():
+            from ferry.datasets import is_persistent, local_copy
             from ferry.storage import download_file
 
             assert self.uri is not None
-            # A private copy even on file://, so a task that writes to it can't alter the store.
             ctx = current_context()
+            if is_persistent(self.uri, ctx.settings):  # through the node cache, shared by every task here
+                copy = local_copy(self.uri, ctx.settings)
+                if copy is not None:
+                    self._local, pin = copy
+                    ctx.hold(pin)
+                    return self._local
+            # A private copy even on file://, so a task that writes to it can't alter the store.
             self._local = download_file(self.uri, ctx.local_path(self.name), ctx.options(self.uri))
         return self._local
 
     def open(self, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+        """Open the file; a large persistent object opened "rb" is read block by block, on demand."""
+        if mode == "rb" and self._needs_fetch() and self.uri is not None:
+            from ferry.datasets import is_persistent, open_blocks
+
+            settings = current_context().settings
+            if is_persistent(self.uri, settings):
+                reader = open_blocks(self.uri, settings)
+                if reader is not None:
+                    return reader
         return open(self.download(), mode, **kwargs)
 
 
@@ -101,12 +117,27 @@ class Directory(_Blob):
 
     def download(self) -> str:
         if self._needs_fetch():
+            from ferry.datasets import is_persistent
             from ferry.storage import download_directory
 
             assert self.uri is not None
             ctx = current_context()
-            self._local = download_directory(self.uri, ctx.local_path(self.name), ctx.options(self.uri))
+            target = ctx.local_path(self.name)
+            if is_persistent(self.uri, ctx.settings):
+                self._local = self._link_cached_members(target)
+            else:
+                self._local = download_directory(self.uri, target, ctx.options(self.uri))
         return self._local
+
+    def _link_cached_members(self, target: "os.PathLike[str]") -> str:
+        """A local folder of links to each member's node-cache copy (fetched once per node)."""
+        for rel in self.listdir():
+            member = (self / rel).download()
+            link = os.path.join(target, *rel.split("/"))
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink(member, link)
+        os.makedirs(target, exist_ok=True)
+        return os.fspath(target)
 
     def listdir(self) -> list[str]:
         """Relative paths of every file inside, without downloading any of them."""
@@ -116,9 +147,13 @@ class Directory(_Blob):
                 os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
                 for d, _, files in os.walk(root) for f in files
             )
+        from ferry.datasets import is_persistent, node_cache
         from ferry.storage import list_files
 
-        return sorted(list_files(self.uri, current_context().options(self.uri)))
+        ctx = current_context()
+        if is_persistent(self.uri, ctx.settings):  # listings are cached with the same TTL as objects
+            return sorted(node_cache(ctx.settings).listing(self.uri, ctx.options(self.uri)))
+        return sorted(list_files(self.uri, ctx.options(self.uri)))
 
     def __truediv__(self, member: str) -> File:
         """One member as a ``File``, fetched on its own when used."""

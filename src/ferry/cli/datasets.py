@@ -1,0 +1,137 @@
+"""``ferry datasets upload|ls|warm|mount`` and ``ferry cache stats|prune|clear``."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import click
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+@contextmanager
+def _bar(description: str, total: int) -> Iterator[Any]:
+    """A byte progress bar on a terminal; a no-op callback otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(TextColumn(description), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+@click.group()
+def datasets() -> None:
+    """Large static assets, uploaded once and read by any task through the node cache."""
+
+
+@datasets.command()
+@click.argument("local_path", type=click.Path(exists=True))
+@click.argument("name", required=False)
+@click.option("--parallel", default=8, show_default=True, help="Files uploaded at once.")
+def upload(local_path: str, name: str | None, parallel: int) -> None:
+    """Upload LOCAL_PATH (a file or folder) as dataset NAME; unchanged files are skipped."""
+    from ferry.datasets.store import local_size, upload as upload_dataset
+
+    with _bar(f"upload {local_path}", local_size(local_path)) as advance:
+        report = upload_dataset(local_path, name, parallel=parallel, progress=advance)
+    click.echo(f"uploaded {len(report.uploaded)} file(s), {_size(report.bytes_uploaded)}; "
+               f"skipped {len(report.skipped)} unchanged", err=True)
+    click.echo(report.uri)
+
+
+@datasets.command("ls")
+@click.argument("prefix", required=False, default="")
+def ls_(prefix: str) -> None:
+    """List datasets (or members under PREFIX) with sizes and modification times."""
+    from ferry.datasets.store import ls
+
+    entries = ls(prefix)
+    if not entries:
+        click.echo("(nothing here)" if prefix else "No datasets yet. Upload one with `ferry datasets upload PATH [NAME]`.")
+    for e in entries:
+        click.echo(f"{e.name + ('/' if e.kind == 'folder' else ''):40} {_size(e.size):>10}  {e.modified}")
+
+
+@datasets.command()
+@click.argument("names", nargs=-1, required=True)
+def warm(names: tuple[str, ...]) -> None:
+    """Fill this node's cache with datasets NAMES ahead of time."""
+    from ferry.datasets.store import warm as warm_datasets
+
+    with _bar("warm", 0) as advance:
+        done = warm_datasets(list(names), progress=advance)
+    for name, size in done.items():
+        click.echo(f"{name}: {_size(size)} cached")
+
+
+@datasets.command()
+@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.option("--foreground/--background", default=True, help="Stay attached until unmounted (default).")
+def mount(mountpoint: str, foreground: bool) -> None:
+    """Expose the persistent store read-only at MOUNTPOINT, backed by the node cache (needs FUSE)."""
+    from ferry.datasets.mount import mount as mount_store
+
+    mount_store(mountpoint, foreground=foreground)
+
+
+@click.group()
+def cache() -> None:
+    """The node dataset cache, and memoized task outputs."""
+
+
+@cache.command()
+def stats() -> None:
+    """Bytes used / limit, entries, hits, misses and bytes fetched, per dataset."""
+    from ferry.datasets import node_cache
+
+    s = node_cache().stats()
+    click.echo(f"node cache: {_size(s.used_bytes)} used of {_size(s.max_bytes)}, {s.entries} entries")
+    if s.per_dataset:
+        click.echo(f"{'dataset':30} {'entries':>7} {'cached':>10} {'hits':>6} {'misses':>6} {'fetched':>10} {'evicted':>7}")
+    for name, d in sorted(s.per_dataset.items()):
+        click.echo(f"{name:30} {d['entries']:>7} {_size(d['bytes'] or 0):>10} {d['hits']:>6} {d['misses']:>6} "
+                   f"{_size(d['bytes_fetched']):>10} {d['evictions']:>7}")
+
+
+@cache.command()
+@click.option("--to", "to_size", default=None, help="Target size, e.g. 5GiB (default: the cache's limit).")
+def prune(to_size: str | None) -> None:
+    """Evict least-recently-used entries (never ones in use) down to --to."""
+    from ferry.config import parse_size
+    from ferry.datasets import node_cache
+
+    try:
+        target = None if to_size is None else parse_size(to_size)
+    except ValueError:
+        raise click.BadParameter(f"{to_size!r} is not a size; use e.g. 5GiB, 500MiB or a number of bytes.") from None
+    freed = node_cache().prune(target)
+    click.echo(f"freed {_size(freed)}")
+
+
+@cache.command()
+@click.option("--tasks", "tasks_only", is_flag=True, help="Only the memoized task outputs.")
+@click.option("--datasets", "datasets_only", is_flag=True, help="Only the node dataset cache.")
+def clear(tasks_only: bool, datasets_only: bool) -> None:
+    """Empty the node dataset cache and the memoized task outputs (or one of them)."""
+    from ferry.config import active_settings
+    from ferry.datasets import node_cache
+    from ferry.engine.cache import clear as clear_tasks
+
+    if not datasets_only:
+        count = clear_tasks(active_settings())
+        click.echo(f"removed {count} memoized task output{'s' if count != 1 else ''}")
+    if not tasks_only:
+        click.echo(f"freed {_size(node_cache().clear())} of cached datasets")

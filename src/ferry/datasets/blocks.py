@@ -1,0 +1,127 @@
+"""Random access to a large persistent object without downloading all of it.
+
+``BlockReader`` is a seekable, read-only raw file: a read fetches only the
+blocks it touches (1 MiB by default), with a read-ahead window that doubles
+while reads stay sequential and falls back to one block on a jump (as
+mountpoint-s3 does). Blocks are kept in the node cache, so later reads of
+them are local; once every block is present the object is served as a whole
+local file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from typing import Any
+
+from ferry.datasets.cache import NodeCache, ObjectIdentity
+from ferry.storage import filesystem, store_errors
+
+BLOCK_SIZE = 1 << 20
+MAX_WINDOW = 64  # blocks: read-ahead stops growing at 64 MiB
+
+
+def block_count(size: int, block: int) -> int:
+    return max(1, -(-size // block))
+
+
+def block_size_of(folder: "os.PathLike[str] | str") -> int | None:
+    try:
+        with open(os.path.join(folder, "BLOCK_SIZE")) as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return None
+
+
+class BlockReader(io.RawIOBase):
+    """Reads ``obj`` through block files in the node cache, fetching missing ranges on demand."""
+
+    def __init__(self, cache: NodeCache, obj: ObjectIdentity, dataset: str, options: dict[str, Any] | None,
+                 block_size: int = BLOCK_SIZE) -> None:
+        super().__init__()
+        self.cache, self.obj, self.dataset = cache, obj, dataset
+        self.fs, self.path = filesystem(obj.uri, options)
+        self.folder = cache.blocks_dir(obj.key)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        existing = block_size_of(self.folder)
+        self.block = existing or block_size
+        if existing is None:
+            (self.folder / "BLOCK_SIZE").write_text(str(self.block))
+        self.count = block_count(obj.size, self.block)
+        self.pos = 0
+        self.window = 1
+        self.next_sequential = 0
+        self.bytes_fetched = 0
+        self._pin = cache.pin(obj.key)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.obj.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self.obj.size - self.pos)
+        if want <= 0:
+            return 0
+        first, last = self.pos // self.block, (self.pos + want - 1) // self.block
+        self._adapt_window(first)
+        done = 0
+        for index in range(first, last + 1):
+            data = self._block(index, last)
+            start = (self.pos + done) - index * self.block
+            chunk = data[start:start + want - done]
+            view[done:done + len(chunk)] = chunk
+            done += len(chunk)
+        self.pos += done
+        self.next_sequential = self.pos
+        return done
+
+    def _adapt_window(self, first_block: int) -> None:
+        sequential = self.pos == self.next_sequential and self.pos != 0
+        self.window = min(self.window * 2, MAX_WINDOW) if sequential else 1
+
+    def _block(self, index: int, last_needed: int) -> bytes:
+        path = self.folder / str(index)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            pass
+        end_block = min(self.count - 1, max(last_needed, index + self.window - 1))
+        while end_block > index and (self.folder / str(end_block)).exists():
+            end_block -= 1
+        start, end = index * self.block, min(self.obj.size, (end_block + 1) * self.block)
+        with store_errors("read", self.obj.uri, "persistent"):
+            data = self.fs.cat_file(self.path, start=start, end=end)
+        self.bytes_fetched += len(data)
+        self.cache.count_fetch(self.dataset, len(data))
+        for i in range(index, end_block + 1):
+            piece = data[(i - index) * self.block:(i - index + 1) * self.block]
+            tmp = self.folder / f".{i}.part-{uuid.uuid4().hex[:8]}"
+            tmp.write_bytes(piece)
+            os.replace(tmp, self.folder / str(i))
+        self.cache.add_partial(self.obj, self.dataset, len(data))
+        return data[:self.block]
+
+    def complete(self) -> bool:
+        return all((self.folder / str(i)).exists() for i in range(self.count))
+
+    def close(self) -> None:
+        if not self.closed:
+            if self.bytes_fetched and self.complete():  # every block is here: keep it as one local file
+                copy = self.cache.local_copy(self.obj.uri, self.dataset, fetch=False)
+                if copy is not None:
+                    copy[1].close()
+            self._pin.close()
+        super().close()
