@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ferry.datasets.cache import NodeCache, ObjectIdentity
@@ -53,6 +54,8 @@ class BlockReader(io.RawIOBase):
         self.window = 1
         self.next_sequential = 0
         self.bytes_fetched = 0
+        self._pending: dict[int, Future[bytes]] = {}
+        self._pool: ThreadPoolExecutor | None = None
         self._pin = cache.pin(obj.key)
 
     def readable(self) -> bool:
@@ -75,7 +78,7 @@ class BlockReader(io.RawIOBase):
         if want <= 0:
             return 0
         first, last = self.pos // self.block, (self.pos + want - 1) // self.block
-        self._adapt_window(first)
+        self._adapt_window()
         done = 0
         for index in range(first, last + 1):
             data = self._block(index, last)
@@ -85,13 +88,21 @@ class BlockReader(io.RawIOBase):
             done += len(chunk)
         self.pos += done
         self.next_sequential = self.pos
+        if self.window > 1:
+            self._prefetch(last + 1, last + self.window)
         return done
 
-    def _adapt_window(self, first_block: int) -> None:
+    def _adapt_window(self) -> None:
         sequential = self.pos == self.next_sequential and self.pos != 0
         self.window = min(self.window * 2, MAX_WINDOW) if sequential else 1
 
+    def _present(self, index: int) -> bool:
+        return (self.folder / str(index)).exists()
+
     def _block(self, index: int, last_needed: int) -> bytes:
+        pending = self._pending.pop(index, None)
+        if pending is not None:
+            pending.result()  # the read-ahead already fetching it
         path = self.folder / str(index)
         try:
             with open(path, "rb") as fh:
@@ -99,26 +110,47 @@ class BlockReader(io.RawIOBase):
         except FileNotFoundError:
             pass
         end_block = min(self.count - 1, max(last_needed, index + self.window - 1))
-        while end_block > index and (self.folder / str(end_block)).exists():
+        while end_block > index and (self._present(end_block) or end_block in self._pending):
             end_block -= 1
-        start, end = index * self.block, min(self.obj.size, (end_block + 1) * self.block)
+        return self._fetch(index, end_block)[:self.block]
+
+    def _prefetch(self, first: int, last: int) -> None:
+        """Fetch the next window in the background while the caller consumes this one."""
+        last = min(last, self.count - 1)
+        first = next((i for i in range(first, last + 1) if i not in self._pending and not self._present(i)), None)
+        if first is None:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="ferry-readahead")
+        future = self._pool.submit(self._fetch, first, last)
+        for i in range(first, last + 1):
+            self._pending[i] = future
+
+    def _fetch(self, first: int, last: int) -> bytes:
+        """One ranged GET for blocks first..last, each stored atomically in the node cache."""
+        start, end = first * self.block, min(self.obj.size, (last + 1) * self.block)
         with store_errors("read", self.obj.uri, "persistent"):
             data = self.fs.cat_file(self.path, start=start, end=end)
+        view = memoryview(data)
+        for i in range(first, last + 1):
+            tmp = self.folder / f".{i}.part-{uuid.uuid4().hex[:8]}"
+            with open(tmp, "wb") as fh:
+                fh.write(view[(i - first) * self.block:(i - first + 1) * self.block])
+            os.replace(tmp, self.folder / str(i))
         self.bytes_fetched += len(data)
         self.cache.count_fetch(self.dataset, len(data))
-        for i in range(index, end_block + 1):
-            piece = data[(i - index) * self.block:(i - index + 1) * self.block]
-            tmp = self.folder / f".{i}.part-{uuid.uuid4().hex[:8]}"
-            tmp.write_bytes(piece)
-            os.replace(tmp, self.folder / str(i))
         self.cache.add_partial(self.obj, self.dataset, len(data))
-        return data[:self.block]
+        return data
 
     def complete(self) -> bool:
         return all((self.folder / str(i)).exists() for i in range(self.count))
 
     def close(self) -> None:
         if not self.closed:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                for future in set(self._pending.values()):
+                    future.exception()  # a failed read-ahead is simply not cached
             if self.bytes_fetched and self.complete():  # every block is here: keep it as one local file
                 copy = self.cache.local_copy(self.obj.uri, self.dataset, fetch=False)
                 if copy is not None:
