@@ -322,3 +322,34 @@ def test_upload_refuses_bad_names(persistent: str, tmp_path: Path) -> None:
 def test_missing_dataset_says_how_to_upload(persistent: str) -> None:
     with pytest.raises(FerryError, match="ferry datasets upload"):
         ferry.dataset("nothing/here")
+
+
+def test_mount_exposes_the_store_to_other_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.datasets.mount import fuse_available
+
+    available, why = fuse_available()
+    if not available:
+        pytest.skip(f"FUSE not available here: {why}")
+    monkeypatch.setenv("FERRY_PERSISTENT_URL", f"file://{tmp_path}/persistent")
+    reset_settings()
+    put(active_settings().persistent_url, "ref/genome.fa", b">chr1\nACGT\n")
+    put(active_settings().persistent_url, "ref/idx/genome.fai", b"chr1\t4\n")
+    mountpoint = tmp_path / "mnt"
+    proc = subprocess.Popen([sys.executable, "-m", "ferry.cli.main", "datasets", "mount", str(mountpoint)],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(mountpoint):
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "mount did not appear"
+            time.sleep(0.1)
+        shown = subprocess.run(["cat", str(mountpoint / "ref" / "genome.fa")], capture_output=True, text=True)
+        assert shown.stdout == ">chr1\nACGT\n"
+        listed = subprocess.run(["ls", "-R", str(mountpoint)], capture_output=True, text=True).stdout
+        assert "genome.fai" in listed and ".ferry" not in listed
+        with pytest.raises(OSError):
+            (mountpoint / "ref" / "new.txt").write_text("no")
+        assert node_cache().stats().per_dataset["ref"]["misses"] == 1
+    finally:
+        subprocess.run(["fusermount", "-u", str(mountpoint)], capture_output=True)
+        proc.communicate(timeout=30)
