@@ -116,7 +116,7 @@ def describe(literal: Literal, limit: int = 80) -> str:
         more = f", ... ({len(items)} items)" if len(items) > 5 else ""
         return _clip(f"[{shown}{more}]", limit)
     if kind == "map":
-        items = list(literal.map.literals.items())
+        items = sorted(literal.map.literals.items())
         shown = ", ".join(f"{k}: {describe(v, limit)}" for k, v in items[:5])
         more = f", ... ({len(items)} keys)" if len(items) > 5 else ""
         return _clip("{" + shown + more + "}", limit)

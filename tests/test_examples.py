@@ -1,0 +1,57 @@
+"""The examples newcomers read first must run as documented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import ferry
+from ferry.cli.main import cli
+from ferry.config import active_settings
+from ferry.engine.records import Records
+from ferry.sdk.loader import load_module
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def test_quickstart_runs_and_shows_meta_values() -> None:
+    runner = CliRunner()
+    ran = runner.invoke(cli, ["run", str(EXAMPLES / "quickstart.py"), "wf", "--a", "3", "--b", "hello"])
+    assert ran.exit_code == 0, ran.output
+    assert "o1 = 3" in ran.output and "greeting.txt (file, 18 B)" in ran.output
+    shown = runner.invoke(cli, ["executions", "show"])
+    assert "a = 3" in shown.output and "b = 'hello'" in shown.output
+    inspected = runner.invoke(cli, ["inspect", str(EXAMPLES / "quickstart.py"), "my_task"])
+    assert 'description: "My input integer"' in inspected.output
+
+
+def test_quickstart_as_a_script(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(EXAMPLES / "quickstart.py")], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("2 lines in file://")
+
+
+def test_genomics_pipeline_reads_the_reference_once_per_node() -> None:
+    genomics = load_module(str(EXAMPLES / "genomics.py"))
+    reference = ferry.File(genomics.upload_reference())
+    execution = ferry.run(genomics.genomics, {"reference": reference, "samples": 3}, executor="process",
+                          executor_options={"workers": 2})
+    assert execution.status == "succeeded", execution.error
+    report = execution.outputs
+    assert list(report["sample"]) == ["sample-0.txt", "sample-1.txt", "sample-2.txt"]
+    assert (report["kmer_hits"] > 0).all()
+    from ferry.datasets import node_cache
+
+    assert node_cache().stats().per_dataset["refs"]["misses"] == 1  # three tasks, one download
+
+
+def test_training_pipeline_is_memoized() -> None:
+    training = load_module(str(EXAMPLES / "training.py"))
+    first = ferry.run(training.training, {"rows": 500})
+    second = ferry.run(training.training, {"rows": 500})
+    assert first.outputs[1] == second.outputs[1] and first.outputs[1].mse < 0.05
+    statuses = {n.label: n.status for n in Records(active_settings().database_url).nodes(second.id)}
+    assert statuses["training.train"] == "cached"
