@@ -47,14 +47,15 @@ def inspect(file: str, name: str) -> None:
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("file")
 @click.argument("name")
-@click.option("--executor", default="inline", show_default=True, help="inline or process.")
+@click.option("--executor", default="inline", show_default=True, help="inline, process or dask.")
 @click.option("--raw-output-prefix", default=None, help="Where this execution's offloaded data goes (any fsspec URL).")
 @click.option("--max-parallel", default=8, show_default=True, help="How many ready nodes run at once.")
-@click.option("--workers", default=None, type=int, help="Worker processes for --executor process (default: CPU count).")
+@click.option("--workers", default=None, type=int, help="Worker processes for --executor process / a local Dask cluster.")
+@click.option("--dask-address", default=None, help="With --executor dask: tcp://host:port of an existing scheduler.")
 @click.option("--fresh-processes", is_flag=True, help="With --executor process: a new process per task instead of warm workers.")
 @click.pass_context
 def run(ctx: click.Context, file: str, name: str, executor: str, raw_output_prefix: str | None, max_parallel: int,
-        workers: int | None, fresh_processes: bool) -> None:
+        workers: int | None, dask_address: str | None, fresh_processes: bool) -> None:
     """Run workflow NAME from FILE; its inputs are --flags parsed by their declared types."""
     from ferry.cli.progress import NodeProgress
     from ferry.engine.execution import run as run_workflow
@@ -63,9 +64,11 @@ def run(ctx: click.Context, file: str, name: str, executor: str, raw_output_pref
 
     wf = load_object(file, name, Workflow, "workflow")
     inputs = parse_inputs(wf, ctx.args)
-    options = {}
+    options: dict[str, Any] = {}
     if executor == "process":
         options = {"workers": workers, "warm": not fresh_processes}
+    elif executor == "dask":
+        options = {"address": dask_address} if dask_address else {"workers": workers or 2}
     with NodeProgress(name) as progress:
         execution = run_workflow(wf, inputs, executor=executor, raw_output_prefix=raw_output_prefix,
                                  max_parallel=max_parallel, listener=progress, executor_options=options)

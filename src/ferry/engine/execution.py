@@ -59,8 +59,13 @@ def _executor(executor: "str | Executor", settings: Settings, options: dict[str,
         return executor
     from ferry.executors import make_executor
 
+    # Workers get this engine's settings, but only the store options it holds itself (it may hold
+    # none for the raw and persistent stores: then workers rely on their own configuration).
+    held = tuple(k for k, v in settings.store_options.items() if v)
     if executor == "process":
-        options = {"env": settings.to_env(stores=tuple(k for k, v in settings.store_options.items() if v)), **options}
+        options = {"env": settings.to_env(stores=held), **options}
+    elif executor == "dask" and not options.get("address"):
+        options = {"env": settings.to_env(stores=held), "cache_base": str(settings.cache_dir / "dask-workers"), **options}
     return make_executor(executor, **options)
 
 

@@ -20,7 +20,7 @@ from ferry.engine.graph import NodeFailedError
 from ferry.engine.records import Records
 from ferry.errors import FerryError, ObjectNotFoundError, StorageError
 from ferry.executors.base import Executor, TaskRequest
-from ferry.literals import LiteralMap, parse_literal_map, serialize
+from ferry.literals import LiteralMap, parse_literal_map, references, serialize
 from ferry.runtime.execute import ERROR, OUTPUTS
 from ferry.storage import exists, join, read_bytes, write_bytes
 
@@ -120,6 +120,11 @@ class StoreRunner:
         if self.listener:
             self.listener(path, "task", task.name, status, detail or (f"attempt {attempt + 1}" if attempt else ""))
 
+    def _dataset_inputs(self, inputs: LiteralMap) -> tuple[str, ...]:
+        """Persistent-store objects among the inputs, from their URIs alone (for cache-aware placement)."""
+        root = self.settings.persistent_url.rstrip("/") + "/"
+        return tuple(sorted({uri for lit in inputs.literals.values() for uri in references(lit) if uri.startswith(root)}))
+
     def _attempt(self, path: str, task: "Task", inputs: LiteralMap, prefix: str, attempt: int) -> Outcome:
         """Write inputs.pb, have the executor run the runtime, read outputs.pb or error.pb."""
         inputs_uri = join(prefix, "inputs.pb")
@@ -129,10 +134,12 @@ class StoreRunner:
             result = self.executor.run(TaskRequest(
                 task.reference, inputs_uri, prefix, self.raw_output_prefix,
                 f"{self.execution_id}/{path}/{attempt}", task, memo_uri,
+                datasets=self._dataset_inputs(inputs), resources=task.resources or None,
             ))
             try:
                 data = read_bytes(join(prefix, OUTPUTS), self.meta_options, "metadata")
-                return Outcome(parse_literal_map(data, join(prefix, OUTPUTS)), cached=result.cached, worker=result.worker)
+                return Outcome(parse_literal_map(data, join(prefix, OUTPUTS)), cached=result.cached,
+                               worker=", ".join(x for x in (result.worker, result.note) if x))
             except ObjectNotFoundError:
                 pass
             try:

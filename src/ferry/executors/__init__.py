@@ -12,15 +12,21 @@ __all__ = ["Executor", "TaskRequest", "TaskResult", "make_executor"]
 EXECUTORS = {
     "inline": "ferry.executors.inline:InlineExecutor",
     "process": "ferry.executors.process:ProcessExecutor",
+    "dask": "ferry.executors.dask:DaskExecutor",
 }
 
 
 def make_executor(name: str, **options: Any) -> Executor:
-    """An executor by name (``inline``, ``process``), with its options."""
+    """An executor by name (``inline``, ``process``, ``dask``), with its options."""
     import importlib
 
     target = EXECUTORS.get(name)
     if target is None:
         raise ConfigError(f"Unknown executor {name!r}; choose one of {', '.join(sorted(EXECUTORS))}.")
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(f"The {name} executor needs a package that is not installed ({exc}). "
+                          "Install it with: pip install 'ferry[dask]'.") from exc
+    return getattr(loaded, cls)(**options)

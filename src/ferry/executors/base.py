@@ -17,6 +17,8 @@ class TaskRequest:
     scope: str  # execution/node/attempt
     task: Any = None  # the Task object, for in-process executors only
     cache_uri: str = ""  # memoized outputs to reuse or fill
+    datasets: tuple[str, ...] = ()  # persistent-store objects among the inputs (placement hints)
+    resources: Any = None  # e.g. {"CPU": 2, "MEMORY": 4e9, "GPU": 1}
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class TaskResult:
     detail: str = ""  # e.g. the tail of stderr when a process died without writing error.pb
     worker: str = ""  # where it ran (process id, Dask worker address)
     cached: bool = False  # outputs came from the memoization cache
+    note: str = ""  # anything else worth recording, e.g. node-cache hits
 
 
 class Executor(Protocol):

@@ -170,12 +170,14 @@ def run_task(
     scope: str = "",
     chdir: bool = False,
     cache_uri: str = "",
+    report: dict[str, Any] | None = None,
 ) -> str:
     """Run one task as a pod would: "succeeded", "cached" (outputs reused) or "failed" (error.pb written).
 
     Needs only the URIs and the settings' store credentials. ``outputs.pb`` is
     written last and atomically, so its presence means the attempt succeeded.
     With ``cache_uri``, a valid memoized entry is reused without running the function.
+    ``report``, if given, receives the persistent-store objects the task read ("datasets").
     """
     from ferry.runtime import memo
 
@@ -207,6 +209,8 @@ def run_task(
     finally:
         if work_dir is not None:
             os.chdir(previous)
+        if report is not None:
+            report["datasets"] = sorted(ctx.datasets)
         ctx.cleanup()
 
 

@@ -67,6 +67,14 @@ class Promise:
             "use it. Use ferry.conditional(...).if_(x > 3) and combine conditions with & and |."
         )
 
+    def __index__(self) -> int:
+        raise InterfaceError(
+            f"Output {self.ref} is a promise, not a number, while the workflow is compiled; compute with it "
+            "inside a task (e.g. a task that returns list(range(n)))."
+        )
+
+    __int__ = __index__
+
     def __iter__(self) -> Any:
         raise InterfaceError(
             f"Output {self.ref} is a promise and can't be iterated while the workflow is compiled; "

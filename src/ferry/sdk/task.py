@@ -29,10 +29,14 @@ class Task:
         cache: bool = False,
         cache_version: str = "",
         name: str | None = None,
+        cpu: float | None = None,
+        memory: str | int | None = None,
+        gpu: int | None = None,
     ) -> None:
         from ferry.types import default_engine
 
         self.fn = fn
+        self.resources = _resources(cpu, memory, gpu)
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.retries = retries
         self.cache = cache
@@ -74,14 +78,35 @@ class Task:
         return f"<ferry task {self.name}>"
 
 
+def _resources(cpu: float | None, memory: str | int | None, gpu: int | None) -> dict[str, float]:
+    """Resource requests, as executors that place tasks (Dask) understand them."""
+    from ferry.config import parse_size
+    from ferry.errors import InterfaceError
+
+    out: dict[str, float] = {}
+    if cpu is not None:
+        out["CPU"] = float(cpu)
+    if memory is not None:
+        try:
+            out["MEMORY"] = float(parse_size(str(memory)))
+        except ValueError:
+            raise InterfaceError(f"memory={memory!r} is not a size; use e.g. '2GiB' or a number of bytes.") from None
+    if gpu is not None:
+        out["GPU"] = float(gpu)
+    if any(v < 0 for v in out.values()):
+        raise InterfaceError(f"Resource requests can't be negative: {out}.")
+    return out
+
+
 @overload
 def task(fn: F) -> Task: ...
 @overload
-def task(*, retries: int = 0, cache: bool = False, cache_version: str = "", name: str | None = None) -> Callable[[F], Task]: ...
+def task(*, retries: int = 0, cache: bool = False, cache_version: str = "", name: str | None = None,
+         cpu: float | None = None, memory: str | int | None = None, gpu: int | None = None) -> Callable[[F], Task]: ...
 
 
 def task(fn: Any = None, **options: Any) -> Any:
-    """Declare a task: ``@task`` or ``@task(retries=2, cache=True, cache_version="1")``."""
+    """Declare a task: ``@task`` or ``@task(retries=2, cache=True, cache_version="1", cpu=2, memory="4GiB")``."""
     if fn is None:
         return lambda f: Task(f, **options)
     return Task(fn, **options)

@@ -26,6 +26,7 @@ class TransferContext:
     scope: str = "local"  # "{execution}/{node}/{attempt}" inside an execution
     work_dir: Path | None = None  # created on first download
     pins: list[Any] = field(default_factory=list)  # node-cache entries this task holds open
+    datasets: set[str] = field(default_factory=set)  # persistent objects this task read
 
     def new_raw_uri(self, name: str) -> str:
         """``{raw_prefix}/{random}/{scope}/{name}``: the random folder keeps writers apart."""
@@ -44,9 +45,10 @@ class TransferContext:
     def options(self, uri: str) -> dict[str, Any]:
         return self.settings.options_for(uri)
 
-    def hold(self, pin: Any) -> None:
-        """Keep a node-cache entry from eviction until this task is done."""
+    def hold(self, pin: Any, uri: str) -> None:
+        """Keep a node-cache entry from eviction until this task is done (and remember it was read)."""
         self.pins.append(pin)
+        self.datasets.add(uri)
 
     def cleanup(self) -> None:
         """Drop the scratch folder (downloaded inputs) and release cache pins once the task is done."""

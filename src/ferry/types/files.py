@@ -93,7 +93,7 @@ class File(_Blob):
                 copy = local_copy(self.uri, ctx.settings)
                 if copy is not None:
                     self._local, pin = copy
-                    ctx.hold(pin)
+                    ctx.hold(pin, self.uri)
                     return self._local
             # A private copy even on file://, so a task that writes to it can't alter the store.
             self._local = download_file(self.uri, ctx.local_path(self.name), ctx.options(self.uri))
@@ -104,10 +104,11 @@ class File(_Blob):
         if mode == "rb" and self._needs_fetch() and self.uri is not None:
             from ferry.datasets import is_persistent, open_blocks
 
-            settings = current_context().settings
-            if is_persistent(self.uri, settings):
-                reader = open_blocks(self.uri, settings)
+            ctx = current_context()
+            if is_persistent(self.uri, ctx.settings):
+                reader = open_blocks(self.uri, ctx.settings)
                 if reader is not None:
+                    ctx.datasets.add(self.uri)
                     return reader
         return open(self.download(), mode, **kwargs)
 

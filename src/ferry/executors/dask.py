@@ -1,0 +1,170 @@
+"""Run task attempts on a Dask distributed cluster; each worker is a node with its own dataset cache.
+
+Attempts are submitted carrying only URIs; workers read their own settings
+(their environment or ferry.toml), so the engine never forwards raw or
+persistent-store credentials. Placement knows the caches: an attempt whose
+inputs (or whose task, last time) read a persistent dataset prefers the
+workers that already hold it. ``@task(cpu=, memory=, gpu=)`` become Dask
+worker resources.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ferry.errors import ConfigError
+from ferry.executors.base import TaskRequest, TaskResult
+
+_tasks: dict[str, Any] = {}  # per worker process: tasks imported once
+
+
+def run_on_worker(request: dict[str, Any]) -> dict[str, Any]:
+    """What a Dask worker runs: the task runtime, from the request's URIs."""
+    from distributed import get_worker
+
+    from ferry.config import active_settings
+    from ferry.datasets import node_cache
+    from ferry.errors import FerryError
+    from ferry.literals import serialize
+    from ferry.runtime.execute import ERROR, error_document, run_task
+    from ferry.sdk.loader import load_object, split_reference
+    from ferry.sdk.task import Task
+    from ferry.storage import join, write_bytes
+
+    worker = get_worker()
+    ref = request["task"]
+    try:
+        if ref not in _tasks:
+            _tasks[ref] = load_object(*split_reference(ref), Task, "task")
+    except FerryError as exc:
+        write_bytes(join(request["output_prefix"], ERROR), serialize(error_document(exc)),
+                    active_settings().options_for(request["output_prefix"]), "metadata")
+        return {"exit": 2, "worker": worker.address, "datasets": []}
+    cache = node_cache()
+    before = cache.stats().per_dataset
+    report: dict[str, Any] = {}
+    single_threaded = worker.state.nthreads == 1  # a fresh working folder is only safe then
+    status = run_task(_tasks[ref], request["inputs"], request["output_prefix"], request["raw_output_prefix"],
+                      scope=request["scope"], chdir=single_threaded, cache_uri=request.get("cache_uri", ""),
+                      report=report)
+    after = cache.stats().per_dataset
+    hits = sum(v["hits"] - before.get(k, {}).get("hits", 0) for k, v in after.items())
+    misses = sum(v["misses"] - before.get(k, {}).get("misses", 0) for k, v in after.items())
+    return {"exit": 1 if status == "failed" else 0, "cached": status == "cached", "worker": worker.address,
+            "datasets": report.get("datasets", []), "cache_hits": hits, "cache_misses": misses}
+
+
+def per_worker_cache(base: str) -> Any:
+    """A Dask worker plugin: each worker of a local cluster gets its own node-cache folder."""
+    from distributed import WorkerPlugin
+
+    class PerWorkerCache(WorkerPlugin):  # type: ignore[misc]
+        def setup(self, worker: Any) -> None:
+            from ferry.config import reset_settings
+
+            os.environ["FERRY_CACHE_DIR"] = os.path.join(base, str(worker.name))
+            reset_settings()
+
+    return PerWorkerCache()
+
+
+class DaskExecutor:
+    name = "dask"
+
+    def __init__(self, address: str | None = None, workers: int = 2, cache_base: str | None = None,
+                 env: dict[str, str] | None = None, placement: bool = True) -> None:
+        from distributed import Client, LocalCluster
+
+        self.placement = placement
+        self.cluster = None
+        if address:
+            self.client = Client(address, set_as_default=False)
+        else:
+            # Worker processes inherit this environment (plus ``env``): their own settings.
+            saved = {k: os.environ.get(k) for k in (env or {})}
+            os.environ.update(env or {})
+            os.environ["FERRY_IN_TASK"] = "1"
+            try:
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, host="127.0.0.1",
+                                            resources={"CPU": 1, "MEMORY": 2**31})
+            finally:
+                os.environ.pop("FERRY_IN_TASK", None)
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+            self.client = Client(self.cluster, set_as_default=False)
+            if cache_base:
+                self.client.register_plugin(per_worker_cache(cache_base), name="ferry-per-worker-cache")
+        self._lock = threading.Lock()
+        self.locations: dict[str, set[str]] = {}  # dataset URI -> workers whose cache holds it
+        self.task_datasets: dict[str, set[str]] = {}  # task reference -> datasets it read last time
+        self._futures: set[Any] = set()
+
+    def _preferred(self, request: TaskRequest) -> list[str]:
+        with self._lock:
+            wanted = set(request.datasets) | self.task_datasets.get(request.task_ref, set())
+            ranked: dict[str, int] = {}
+            for uri in wanted:
+                for worker in self.locations.get(uri, ()):
+                    ranked[worker] = ranked.get(worker, 0) + 1
+        return sorted(ranked, key=lambda w: -ranked[w])[:1]
+
+    def _check_resources(self, resources: dict[str, float]) -> None:
+        offered: dict[str, float] = {}
+        for info in self.client.scheduler_info()["workers"].values():
+            for name, amount in (info.get("resources") or {}).items():
+                offered[name] = max(offered.get(name, 0), amount)
+        missing = {k: v for k, v in resources.items() if offered.get(k, 0) < v}
+        if missing:
+            raise ConfigError(
+                f"No Dask worker offers the resources {missing} (workers offer at most {offered or 'none'}). "
+                "Start workers with e.g. `dask worker ... --resources 'CPU=4,MEMORY=16e9,GPU=1'`, or lower the request."
+            )
+
+    def run(self, request: TaskRequest) -> TaskResult:
+        resources = dict(request.resources or {})
+        if resources:
+            self._check_resources(resources)
+        preferred = self._preferred(request) if self.placement else []
+        payload = {
+            "task": request.task_ref, "inputs": request.inputs_uri, "output_prefix": request.output_prefix,
+            "raw_output_prefix": request.raw_output_prefix, "scope": request.scope, "cache_uri": request.cache_uri,
+        }
+        placement: dict[str, Any] = {"workers": preferred, "allow_other_workers": True} if preferred else {}
+        future = self.client.submit(run_on_worker, payload, key=f"ferry-{request.scope}", pure=False,
+                                    resources=resources or None, **placement)
+        with self._lock:
+            self._futures.add(future)
+        try:
+            reply = future.result()
+        except Exception as exc:  # noqa: BLE001 - a worker died for good, or the cluster broke
+            return TaskResult(-1, f"the Dask task failed: {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._futures.discard(future)
+        worker = reply["worker"]
+        with self._lock:
+            for uri in reply.get("datasets", []):
+                self.locations.setdefault(uri, set()).add(worker)
+            if reply.get("datasets"):
+                self.task_datasets[request.task_ref] = set(reply["datasets"])
+        note = ""
+        if reply.get("cache_hits") or reply.get("cache_misses"):
+            note = f"node cache: {reply.get('cache_hits', 0)} hits, {reply.get('cache_misses', 0)} misses"
+        return TaskResult(int(reply["exit"]), worker=f"worker {worker}", cached=bool(reply.get("cached")), note=note)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            futures = list(self._futures)
+        if futures:
+            self.client.cancel(futures, force=True)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()

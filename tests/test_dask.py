@@ -1,0 +1,83 @@
+"""The Dask executor: a real local cluster, per-worker caches, cache-aware placement, dead workers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ferry
+from ferry.config import active_settings
+from ferry.engine.records import Records
+from ferry.sdk.loader import load_object
+from ferry.sdk.workflow import Workflow
+from ferry.storage import write_bytes
+
+FLOWS = str(Path(__file__).parent / "flows" / "cluster.py")
+
+
+def load(name: str) -> Any:
+    return load_object(FLOWS, name, Workflow, "workflow")
+
+
+@pytest.fixture
+def marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MARKS", str(tmp_path / "marks"))
+    (tmp_path / "marks").mkdir()
+    return tmp_path / "marks"
+
+
+def task_nodes(execution_id: str) -> list[Any]:
+    return [n for n in Records(active_settings().database_url).nodes(execution_id) if n.kind == "task"]
+
+
+def test_files_and_frames_on_a_local_dask_cluster() -> None:
+    execution = ferry.run(load("files_and_frames"), {"n": 1500}, executor="dask")
+    assert execution.status == "succeeded", execution.error
+    assert execution.outputs == "1500 bytes, 500 rows"
+    assert all(n.detail and n.detail.startswith("worker tcp://127.0.0.1:") for n in task_nodes(execution.id))
+
+
+@pytest.mark.parametrize("placement", [True, False], ids=["cache-aware", "anywhere"])
+def test_each_worker_has_its_own_cache_and_placement_follows_it(placement: bool, ferry_home: Path) -> None:
+    settings = active_settings()
+    uri = f"{settings.persistent_url}/refs/genome.bin"
+    write_bytes(uri, bytes(range(256)) * 4000)
+    execution = ferry.run(load("read_reference"), {"ref": ferry.File(uri), "n": 6}, executor="dask",
+                          executor_options={"placement": placement})
+    assert execution.status == "succeeded", execution.error
+    details = [n.detail or "" for n in task_nodes(execution.id) if "checksum" in n.label]
+    misses = sum(int(d.split("hits, ")[1].split(" misses")[0]) for d in details if "misses" in d)
+    workers = {d.split(",")[0] for d in details}
+    caches = sorted((ferry_home / "cache" / "dask-workers").iterdir())
+    assert len(caches) >= 1  # one node-cache folder per worker that read the dataset
+    if placement:
+        assert misses == 1 and len(workers) == 1  # every later read went where the data was
+    else:
+        assert 1 <= misses <= 2
+
+
+def test_a_worker_killed_mid_task_is_retried(marks: Path) -> None:
+    execution = ferry.run(load("survives_a_dead_worker"), {"x": 21}, executor="dask")
+    assert execution.status == "succeeded", execution.error
+    assert execution.outputs == 42
+    assert (marks / "killed_once").exists()
+
+
+def test_resource_requests_map_to_dask_resources() -> None:
+    assert ferry.run(load("fits"), {"x": 1}, executor="dask").outputs == 2
+    greedy = ferry.run(load("too_greedy"), {"x": 1}, executor="dask")
+    assert greedy.status == "failed"
+    assert "No Dask worker offers the resources {'CPU': 64.0}" in (greedy.error or "")
+
+
+def test_existing_scheduler_by_address(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, host="127.0.0.1") as cluster:
+        execution = ferry.run(load("files_and_frames"), {"n": 10}, executor="dask",
+                              executor_options={"address": cluster.scheduler_address})
+    assert execution.status == "succeeded", execution.error
+    assert execution.outputs == "10 bytes, 10 rows"
