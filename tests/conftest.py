@@ -27,13 +27,15 @@ def ferry_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """SeaweedFS on 127.0.0.1 with buckets meta / raw / persistent and an engine identity limited to meta."""
+    """SeaweedFS on 127.0.0.1: buckets meta / raw / persistent; the engine's identity may use meta only,
+    the tasks' identity all three."""
     from ferry.testing.s3server import Identity, SeaweedS3
 
     server = SeaweedS3(
         tmp_path_factory.mktemp("seaweed"),
         buckets=["meta", "raw", "persistent"],
-        identities=[Identity("engine", "engine-key", "engine-secret", ["meta"])],
+        identities=[Identity("engine", "engine-key", "engine-secret", ["meta"]),
+                    Identity("tasks", "tasks-key", "tasks-secret", ["meta", "raw", "persistent"])],
     )
     server.start()
     yield server

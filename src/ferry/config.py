@@ -37,6 +37,7 @@ class Settings:
     database_url: str = ""
     max_literal_bytes: int = DEFAULT_MAX_LITERAL_BYTES
     offload_large_literals: bool = False
+    worker_config: str = ""  # settings file that task processes read instead of the engine's
     store_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +68,7 @@ class Settings:
             database_url=str(pick("database_url", "FERRY_DATABASE_URL") or f"sqlite:///{home / 'ferry.db'}"),
             max_literal_bytes=_int("max_literal_bytes", pick("max_literal_bytes", "FERRY_MAX_LITERAL_BYTES"), DEFAULT_MAX_LITERAL_BYTES),
             offload_large_literals=_bool(pick("offload_large_literals", "FERRY_OFFLOAD_LARGE_LITERALS")),
+            worker_config=str(pick("worker_config", "FERRY_WORKER_CONFIG") or ""),
             store_options=options,
         )
 

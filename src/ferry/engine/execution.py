@@ -59,14 +59,28 @@ def _executor(executor: "str | Executor", settings: Settings, options: dict[str,
         return executor
     from ferry.executors import make_executor
 
-    # Workers get this engine's settings, but only the store options it holds itself (it may hold
-    # none for the raw and persistent stores: then workers rely on their own configuration).
-    held = tuple(k for k, v in settings.store_options.items() if v)
-    if executor == "process":
-        options = {"env": settings.to_env(stores=held), **options}
-    elif executor == "dask" and not options.get("address"):
-        options = {"env": settings.to_env(stores=held), "cache_base": str(settings.cache_dir / "dask-workers"), **options}
+    if executor in ("process", "dask") and not options.get("address"):
+        options = {"env": worker_environment(settings), **options}
+        if executor == "dask":
+            options.setdefault("cache_base", str(settings.cache_dir / "dask-workers"))
     return make_executor(executor, **options)
+
+
+def worker_environment(settings: Settings) -> dict[str, str | None]:
+    """Environment changes for the task processes this engine starts.
+
+    With a worker settings file (FERRY_WORKER_CONFIG), tasks read only that file: none of the
+    engine's FERRY_* variables reach them, and the engine never holds their credentials. Without
+    one, they get the engine's settings, with only the store options the engine itself holds.
+    """
+    import os
+
+    if settings.worker_config:
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("FERRY_")}
+        env.update({"FERRY_CONFIG": os.path.abspath(settings.worker_config), "FERRY_HOME": str(settings.home)})
+        return env
+    held = tuple(k for k, v in settings.store_options.items() if v)
+    return dict(settings.to_env(stores=held))
 
 
 def run(

@@ -74,7 +74,7 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(self, address: str | None = None, workers: int = 2, cache_base: str | None = None,
-                 env: dict[str, str] | None = None, placement: bool = True) -> None:
+                 env: dict[str, str | None] | None = None, placement: bool = True) -> None:
         from distributed import Client, LocalCluster
 
         self.placement = placement
@@ -82,21 +82,12 @@ class DaskExecutor:
         if address:
             self.client = Client(address, set_as_default=False)
         else:
-            # Worker processes inherit this environment (plus ``env``): their own settings.
-            saved = {k: os.environ.get(k) for k in (env or {})}
-            os.environ.update(env or {})
-            os.environ["FERRY_IN_TASK"] = "1"
-            try:
-                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, host="127.0.0.1",
-                                            resources={"CPU": 1, "MEMORY": 2**31})
-            finally:
-                os.environ.pop("FERRY_IN_TASK", None)
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+            # Each worker process (and any the nanny restarts) starts from this environment with
+            # ``env`` applied: its own settings. An emptied variable counts as unset for ferry.
+            worker_env = {k: ("" if v is None else v) for k, v in {**(env or {}), "FERRY_IN_TASK": "1"}.items()}
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, host="127.0.0.1", env=worker_env,
+                                        resources={"CPU": 1, "MEMORY": 2**31})
             self.client = Client(self.cluster, set_as_default=False)
             if cache_base:
                 self.client.register_plugin(per_worker_cache(cache_base), name="ferry-per-worker-cache")

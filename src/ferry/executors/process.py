@@ -19,6 +19,16 @@ from typing import IO, Any
 from ferry.executors.base import TaskRequest, TaskResult
 
 
+def apply_env(base: dict[str, str], changes: dict[str, str | None]) -> dict[str, str]:
+    """``base`` with ``changes`` applied; a None value removes the variable."""
+    for key, value in changes.items():
+        if value is None:
+            base.pop(key, None)
+        else:
+            base[key] = value
+    return base
+
+
 def _tail(path: str, limit: int = 4000) -> str:
     try:
         with open(path, "rb") as fh:
@@ -72,10 +82,10 @@ class _Worker:
 class ProcessExecutor:
     name = "process"
 
-    def __init__(self, workers: int | None = None, warm: bool = True, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workers: int | None = None, warm: bool = True, env: dict[str, str | None] | None = None) -> None:
         self.max_workers = workers or os.cpu_count() or 2
         self.warm = warm
-        self.env = {**os.environ, **(env or {}), "FERRY_IN_TASK": "1"}
+        self.env = apply_env(dict(os.environ), {**(env or {}), "FERRY_IN_TASK": "1"})
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._all: set[_Worker] = set()
         self._fresh: set[subprocess.Popen[str]] = set()
