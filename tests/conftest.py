@@ -59,3 +59,21 @@ def s3_settings(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     from ferry.config import active_settings
 
     return active_settings()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL on 127.0.0.1 (Debian's package, installed by scripts/setup)."""
+    import shutil
+    import tempfile
+
+    from ferry.testing.postgres import PostgresServer, postgres_bin
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed here (scripts/setup installs it with apt-get when run as root)")
+    folder = tempfile.mkdtemp(prefix="ferry-pg-")  # outside pytest's private tmp: the postgres user must reach it
+    server = PostgresServer(folder)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)

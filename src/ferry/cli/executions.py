@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from typing import Any, Iterator
 
 import click
 
 from ferry.literals import LiteralMap, describe, parse_literal_map
 
 
-def _records() -> "object":
+@contextlib.contextmanager
+def _records() -> Iterator[Any]:
     from ferry.config import active_settings
     from ferry.engine.records import Records
 
-    return Records(active_settings().database_url)
+    records = Records(active_settings().database_url)
+    try:
+        yield records
+    finally:
+        records.close()
 
 
 def _when(ts: float | None) -> str:
@@ -50,7 +57,8 @@ def list_(limit: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows = _records().list_executions(limit)  # type: ignore[attr-defined]
+    with _records() as records:
+        rows = records.list_executions(limit)
     table = Table("id", "workflow", "status", "started", "duration", "executor")
     for column in table.columns:
         column.no_wrap = True
@@ -66,8 +74,9 @@ def show(execution_id: str | None) -> None:
     """The node tree with statuses, and each node's input and output meta values (default: the latest)."""
     from ferry.storage import join
 
-    records = _records()
-    rec = records.get_execution(execution_id)  # type: ignore[attr-defined]
+    with _records() as records:
+        rec = records.get_execution(execution_id)
+        nodes = records.nodes(rec.id)
     click.echo(f"execution {rec.id}  {rec.workflow}  {rec.status}  {_duration(rec.duration)}  executor={rec.executor}")
     click.echo(f"  metadata: {rec.metadata_prefix}\n  raw output prefix: {rec.raw_output_prefix}")
     _show_map("inputs", _read_map(rec.inputs_uri) if rec.inputs_uri else None, "  ")
@@ -75,7 +84,7 @@ def show(execution_id: str | None) -> None:
         _show_map("outputs", _read_map(rec.outputs_uri), "  ")
     if rec.error:
         click.secho(f"  error: {rec.error}", fg="red")
-    for node in records.nodes(rec.id):  # type: ignore[attr-defined]
+    for node in nodes:
         depth = node.path.count("/")
         indent = "  " * (depth + 1)
         attempt = f" attempt {node.attempt + 1}" if node.kind == "task" else ""
@@ -110,7 +119,8 @@ def outputs(execution_id: str | None, download_dir: str | None) -> None:
     from ferry.literals import references
     from ferry.storage import download_directory, download_file, list_files
 
-    rec = _records().get_execution(execution_id)  # type: ignore[attr-defined]
+    with _records() as records:
+        rec = records.get_execution(execution_id)
     lm = _read_map(rec.outputs_uri) if rec.outputs_uri else None
     if lm is None:
         raise click.ClickException(f"Execution {rec.id} has no outputs (status: {rec.status}).")

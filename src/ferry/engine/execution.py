@@ -160,12 +160,16 @@ def resume(execution_id: str, *, executor: "str | Executor | None" = None, max_p
 
     settings = settings or active_settings()
     records = Records(settings.database_url)
-    record = records.get_execution(execution_id)
-    if record.status == "succeeded":
-        raise FerryError(f"Execution {record.id} already succeeded; nothing to resume.")
-    wf = load_object(*split_reference(record.reference), Workflow, "workflow")
-    meta_options = settings.options_for(settings.metadata_url)
-    literals = parse_literal_map(read_bytes(record.inputs_uri or "", meta_options), record.inputs_uri or "")
+    try:
+        record = records.get_execution(execution_id)
+        if record.status == "succeeded":
+            raise FerryError(f"Execution {record.id} already succeeded; nothing to resume.")
+        wf = load_object(*split_reference(record.reference), Workflow, "workflow")
+        meta_options = settings.options_for(settings.metadata_url)
+        literals = parse_literal_map(read_bytes(record.inputs_uri or "", meta_options), record.inputs_uri or "")
+    except BaseException:
+        records.close()
+        raise
     records.set_status(record.id, "running")
     return _drive(wf, literals, settings, records, record.id, record.raw_output_prefix,
                   _executor(executor or record.executor, settings, {}), max_parallel, listener, resume=True)

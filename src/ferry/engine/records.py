@@ -1,52 +1,67 @@
-"""Execution records: every execution, and every node attempt, in SQLite.
+"""Execution records: every execution and every node attempt, in SQLite or PostgreSQL.
 
-WAL mode with ``synchronous=NORMAL`` keeps a record write well under a
-millisecond; a crash loses at most the last few records, never the metadata
-store's outputs, from which ``resume`` rebuilds what finished.
+One code path through SQLAlchemy Core, with numbered schema migrations kept
+in ``MIGRATIONS`` and applied on connect. SQLite runs in WAL mode with
+``synchronous=NORMAL`` so that a record write stays well under a millisecond;
+a crash can lose at most the last few records, never the metadata store's
+outputs, from which ``resume`` rebuilds what finished.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ferry.errors import ConfigError, FerryError
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS executions (
-    id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    reference TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started REAL NOT NULL,
-    ended REAL,
-    metadata_prefix TEXT NOT NULL,
-    raw_output_prefix TEXT NOT NULL,
-    executor TEXT NOT NULL,
-    inputs_uri TEXT,
-    outputs_uri TEXT,
-    error TEXT
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    execution_id TEXT NOT NULL,
-    path TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    label TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started REAL NOT NULL,
-    ended REAL,
-    prefix TEXT,
-    error TEXT,
-    detail TEXT,
-    PRIMARY KEY (execution_id, path, attempt)
-);
-CREATE INDEX IF NOT EXISTS executions_started ON executions (started DESC);
-"""
+try:  # SQLAlchemy is imported lazily by callers; this module is only loaded by the engine.
+    import sqlalchemy as sa
+except ImportError as exc:  # pragma: no cover - a dependency
+    raise ConfigError("ferry's execution records need SQLAlchemy: pip install 'sqlalchemy>=2.0'") from exc
+
+_meta = sa.MetaData()
+EXECUTIONS = sa.Table(
+    "executions", _meta,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("workflow", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("ended", sa.Float),
+    sa.Column("metadata_prefix", sa.Text, nullable=False),
+    sa.Column("raw_output_prefix", sa.Text, nullable=False),
+    sa.Column("executor", sa.String(32), nullable=False),
+    sa.Column("inputs_uri", sa.Text),
+    sa.Column("outputs_uri", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Index("executions_started", "started"),
+)
+NODES = sa.Table(
+    "nodes", _meta,
+    sa.Column("execution_id", sa.String(64), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("ended", sa.Float),
+    sa.Column("prefix", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("detail", sa.Text),
+)
+SCHEMA_VERSION = sa.Table("ferry_schema", sa.MetaData(), sa.Column("version", sa.Integer, nullable=False))
+
+
+def _v1(conn: sa.Connection) -> None:
+    _meta.create_all(conn, tables=[EXECUTIONS, NODES])
+
+
+# Append-only: (version, migration). A database at version N gets every migration after N.
+MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1)]
 
 
 class NotFoundError(FerryError):
@@ -88,67 +103,104 @@ class NodeRecord:
     detail: str | None
 
 
+def engine_url(url: str) -> str:
+    """FERRY_DATABASE_URL -> a SQLAlchemy URL (PostgreSQL through psycopg 3)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    if url.startswith(("sqlite:///", "postgresql+")):
+        return url
+    raise ConfigError(
+        f"Unsupported records database URL {url!r}. Use sqlite:///path/to/ferry.db or "
+        "postgresql://user:password@host:port/database (FERRY_DATABASE_URL)."
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
 class Records:
-    """A small, thread-safe store of execution and node records."""
+    """Execution and node-attempt records, safe to use from several threads and processes."""
 
     def __init__(self, url: str) -> None:
-        if not url.startswith("sqlite:///"):
-            raise ConfigError(
-                f"Unsupported records database URL {url!r}. Use sqlite:///path/to/ferry.db "
-                "(FERRY_DATABASE_URL)."
-            )
-        path = Path(url[len("sqlite:///"):])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        target = engine_url(url)
+        self.sqlite = target.startswith("sqlite")
+        if self.sqlite:
+            Path(target[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = sa.create_engine(target, pool_pre_ping=not self.sqlite)
+        except ImportError as exc:
+            raise ConfigError(f"The records database {url!r} needs a driver: pip install 'ferry[postgres]' ({exc}).") from exc
+        if self.sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._lock = threading.Lock()  # SQLite allows one writer; serialize this process's writes
+        self._conn = self.engine.connect()
+        self._migrate()
+        self._prepare()
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._db.execute(sql, args)
+    def _migrate(self) -> None:
+        with self._lock, self._conn.begin():
+            SCHEMA_VERSION.create(self._conn, checkfirst=True)
+            current = self._conn.execute(sa.select(sa.func.max(SCHEMA_VERSION.c.version))).scalar() or 0
+            for version, migration in MIGRATIONS:
+                if version > current:
+                    migration(self._conn)
+                    self._conn.execute(SCHEMA_VERSION.insert().values(version=version))
+
+    def _prepare(self) -> None:
+        """Build the statements once; executing them with parameters reuses SQLAlchemy's compiled form."""
+        if self.sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        upsert = insert(NODES)
+        keys = ["execution_id", "path", "attempt"]
+        keep_detail = sa.func.coalesce(upsert.excluded.detail, NODES.c.detail)
+        self._node_running = upsert.on_conflict_do_update(
+            index_elements=keys, set_={"status": upsert.excluded.status, "detail": keep_detail})
+        self._node_ended = upsert.on_conflict_do_update(
+            index_elements=keys, set_={"status": upsert.excluded.status, "detail": keep_detail,
+                                       "ended": upsert.excluded.ended, "error": upsert.excluded.error})
+        self._finish = EXECUTIONS.update().where(EXECUTIONS.c.id == sa.bindparam("execution_id"))
+
+    def _write(self, statement: Any, params: dict[str, Any] | None = None) -> None:
+        with self._lock, self._conn.begin():
+            self._conn.execute(statement, params or {})
 
     def create_execution(self, rec: ExecutionRecord) -> None:
-        self._write(
-            "INSERT INTO executions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (rec.id, rec.workflow, rec.reference, rec.status, rec.started, rec.ended, rec.metadata_prefix,
-             rec.raw_output_prefix, rec.executor, rec.inputs_uri, rec.outputs_uri, rec.error),
-        )
+        self._write(EXECUTIONS.insert(), dict(rec.__dict__))
 
     def finish_execution(self, execution_id: str, status: str, outputs_uri: str | None = None, error: str | None = None) -> None:
-        self._write(
-            "UPDATE executions SET status=?, ended=?, outputs_uri=?, error=? WHERE id=?",
-            (status, time.time(), outputs_uri, error, execution_id),
-        )
+        self._write(self._finish, {"execution_id": execution_id, "status": status, "ended": time.time(),
+                                   "outputs_uri": outputs_uri, "error": error})
 
     def set_status(self, execution_id: str, status: str) -> None:
-        self._write("UPDATE executions SET status=?, ended=NULL WHERE id=?", (status, execution_id))
+        self._write(self._finish, {"execution_id": execution_id, "status": status, "ended": None})
 
     def node(self, execution_id: str, path: str, attempt: int, kind: str, label: str, status: str,
              prefix: str | None = None, error: str | None = None, detail: str | None = None) -> None:
         """Insert or update one node attempt; 'running' starts the clock, anything else stops it."""
         now = time.time()
-        if status == "running":
-            self._write(
-                "INSERT INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (execution_id, path, attempt) "
-                "DO UPDATE SET status=excluded.status, detail=COALESCE(excluded.detail, nodes.detail)",
-                (execution_id, path, attempt, kind, label, status, now, None, prefix, error, detail),
-            )
-        else:
-            self._write(
-                "INSERT INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (execution_id, path, attempt) "
-                "DO UPDATE SET status=excluded.status, ended=excluded.ended, error=excluded.error, "
-                "detail=COALESCE(excluded.detail, nodes.detail)",
-                (execution_id, path, attempt, kind, label, status, now, now, prefix, error, detail),
-            )
+        running = status == "running"
+        self._write(self._node_running if running else self._node_ended, {
+            "execution_id": execution_id, "path": path, "attempt": attempt, "kind": kind, "label": label,
+            "status": status, "started": now, "ended": None if running else now, "prefix": prefix,
+            "error": error, "detail": detail,
+        })
 
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _rows(self, statement: Any) -> list[Any]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            rows = self._conn.execute(statement).all()
+            self._conn.commit()
+            return rows
 
     def list_executions(self, limit: int = 20) -> list[ExecutionRecord]:
-        rows = self._query("SELECT * FROM executions ORDER BY started DESC LIMIT ?", (limit,))
+        rows = self._rows(sa.select(EXECUTIONS).order_by(EXECUTIONS.c.started.desc()).limit(limit))
         return [ExecutionRecord(*row) for row in rows]
 
     def get_execution(self, execution_id: str | None = None) -> ExecutionRecord:
@@ -158,9 +210,9 @@ class Records:
             if not latest:
                 raise NotFoundError("No executions yet. Start one with `ferry run FILE.py WORKFLOW`.")
             return latest[0]
-        rows = self._query("SELECT * FROM executions WHERE id=?", (execution_id,))
+        rows = self._rows(sa.select(EXECUTIONS).where(EXECUTIONS.c.id == execution_id))
         if not rows:
-            rows = self._query("SELECT * FROM executions WHERE id LIKE ? ORDER BY started DESC", (execution_id + "%",))
+            rows = self._rows(sa.select(EXECUTIONS).where(EXECUTIONS.c.id.startswith(execution_id, autoescape=True)))
             if len(rows) > 1:
                 raise NotFoundError(f"Execution id prefix {execution_id!r} is ambiguous; give more characters.")
         if not rows:
@@ -168,9 +220,11 @@ class Records:
         return ExecutionRecord(*rows[0])
 
     def nodes(self, execution_id: str) -> list[NodeRecord]:
-        rows = self._query("SELECT * FROM nodes WHERE execution_id=? ORDER BY started, path, attempt", (execution_id,))
+        rows = self._rows(sa.select(NODES).where(NODES.c.execution_id == execution_id)
+                          .order_by(NODES.c.started, NODES.c.path, NODES.c.attempt))
         return [NodeRecord(*row) for row in rows]
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._conn.close()
+        self.engine.dispose()
