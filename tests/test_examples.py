@@ -55,3 +55,11 @@ def test_training_pipeline_is_memoized() -> None:
     assert first.outputs[1] == second.outputs[1] and first.outputs[1].mse < 0.05
     statuses = {n.label: n.status for n in Records(active_settings().database_url).nodes(second.id)}
     assert statuses["training.train"] == "cached"
+
+
+def test_cluster_demo_runs_over_seaweedfs_and_dask() -> None:
+    out = subprocess.run([sys.executable, str(EXAMPLES / "cluster" / "demo.py")], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "succeeded" in out.stdout and "s3://raw/demo/" in out.stdout
+    assert "node cache:" in out.stdout and "worker tcp://127.0.0.1:" in out.stdout

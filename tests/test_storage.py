@@ -97,3 +97,38 @@ def test_s3_unreachable_is_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StoreUnavailableError, match="unreachable") as info:
         io.read_bytes("s3://meta/x", opts)
     assert info.value.retryable and isinstance(info.value, StorageError)
+
+
+def _store_failures() -> list[tuple[BaseException, type]]:
+    from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
+                                     NoCredentialsError, ReadTimeoutError)
+
+    return [
+        (FileNotFoundError("gone"), ObjectNotFoundError),
+        (ClientError({"Error": {"Code": "NoSuchBucket", "Message": "x"}}, "GetObject"), ObjectNotFoundError),
+        (PermissionError("nope"), AccessDeniedError),
+        (ClientError({"Error": {"Code": "AccessDenied", "Message": "x"}}, "PutObject"), AccessDeniedError),
+        (NoCredentialsError(), AccessDeniedError),
+        (TimeoutError("slow"), StoreUnavailableError),
+        (ConnectionRefusedError("down"), StoreUnavailableError),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), StoreUnavailableError),
+        (ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), StoreUnavailableError),
+        (ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"), StoreUnavailableError),
+        (ValueError("something else"), StorageError),
+    ]
+
+
+@pytest.mark.parametrize("error, expected", _store_failures(), ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else v.__name__)
+def test_every_store_failure_maps_to_a_ferry_error(error: BaseException, expected: type) -> None:
+    from ferry.storage.io import map_store_error
+
+    mapped = map_store_error(error, "read", "s3://raw/x/y", "raw")
+    assert type(mapped) is expected
+    assert "s3://raw/x/y (raw store)" in str(mapped)
+    assert mapped.retryable == (expected is StoreUnavailableError)
+
+
+@pytest.mark.s3
+def test_missing_bucket_says_so(s3_server: Any) -> None:
+    with pytest.raises(ObjectNotFoundError, match="bucket exists"):
+        read_bytes("s3://no-such-bucket/x.pb", s3_server.options())
