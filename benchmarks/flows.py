@@ -48,3 +48,36 @@ def blob_size(f: File) -> int:
 @workflow
 def pass_blob(mib: int = 1) -> int:
     return blob_size(f=make_blob(mib=mib))
+
+
+@task
+def offload(path: str) -> File:
+    """Return an existing local file: the runtime uploads it to the raw store."""
+    return File(path)
+
+
+@task
+def fetch_size(f: File) -> int:
+    return os.path.getsize(f.download())
+
+
+@workflow
+def move_file(path: str) -> int:
+    return fetch_size(f=offload(path=path))
+
+
+@task
+def read_dataset(ref: File, i: int) -> int:
+    with open(ref, "rb") as fh:
+        fh.seek(i)
+        return len(fh.read(1024))
+
+
+@task
+def four(n: int) -> list[int]:
+    return list(range(n))
+
+
+@workflow
+def readers(ref: File, n: int = 4) -> list[int]:
+    return map_task(read_dataset, concurrency=2, bound_inputs=("ref",))(ref=ref, i=four(n=n))

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-SUITES = ["data_plane", "control_plane", "datasets"]
+SUITES = ["data_plane", "control_plane", "datasets", "cluster"]
 
 
 def main() -> None:

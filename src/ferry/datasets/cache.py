@@ -102,6 +102,7 @@ class NodeCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self.session_hits = self.session_misses = 0  # this process's share, cheap to read
 
     # ---- index -------------------------------------------------------------------------------
 
@@ -110,6 +111,8 @@ class NodeCache:
             return self._db.execute(sql, args).fetchall()
 
     def _count(self, dataset: str, hits: int = 0, misses: int = 0, fetched: int = 0, evictions: int = 0) -> None:
+        self.session_hits += hits
+        self.session_misses += misses
         self._sql(
             "INSERT INTO stats VALUES (?,?,?,?,?) ON CONFLICT (dataset) DO UPDATE SET hits=hits+excluded.hits, "
             "misses=misses+excluded.misses, bytes_fetched=bytes_fetched+excluded.bytes_fetched, "

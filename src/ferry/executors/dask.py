@@ -18,6 +18,7 @@ from ferry.errors import ConfigError
 from ferry.executors.base import TaskRequest, TaskResult
 
 _tasks: dict[str, Any] = {}  # per worker process: tasks imported once
+MAX_QUEUED_PER_WORKER = 4  # a cache holder busier than this is passed over (another node fetches)
 
 
 def run_on_worker(request: dict[str, Any]) -> dict[str, Any]:
@@ -43,15 +44,13 @@ def run_on_worker(request: dict[str, Any]) -> dict[str, Any]:
                     active_settings().options_for(request["output_prefix"]), "metadata")
         return {"exit": 2, "worker": worker.address, "datasets": []}
     cache = node_cache()
-    before = cache.stats().per_dataset
+    hits, misses = cache.session_hits, cache.session_misses
     report: dict[str, Any] = {}
     single_threaded = worker.state.nthreads == 1  # a fresh working folder is only safe then
     status = run_task(_tasks[ref], request["inputs"], request["output_prefix"], request["raw_output_prefix"],
                       scope=request["scope"], chdir=single_threaded, cache_uri=request.get("cache_uri", ""),
                       report=report)
-    after = cache.stats().per_dataset
-    hits = sum(v["hits"] - before.get(k, {}).get("hits", 0) for k, v in after.items())
-    misses = sum(v["misses"] - before.get(k, {}).get("misses", 0) for k, v in after.items())
+    hits, misses = cache.session_hits - hits, cache.session_misses - misses
     return {"exit": 1 if status == "failed" else 0, "cached": status == "cached", "worker": worker.address,
             "datasets": report.get("datasets", []), "cache_hits": hits, "cache_misses": misses}
 
@@ -95,15 +94,34 @@ class DaskExecutor:
         self.locations: dict[str, set[str]] = {}  # dataset URI -> workers whose cache holds it
         self.task_datasets: dict[str, set[str]] = {}  # task reference -> datasets it read last time
         self._futures: set[Any] = set()
+        self.inflight: dict[str, int] = {}  # attempts this executor placed on each worker, not yet done
 
     def _preferred(self, request: TaskRequest) -> list[str]:
+        """The worker whose cache holds (or is filling) the most of this attempt's datasets.
+
+        A dataset nobody holds yet is claimed for the least busy worker, so that tasks started
+        together don't each download it; a holder with a long queue is passed over.
+        """
         with self._lock:
             wanted = set(request.datasets) | self.task_datasets.get(request.task_ref, set())
+            if not wanted:
+                return []
             ranked: dict[str, int] = {}
             for uri in wanted:
                 for worker in self.locations.get(uri, ()):
-                    ranked[worker] = ranked.get(worker, 0) + 1
-        return sorted(ranked, key=lambda w: -ranked[w])[:1]
+                    if self.inflight.get(worker, 0) < MAX_QUEUED_PER_WORKER:
+                        ranked[worker] = ranked.get(worker, 0) + 1
+            if not ranked:
+                workers = sorted(self.client.scheduler_info()["workers"])
+                if not workers:
+                    return []
+                worker = min(workers, key=lambda w: self.inflight.get(w, 0))
+                for uri in wanted:
+                    self.locations.setdefault(uri, set()).add(worker)
+                ranked[worker] = 1
+            best = max(ranked, key=lambda w: (ranked[w], -self.inflight.get(w, 0)))
+            self.inflight[best] = self.inflight.get(best, 0) + 1
+            return [best]
 
     def _check_resources(self, resources: dict[str, float]) -> None:
         offered: dict[str, float] = {}
@@ -138,6 +156,8 @@ class DaskExecutor:
         finally:
             with self._lock:
                 self._futures.discard(future)
+                for worker in preferred:
+                    self.inflight[worker] -= 1
         worker = reply["worker"]
         with self._lock:
             for uri in reply.get("datasets", []):

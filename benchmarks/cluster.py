@@ -1,0 +1,112 @@
+"""Issue 5 benchmarks: Dask vs process executor throughput, S3 file passing, cache-aware placement."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+from common import ROOT, Table, ms, run_child
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+
+def _child(code: str, env: dict[str, str]) -> dict:
+    prelude = f"import sys, time, os; sys.path.insert(0, {HERE!r}); import ferry; from flows import *\n"
+    return run_child(prelude + code, env=env)
+
+
+def map_throughput(table: Table, home: str, size: int) -> None:
+    rates = {}
+    for executor, options in (("process", {"workers": 2}), ("dask", {"workers": 2})):
+        r = _child(f"""
+xs = list(range({size}))
+ferry.run(map_reduce, {{"xs": xs[:10]}}, executor={executor!r}, executor_options={options!r})  # warm imports
+t = time.perf_counter()
+e = ferry.run(map_reduce, {{"xs": xs}}, executor={executor!r}, executor_options={options!r})
+result["seconds"] = time.perf_counter() - t
+assert e.status == "succeeded", e.error
+""", {"FERRY_HOME": home})
+        rates[executor] = (size + 1) / r["seconds"]
+    table.add(f"map over {size:,} small tasks, 2 workers", f"dask {rates['dask']:.0f} tasks/s",
+              f"process {rates['process']:.0f} tasks/s", rates["dask"] / rates["process"], "(compare)", None)
+
+
+def file_over_s3(table: Table, tmp: str, s3: object, mib: int) -> None:
+    opts = s3.options()  # type: ignore[attr-defined]
+    local = os.path.join(tmp, "payload.bin")
+    with open(local, "wb") as fh:
+        block = os.urandom(8 << 20)
+        for _ in range(mib // 8):
+            fh.write(block)
+    env = {"FERRY_HOME": os.path.join(tmp, "home-s3"), "FERRY_METADATA_URL": "s3://meta/bench",
+           "FERRY_RAW_OUTPUT_PREFIX": "s3://raw/bench", "FERRY_METADATA_OPTIONS": json.dumps(opts),
+           "FERRY_RAW_OPTIONS": json.dumps(opts)}
+    ferry_s = _child(f"""
+t = time.perf_counter()
+e = ferry.run(move_file, {{"path": {local!r}}}, executor="process", executor_options={{"workers": 1}})
+result["seconds"] = time.perf_counter() - t
+assert e.status == "succeeded" and e.outputs == {mib << 20}, e.error
+""", env)["seconds"]
+    base_s = run_child(f"""
+import s3fs, time, os
+fs = s3fs.S3FileSystem(**{opts!r})
+t = time.perf_counter()
+fs.put_file({local!r}, "raw/bench/direct.bin"); fs.get_file("raw/bench/direct.bin", {tmp + '/direct.bin'!r})
+result["seconds"] = time.perf_counter() - t
+os.unlink({tmp + '/direct.bin'!r})
+""")["seconds"]
+    ratio = base_s / ferry_s
+    table.add(f"{mib} MiB File between two tasks on SeaweedFS (throughput)", f"{2 * mib / ferry_s:.0f} MiB/s",
+              f"s3fs put + get {2 * mib / base_s:.0f} MiB/s", ratio, ">= 0.8x", ratio >= 0.8,
+              f"ferry {ms(ferry_s)} incl. engine and worker start, direct {ms(base_s)}")
+    os.unlink(local)
+
+
+def placement(table: Table, tmp: str, s3: object, mib: int) -> None:
+    opts = s3.options()  # type: ignore[attr-defined]
+    for aware in (True, False):
+        home = os.path.join(tmp, f"home-placement-{aware}")
+        env = {"FERRY_HOME": home, "FERRY_PERSISTENT_URL": "s3://persistent/bench",
+               "FERRY_PERSISTENT_OPTIONS": json.dumps(opts), "FERRY_CACHE_MAX_BYTES": str(4 * (mib << 20))}
+        r = _child(f"""
+import s3fs
+fs = s3fs.S3FileSystem(**{opts!r})
+if not fs.exists("persistent/bench/refs/big.bin"):
+    with fs.open("persistent/bench/refs/big.bin", "wb") as fh:
+        block = os.urandom(8 << 20)
+        for _ in range({mib // 8}):
+            fh.write(block)
+ref = ferry.File("s3://persistent/bench/refs/big.bin")
+t = time.perf_counter()
+e = ferry.run(readers, {{"ref": ref, "n": 4}}, executor="dask", executor_options={{"workers": 2, "placement": {aware}}})
+result["seconds"] = time.perf_counter() - t
+assert e.status == "succeeded", e.error
+from ferry.datasets.cache import NodeCache
+base = os.path.join({home!r}, "cache", "dask-workers")
+result["downloads"] = {{d: NodeCache(os.path.join(base, d), 1 << 40).stats().per_dataset.get("refs", {{}}).get("misses", 0)
+                       for d in sorted(os.listdir(base))}}
+""", env)
+        downloads = r["downloads"]
+        label = "cache-aware" if aware else "anywhere"
+        table.add(f"4 tasks, 2 workers, one {mib} MiB dataset ({label})", ms(r["seconds"]), "", None,
+                  "1 download per node" if aware else "", (max(downloads.values()) <= 1) if aware else None,
+                  f"downloads per node {downloads}, total {sum(downloads.values())}")
+
+
+def main(quick: bool = False) -> Table:
+    from ferry.testing.s3server import SeaweedS3
+
+    table = Table()
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
+        map_throughput(table, os.path.join(tmp, "home-map"), 200 if quick else 1000)
+        with SeaweedS3(os.path.join(tmp, "s3"), ["meta", "raw", "persistent"]) as s3:
+            file_over_s3(table, tmp, s3, 128 if quick else 1024)
+            placement(table, tmp, s3, 64 if quick else 1024)
+    return table
+
+
+if __name__ == "__main__":
+    main("--quick" in sys.argv).print("cluster")
