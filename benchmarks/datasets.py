@@ -7,7 +7,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 from common import ROOT, Table, ms, run_child
 

@@ -75,7 +75,7 @@ def test_missing_local_file_is_a_clear_error() -> None:
 
 def test_file_format_lands_in_the_type() -> None:
     @task
-    def csv_out() -> File["csv"]:
+    def csv_out() -> File["csv"]:  # noqa: F821 - a format, not a name
         pathlib.Path("t.csv").write_text("a\n1\n")
         return File("t.csv")
 
@@ -197,9 +197,9 @@ def test_declared_column_missing_from_frame() -> None:
 
 
 def test_frame_literal_records_columns_and_size() -> None:
+    from ferry.config import active_settings
     from ferry.runtime.execute import values_to_literals
     from ferry.types import TransferContext
-    from ferry.config import active_settings
 
     s = active_settings()
     lits = values_to_literals(make_pandas, {"o0": pd.DataFrame}, {"o0": pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})},

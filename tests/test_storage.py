@@ -9,8 +9,18 @@ from typing import Any
 import pytest
 
 from ferry.errors import AccessDeniedError, ObjectNotFoundError, StorageError, StoreUnavailableError
-from ferry.storage import (download_directory, download_file, exists, join, list_files, publishing,
-                           read_bytes, upload_directory, upload_file, write_bytes)
+from ferry.storage import (
+    download_directory,
+    download_file,
+    exists,
+    join,
+    list_files,
+    publishing,
+    read_bytes,
+    upload_directory,
+    upload_file,
+    write_bytes,
+)
 
 
 @pytest.fixture(params=["file", "memory", "s3"])
@@ -100,8 +110,13 @@ def test_s3_unreachable_is_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _store_failures() -> list[tuple[BaseException, type]]:
-    from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
-                                     NoCredentialsError, ReadTimeoutError)
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
 
     return [
         (FileNotFoundError("gone"), ObjectNotFoundError),

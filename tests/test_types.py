@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from ferry.config import active_settings
 from ferry.errors import TypeMismatchError, UnsupportedTypeError
 from ferry.literals import Literal, SimpleType, serialize
-from ferry.types import PickledTypeWarning, Transformer, TransferContext, TypeEngine, default_engine, register
+from ferry.types import (
+    PickledTypeWarning,
+    TransferContext,
+    Transformer,
+    TypeEngine,
+    default_engine,
+    register,
+)
 
 
 def ctx() -> TransferContext:

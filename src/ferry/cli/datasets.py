@@ -43,7 +43,8 @@ def datasets() -> None:
 @click.option("--parallel", default=8, show_default=True, help="Files uploaded at once.")
 def upload(local_path: str, name: str | None, parallel: int) -> None:
     """Upload LOCAL_PATH (a file or folder) as dataset NAME; unchanged files are skipped."""
-    from ferry.datasets.store import local_size, upload as upload_dataset
+    from ferry.datasets.store import local_size
+    from ferry.datasets.store import upload as upload_dataset
 
     with _bar(f"upload {local_path}", local_size(local_path)) as advance:
         report = upload_dataset(local_path, name, parallel=parallel, progress=advance)

@@ -95,11 +95,11 @@ def run(
     executor_options: dict[str, Any] | None = None,
 ) -> Execution:
     """Run ``wf`` with ``inputs``; returns an Execution whose ``status`` is succeeded or failed."""
+    import os
+
     from ferry.runtime.execute import values_to_literals
     from ferry.sdk.workflow import _bind
     from ferry.types import TransferContext
-
-    import os
 
     if os.environ.get(IN_TASK_ENV):
         raise FerryError(

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from ferry.config import Settings, active_settings
 from ferry.engine.cache import cache_key, cache_uri
 from ferry.engine.graph import GraphRunner, NodeFailedError
-from ferry.runtime import memo
 from ferry.errors import TaskFailedError, TypeTransformerError
 from ferry.literals import LiteralMap
+from ferry.runtime import memo
 from ferry.runtime.execute import execute, values_to_literals
 from ferry.types import TransferContext, default_engine
 
@@ -68,7 +68,7 @@ def run_in_memory(wf: "Workflow", values: dict[str, Any]) -> Any:
     except NodeFailedError as exc:
         cause = exc.__cause__
         if isinstance(cause, TaskFailedError) and cause.kind == "user" and cause.__cause__ is not None:
-            raise cause.__cause__  # like a direct task call: the function's own exception
+            raise cause.__cause__ from None  # like a direct task call: the function's own exception
         raise
     return outputs_to_values(wf, outputs, ctx)
 

@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from flyteidl.core import errors_pb2, execution_pb2
 
-from ferry.errors import (CorruptMetadataError, FerryError, LiteralTooLargeError, StorageError,
-                          TaskFailedError, TypeMismatchError)
+from ferry.errors import (
+    CorruptMetadataError,
+    FerryError,
+    LiteralTooLargeError,
+    StorageError,
+    TaskFailedError,
+    TypeMismatchError,
+)
 from ferry.literals import Literal, LiteralMap, literal_map, parse_literal_map, serialize
 from ferry.types import TransferContext, default_engine, using_context
 
@@ -100,7 +106,7 @@ def result_to_dict(task: "Task", result: Any) -> dict[str, Any]:
             f"Task {task.name}: returned {type(result).__name__}, but declares {len(outputs)} outputs "
             f"{list(outputs)}; return a tuple of that length."
         )
-    return dict(zip(outputs, result))
+    return dict(zip(outputs, result, strict=True))
 
 
 def outputs_to_result(task: "Task", outputs: LiteralMap, ctx: TransferContext) -> Any:
@@ -179,9 +185,8 @@ def run_task(
     With ``cache_uri``, a valid memoized entry is reused without running the function.
     ``report``, if given, receives the persistent-store objects the task read ("datasets").
     """
-    from ferry.runtime import memo
-
     from ferry.config import active_settings
+    from ferry.runtime import memo
     from ferry.storage import join, read_bytes, write_bytes
 
     settings = settings or active_settings()

@@ -24,7 +24,7 @@ def call_task(task: "Task", values: dict[str, Any]) -> Any:
         outputs = execute(task, inputs, ctx)
     except TaskFailedError as exc:
         if exc.kind == "user" and exc.__cause__ is not None:
-            raise exc.__cause__  # a direct call raises what the function raised
+            raise exc.__cause__ from None  # a direct call raises what the function raised
         raise
     finally:
         ctx.cleanup()

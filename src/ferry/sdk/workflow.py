@@ -17,7 +17,7 @@ from typing import Any, Callable
 from flyteidl.core import condition_pb2, literals_pb2
 
 from ferry.errors import InterfaceError
-from ferry.interface import Interface, extract, output_types
+from ferry.interface import Interface, extract
 from ferry.literals import Literal, LiteralType
 from ferry.sdk.promise import START, Condition, Promise
 from ferry.sdk.typecheck import castable, describe_type
@@ -229,7 +229,7 @@ def _result_values(name: str, outputs: dict[str, Any], output_tuple: type | None
         return {next(iter(outputs)): result}
     if not isinstance(result, tuple) or len(result) != len(outputs):
         raise InterfaceError(f"Workflow {name} declares outputs {list(outputs)} but returns {result!r}.")
-    return dict(zip(outputs, result))
+    return dict(zip(outputs, result, strict=True))
 
 
 def workflow(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:

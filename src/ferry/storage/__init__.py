@@ -1,8 +1,22 @@
 """fsspec-backed stores: protocol registry, atomic writes, streaming transfers, error mapping."""
 
-from ferry.storage.io import (download_directory, download_file, exists, info, join, list_files, local_path_of, open_read, publishing,
-                              read_bytes, retrying, store_errors, upload_directory, upload_file,
-                              write_bytes)
+from ferry.storage.io import (
+                              download_directory,
+                              download_file,
+                              exists,
+                              info,
+                              join,
+                              list_files,
+                              local_path_of,
+                              open_read,
+                              publishing,
+                              read_bytes,
+                              retrying,
+                              store_errors,
+                              upload_directory,
+                              upload_file,
+                              write_bytes,
+)
 from ferry.storage.registry import filesystem, known_protocols, protocol_of, register_protocol
 
 __all__ = [

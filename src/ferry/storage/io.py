@@ -18,8 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from ferry.errors import (AccessDeniedError, ObjectNotFoundError, StorageError,
-                          StoreUnavailableError)
+from ferry.errors import AccessDeniedError, ObjectNotFoundError, StorageError, StoreUnavailableError
 from ferry.storage.registry import filesystem, protocol_of
 
 T = TypeVar("T")

@@ -26,8 +26,14 @@ class _DelayedRichCallback(Callback):
         if self._progress is None:
             if time.monotonic() - self.started < SHOW_AFTER_SECONDS:
                 return
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(),

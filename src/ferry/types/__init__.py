@@ -20,7 +20,12 @@ __all__ = [
 def default_transformers() -> list[Transformer]:
     """The built-in transformers, in resolution order for predicates."""
     from ferry.types.arrays import NumpyTransformer
-    from ferry.types.collections import DictTransformer, EnumTransformer, ListTransformer, UnionTransformer
+    from ferry.types.collections import (
+        DictTransformer,
+        EnumTransformer,
+        ListTransformer,
+        UnionTransformer,
+    )
     from ferry.types.dataframes import DataFrameTransformer
     from ferry.types.files import BlobTransformer, Directory, File
     from ferry.types.primitives import primitive_transformers

@@ -12,8 +12,8 @@ from flyteidl.core import literals_pb2, types_pb2
 
 from ferry.errors import TypeMismatchError, TypeTransformerError
 from ferry.literals import Literal, LiteralType
-from ferry.types.engine import Transformer, expect_scalar, literal_kind, type_name, value_type_name
 from ferry.types import fastlists
+from ferry.types.engine import Transformer, expect_scalar, literal_kind, type_name, value_type_name
 from ferry.types.primitives import PrimitiveTransformer
 
 

@@ -14,7 +14,13 @@ from flyteidl.core import literals_pb2, types_pb2
 
 from ferry.errors import TypeMismatchError, TypeTransformerError
 from ferry.literals import Literal, LiteralType, SimpleType
-from ferry.types.engine import Transformer, expect_scalar, strip_annotated, type_name, value_type_name
+from ferry.types.engine import (
+    Transformer,
+    expect_scalar,
+    strip_annotated,
+    type_name,
+    value_type_name,
+)
 
 PARQUET = "parquet"
 
