@@ -122,7 +122,7 @@ def describe(literal: Literal, limit: int = 80) -> str:
         return _clip("{" + shown + more + "}", limit)
     if kind == "offloaded_metadata":
         off = literal.offloaded_metadata
-        return f"offloaded literal {off.uri} ({_size(off.size_bytes)})"
+        return f"offloaded literal {off.uri} ({human_size(off.size_bytes)})"
     return "(empty)"
 
 
@@ -130,7 +130,7 @@ def _describe_scalar(literal: Literal) -> str:
     scalar = literal.scalar
     which = scalar.WhichOneof("value")
     size = literal.metadata.get("size")
-    size_text = f", {_size(int(size))}" if size else ""
+    size_text = f", {human_size(int(size))}" if size else ""
     if which == "primitive":
         prim = scalar.primitive
         field_name = prim.WhichOneof("value")
@@ -159,7 +159,8 @@ def _describe_scalar(literal: Literal) -> str:
     return which or "(empty)"
 
 
-def _size(n: int) -> str:
+def human_size(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

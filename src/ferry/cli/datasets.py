@@ -8,13 +8,7 @@ from typing import Any, Iterator
 
 import click
 
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+from ferry.literals import human_size
 
 
 @contextmanager
@@ -48,7 +42,7 @@ def upload(local_path: str, name: str | None, parallel: int) -> None:
 
     with _bar(f"upload {local_path}", local_size(local_path)) as advance:
         report = upload_dataset(local_path, name, parallel=parallel, progress=advance)
-    click.echo(f"uploaded {len(report.uploaded)} file(s), {_size(report.bytes_uploaded)}; "
+    click.echo(f"uploaded {len(report.uploaded)} file(s), {human_size(report.bytes_uploaded)}; "
                f"skipped {len(report.skipped)} unchanged", err=True)
     click.echo(report.uri)
 
@@ -63,7 +57,7 @@ def ls_(prefix: str) -> None:
     if not entries:
         click.echo("(nothing here)" if prefix else "No datasets yet. Upload one with `ferry datasets upload PATH [NAME]`.")
     for e in entries:
-        click.echo(f"{e.name + ('/' if e.kind == 'folder' else ''):40} {_size(e.size):>10}  {e.modified}")
+        click.echo(f"{e.name + ('/' if e.kind == 'folder' else ''):40} {human_size(e.size):>10}  {e.modified}")
 
 
 @datasets.command()
@@ -75,7 +69,7 @@ def warm(names: tuple[str, ...]) -> None:
     with _bar("warm", 0) as advance:
         done = warm_datasets(list(names), progress=advance)
     for name, size in done.items():
-        click.echo(f"{name}: {_size(size)} cached")
+        click.echo(f"{name}: {human_size(size)} cached")
 
 
 @datasets.command()
@@ -99,12 +93,12 @@ def stats() -> None:
     from ferry.datasets import node_cache
 
     s = node_cache().stats()
-    click.echo(f"node cache: {_size(s.used_bytes)} used of {_size(s.max_bytes)}, {s.entries} entries")
+    click.echo(f"node cache: {human_size(s.used_bytes)} used of {human_size(s.max_bytes)}, {s.entries} entries")
     if s.per_dataset:
         click.echo(f"{'dataset':30} {'entries':>7} {'cached':>10} {'hits':>6} {'misses':>6} {'fetched':>10} {'evicted':>7}")
     for name, d in sorted(s.per_dataset.items()):
-        click.echo(f"{name:30} {d['entries']:>7} {_size(d['bytes'] or 0):>10} {d['hits']:>6} {d['misses']:>6} "
-                   f"{_size(d['bytes_fetched']):>10} {d['evictions']:>7}")
+        click.echo(f"{name:30} {d['entries']:>7} {human_size(d['bytes'] or 0):>10} {d['hits']:>6} {d['misses']:>6} "
+                   f"{human_size(d['bytes_fetched']):>10} {d['evictions']:>7}")
 
 
 @cache.command()
@@ -119,7 +113,7 @@ def prune(to_size: str | None) -> None:
     except ValueError:
         raise click.BadParameter(f"{to_size!r} is not a size; use e.g. 5GiB, 500MiB or a number of bytes.") from None
     freed = node_cache().prune(target)
-    click.echo(f"freed {_size(freed)}")
+    click.echo(f"freed {human_size(freed)}")
 
 
 @cache.command()
@@ -135,4 +129,4 @@ def clear(tasks_only: bool, datasets_only: bool) -> None:
         count = clear_tasks(active_settings())
         click.echo(f"removed {count} memoized task output{'s' if count != 1 else ''}")
     if not tasks_only:
-        click.echo(f"freed {_size(node_cache().clear())} of cached datasets")
+        click.echo(f"freed {human_size(node_cache().clear())} of cached datasets")

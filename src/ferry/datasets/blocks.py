@@ -41,7 +41,7 @@ class BlockReader(io.RawIOBase):
     def __init__(self, cache: NodeCache, obj: ObjectIdentity, dataset: str, options: dict[str, Any] | None,
                  block_size: int = BLOCK_SIZE) -> None:
         super().__init__()
-        self.cache, self.obj, self.dataset = cache, obj, dataset
+        self.cache, self.obj, self.dataset, self.options = cache, obj, dataset, options
         self.fs, self.path = filesystem(obj.uri, options)
         self.folder = cache.blocks_dir(obj.key)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ class BlockReader(io.RawIOBase):
                 for future in set(self._pending.values()):
                     future.exception()  # a failed read-ahead is simply not cached
             if self.bytes_fetched and self.complete():  # every block is here: keep it as one local file
-                copy = self.cache.local_copy(self.obj.uri, self.dataset, fetch=False)
+                copy = self.cache.local_copy(self.obj.uri, self.dataset, self.options, fetch=False)
                 if copy is not None:
                     copy[1].close()
             self._pin.close()

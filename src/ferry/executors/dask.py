@@ -17,7 +17,6 @@ from typing import Any
 from ferry.errors import ConfigError
 from ferry.executors.base import TaskRequest, TaskResult
 
-_tasks: dict[str, Any] = {}  # per worker process: tasks imported once
 MAX_QUEUED_PER_WORKER = 4  # a cache holder busier than this is passed over (another node fetches)
 
 
@@ -25,29 +24,19 @@ def run_on_worker(request: dict[str, Any]) -> dict[str, Any]:
     """What a Dask worker runs: the task runtime, from the request's URIs."""
     from distributed import get_worker
 
-    from ferry.config import active_settings
     from ferry.datasets import node_cache
-    from ferry.errors import FerryError
-    from ferry.literals import serialize
-    from ferry.runtime.execute import ERROR, error_document, run_task
-    from ferry.sdk.loader import load_object, split_reference
-    from ferry.sdk.task import Task
-    from ferry.storage import join, write_bytes
+    from ferry.runtime.execute import run_task
+    from ferry.runtime.load import load_task
 
     worker = get_worker()
-    ref = request["task"]
-    try:
-        if ref not in _tasks:
-            _tasks[ref] = load_object(*split_reference(ref), Task, "task")
-    except FerryError as exc:
-        write_bytes(join(request["output_prefix"], ERROR), serialize(error_document(exc)),
-                    active_settings().options_for(request["output_prefix"]), "metadata")
+    task = load_task(request["task"], request["output_prefix"])
+    if task is None:
         return {"exit": 2, "worker": worker.address, "datasets": []}
     cache = node_cache()
     hits, misses = cache.session_hits, cache.session_misses
     report: dict[str, Any] = {}
     single_threaded = worker.state.nthreads == 1  # a fresh working folder is only safe then
-    status = run_task(_tasks[ref], request["inputs"], request["output_prefix"], request["raw_output_prefix"],
+    status = run_task(task, request["inputs"], request["output_prefix"], request["raw_output_prefix"],
                       scope=request["scope"], chdir=single_threaded, cache_uri=request.get("cache_uri", ""),
                       report=report)
     hits, misses = cache.session_hits - hits, cache.session_misses - misses

@@ -22,24 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-uri", default="", help="memoized outputs to reuse, or to fill on success")
     args = parser.parse_args(argv)
 
-    from ferry.errors import FerryError
-    from ferry.literals import serialize
-    from ferry.runtime.execute import ERROR, error_document, run_task
-    from ferry.sdk.loader import load_object, split_reference
-    from ferry.sdk.task import Task
+    from ferry.runtime.execute import run_task
+    from ferry.runtime.load import load_task
 
-    try:
-        task = load_object(*split_reference(args.task), Task, "task")
-    except FerryError as exc:
-        print(f"ferry.runtime: {exc}", file=sys.stderr)
-        try:
-            from ferry.config import active_settings
-            from ferry.storage import join, write_bytes
-
-            write_bytes(join(args.output_prefix, ERROR), serialize(error_document(exc)),
-                        active_settings().options_for(args.output_prefix), "metadata")
-        except FerryError:
-            pass
+    task = load_task(args.task, args.output_prefix)
+    if task is None:
         return 2
     status = run_task(task, args.inputs, args.output_prefix, args.raw_output_prefix, scope=args.scope,
                       chdir=True, cache_uri=args.cache_uri)

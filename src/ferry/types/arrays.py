@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flyteidl.core import types_pb2
 
 from ferry.errors import TypeMismatchError
-from ferry.literals import Literal, LiteralType, blob_literal
+from ferry.literals import Literal, LiteralType
 from ferry.types.engine import Transformer, expect_scalar, value_type_name
 
 NPY = "npy"
@@ -32,8 +31,7 @@ class NumpyTransformer(Transformer):
     def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: Any, path: str) -> Literal:
         import numpy as np
 
-        from ferry.storage import publishing
-        from ferry.types.hashing import file_hash
+        from ferry.types.files import write_blob
 
         if not isinstance(value, np.ndarray):
             raise TypeMismatchError(f"{path}: expected numpy.ndarray, got {value_type_name(value)}.")
@@ -42,15 +40,7 @@ class NumpyTransformer(Transformer):
                 f"{path}: arrays of Python objects (dtype=object) can't be stored as .npy without pickling; "
                 "convert to a numeric or string dtype."
             )
-        uri = ctx.new_raw_uri("array.npy")
-        with publishing(uri, ctx.options(uri), "raw") as local:
-            with open(local, "wb") as fh:
-                np.save(fh, value, allow_pickle=False)
-            size = os.path.getsize(local)
-            digest = file_hash(local, size)
-        lit = blob_literal(uri, NPY, size=size)
-        lit.hash = digest
-        return lit
+        return write_blob(ctx, "array.npy", NPY, lambda fh: np.save(fh, value, allow_pickle=False))
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
         import numpy as np

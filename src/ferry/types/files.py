@@ -167,6 +167,22 @@ class Directory(_Blob):
     fetch = __truediv__
 
 
+def write_blob(ctx: TransferContext, name: str, fmt: str, write: Any) -> Literal:
+    """Offload a value that ``write(binary_file)`` serializes: a new raw URI, published atomically, hashed."""
+    from ferry.storage import publishing
+    from ferry.types.hashing import file_hash
+
+    uri = ctx.new_raw_uri(name)
+    with publishing(uri, ctx.options(uri), "raw") as local:
+        with open(local, "wb") as fh:
+            write(fh)
+        size = os.path.getsize(local)
+        digest = file_hash(local, size)
+    lit = blob_literal(uri, fmt, size=size)
+    lit.hash = digest
+    return lit
+
+
 def _blob_format(python_type: Any) -> str:
     return getattr(python_type, "format", "") or ""
 

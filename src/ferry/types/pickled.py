@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from typing import Any
 
 from flyteidl.core import types_pb2
 
-from ferry.literals import Literal, LiteralType, blob_literal
+from ferry.literals import Literal, LiteralType
 from ferry.types.engine import Transformer, expect_scalar, type_name
 
 PICKLE = "PythonPickle"
@@ -23,18 +22,9 @@ class PickleTransformer(Transformer):
         return lt
 
     def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: Any, path: str) -> Literal:
-        from ferry.storage import publishing
-        from ferry.types.hashing import file_hash
+        from ferry.types.files import write_blob
 
-        uri = ctx.new_raw_uri("value.pkl")
-        with publishing(uri, ctx.options(uri), "raw") as local:
-            with open(local, "wb") as fh:
-                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            size = os.path.getsize(local)
-            digest = file_hash(local, size)
-        lit = blob_literal(uri, PICKLE, size=size)
-        lit.hash = digest
-        return lit
+        return write_blob(ctx, "value.pkl", PICKLE, lambda fh: pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL))
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
         from ferry.storage import open_read
