@@ -7,7 +7,6 @@ for the stores it is given.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tomllib
@@ -71,9 +70,6 @@ class Settings:
             worker_config=str(pick("worker_config", "FERRY_WORKER_CONFIG") or ""),
             store_options=options,
         )
-
-    def replace(self, **changes: Any) -> "Settings":
-        return dataclasses.replace(self, **changes)
 
     def options_for(self, uri: str) -> dict[str, Any]:
         """The fsspec options of the store that holds ``uri`` (matched by protocol and bucket)."""

@@ -29,10 +29,6 @@ class Interface:
     output_tuple: type | None = None  # the NamedTuple class, when outputs are named
     docs: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def single_output(self) -> bool:
-        return len(self.outputs) == 1 and self.output_tuple is None
-
 
 def _is_namedtuple(t: Any) -> bool:
     return isinstance(t, type) and issubclass(t, tuple) and hasattr(t, "_fields")

@@ -23,10 +23,6 @@ Variable = interface_pb2.Variable
 VariableMap = interface_pb2.VariableMap
 
 
-def simple_type(kind: int) -> LiteralType:
-    return LiteralType(simple=kind)
-
-
 def none_literal() -> Literal:
     return Literal(scalar=literals_pb2.Scalar(none_type=literals_pb2.Void()))
 

@@ -154,12 +154,6 @@ def exists(uri: str, options: Options = None, store: str = "store") -> bool:
     return retrying(attempt)
 
 
-def info(uri: str, options: Options = None, store: str = "store") -> dict[str, Any]:
-    with store_errors("stat", uri, store):
-        fs, path = filesystem(uri, options)
-        return dict(fs.info(path))
-
-
 def upload_file(local: str | os.PathLike[str], uri: str, options: Options = None, store: str = "raw") -> int:
     """Stream a local file to ``uri`` atomically; returns its size."""
     from ferry.storage.progress import transfer_callback
