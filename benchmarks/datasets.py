@@ -44,24 +44,28 @@ fs.put_file({local!r}, "persistent/bench/big/object.bin")
         _child(setup, env)
         clear = f"shutil.rmtree({env['FERRY_HOME'] + '/cache'!r}, ignore_errors=True)\n"
 
-        # 1. cold sequential read: ferry (fill through the cache) vs a direct fsspec get
-        direct = _child(f"""
+        # 1. cold sequential read: ferry (fill through the cache) vs a direct fsspec get, alternated
+        direct_code = f"""
 import s3fs
 fs = s3fs.S3FileSystem(**{opts!r})
 t = time.perf_counter(); fs.get_file("persistent/bench/big/object.bin", {tmp + '/direct.bin'!r})
 result["seconds"] = time.perf_counter() - t
 os.unlink({tmp + '/direct.bin'!r})
-""", env)["seconds"]
-        cold = _child("import shutil\n" + clear + f"""
+"""
+        cold_code = "import shutil\n" + clear + f"""
 from ferry import File
 t = time.perf_counter(); path = File({uri!r}).download()
 assert os.path.getsize(path) == {size}
 result["seconds"] = time.perf_counter() - t
-""", env)["seconds"]
+"""
+        direct = cold = float("inf")
+        for _ in range(2):
+            direct = min(direct, _child(direct_code, env)["seconds"])
+            cold = min(cold, _child(cold_code, env)["seconds"])
         mib = size / (1 << 20)
         ratio = direct / cold
         table.add(f"cold sequential read, {mib:.0f} MiB (throughput)", f"{mib / cold:.0f} MiB/s",
-                  f"fsspec get {mib / direct:.0f} MiB/s", ratio, ">= 0.9x", ratio >= 0.9)
+                  f"fsspec get {mib / direct:.0f} MiB/s", ratio, ">= 0.9x", ratio >= 0.9, "best of 2, alternated")
         streamed = _child("import shutil\n" + clear + f"""
 from ferry import File
 t = time.perf_counter()
@@ -83,7 +87,7 @@ def read(path):
             pass
 path = File({uri!r}).download()
 best_f = best_l = 1e9
-for _ in range(3):
+for _ in range(9):
     t = time.perf_counter(); read(File({uri!r}).download()); best_f = min(best_f, time.perf_counter() - t)
     t = time.perf_counter(); read({local!r}); best_l = min(best_l, time.perf_counter() - t)
 result.update(ferry=best_f, local=best_l)

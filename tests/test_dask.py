@@ -36,7 +36,8 @@ def test_files_and_frames_on_a_local_dask_cluster() -> None:
     execution = ferry.run(load("files_and_frames"), {"n": 1500}, executor="dask")
     assert execution.status == "succeeded", execution.error
     assert execution.outputs == "1500 bytes, 500 rows"
-    assert all(n.detail and n.detail.startswith("worker tcp://127.0.0.1:") for n in task_nodes(execution.id))
+    assert all(n.detail and n.detail.startswith("worker ") and "tcp://127.0.0.1:" in n.detail
+               for n in task_nodes(execution.id))
 
 
 @pytest.mark.parametrize("placement", [True, False], ids=["cache-aware", "anywhere"])
@@ -75,7 +76,7 @@ def test_resource_requests_map_to_dask_resources() -> None:
 def test_existing_scheduler_by_address(tmp_path: Path) -> None:
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, host="127.0.0.1") as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1") as cluster:
         execution = ferry.run(load("files_and_frames"), {"n": 10}, executor="dask",
                               executor_options={"address": cluster.scheduler_address})
     assert execution.status == "succeeded", execution.error

@@ -18,6 +18,7 @@ from ferry.errors import ConfigError
 from ferry.executors.base import TaskRequest, TaskResult
 
 MAX_QUEUED_PER_WORKER = 4  # a cache holder busier than this is passed over (another node fetches)
+PLACEMENT_RECHECK_SECONDS = 10  # how often a placed, still-waiting attempt checks its worker is there
 
 
 def run_on_worker(request: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +42,7 @@ def run_on_worker(request: dict[str, Any]) -> dict[str, Any]:
                       report=report)
     hits, misses = cache.session_hits - hits, cache.session_misses - misses
     return {"exit": 1 if status == "failed" else 0, "cached": status == "cached", "worker": worker.address,
+            "name": worker.name,
             "datasets": report.get("datasets", []), "cache_hits": hits, "cache_misses": misses}
 
 
@@ -74,37 +76,38 @@ class DaskExecutor:
             # ``env`` applied: its own settings. An emptied variable counts as unset for ferry.
             worker_env = {k: ("" if v is None else v) for k, v in {**(env or {}), "FERRY_IN_TASK": "1"}.items()}
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, host="127.0.0.1", env=worker_env,
+                                        dashboard_address=":0", host="127.0.0.1", env=worker_env,
                                         resources={"CPU": 1, "MEMORY": 2**31})
             self.client = Client(self.cluster, set_as_default=False)
             if cache_base:
                 self.client.register_plugin(per_worker_cache(cache_base), name="ferry-per-worker-cache")
         self._lock = threading.Lock()
-        self.locations: dict[str, set[str]] = {}  # dataset URI -> workers whose cache holds it
+        self.locations: dict[str, set[Any]] = {}  # dataset URI -> names of workers whose cache holds it
         self.task_datasets: dict[str, set[str]] = {}  # task reference -> datasets it read last time
         self._futures: set[Any] = set()
-        self.inflight: dict[str, int] = {}  # attempts this executor placed on each worker, not yet done
+        self.inflight: dict[Any, int] = {}  # attempts this executor placed on each worker, not yet done
 
-    def _preferred(self, request: TaskRequest) -> list[str]:
-        """The worker whose cache holds (or is filling) the most of this attempt's datasets.
+    def _preferred(self, request: TaskRequest) -> list[Any]:
+        """The worker (by name) whose cache holds (or is filling) the most of this attempt's datasets.
 
         A dataset nobody holds yet is claimed for the least busy worker, so that tasks started
         together don't each download it; a holder with a long queue is passed over.
         """
         with self._lock:
             wanted = set(request.datasets) | self.task_datasets.get(request.task_ref, set())
-            if not wanted:
-                return []
-            ranked: dict[str, int] = {}
+        if not wanted:
+            return []
+        alive = [info["name"] for info in self.client.scheduler_info()["workers"].values()]
+        with self._lock:
+            ranked: dict[Any, int] = {}
             for uri in wanted:
                 for worker in self.locations.get(uri, ()):
-                    if self.inflight.get(worker, 0) < MAX_QUEUED_PER_WORKER:
+                    if worker in alive and self.inflight.get(worker, 0) < MAX_QUEUED_PER_WORKER:
                         ranked[worker] = ranked.get(worker, 0) + 1
             if not ranked:
-                workers = sorted(self.client.scheduler_info()["workers"])
-                if not workers:
+                if not alive:
                     return []
-                worker = min(workers, key=lambda w: self.inflight.get(w, 0))
+                worker = min(sorted(alive, key=str), key=lambda w: self.inflight.get(w, 0))
                 for uri in wanted:
                     self.locations.setdefault(uri, set()).add(worker)
                 ranked[worker] = 1
@@ -133,13 +136,15 @@ class DaskExecutor:
             "task": request.task_ref, "inputs": request.inputs_uri, "output_prefix": request.output_prefix,
             "raw_output_prefix": request.raw_output_prefix, "scope": request.scope, "cache_uri": request.cache_uri,
         }
-        placement: dict[str, Any] = {"workers": preferred, "allow_other_workers": True} if preferred else {}
+        # By worker name, which survives a nanny restart; strict, or the scheduler would spread tasks
+        # started together over every worker, and each would download the dataset.
+        placement: dict[str, Any] = {"workers": preferred, "allow_other_workers": False} if preferred else {}
         future = self.client.submit(run_on_worker, payload, key=f"ferry-{request.scope}", pure=False,
                                     resources=resources or None, **placement)
         with self._lock:
             self._futures.add(future)
         try:
-            reply = future.result()
+            reply = self._wait(future, preferred, payload, resources)
         except Exception as exc:  # noqa: BLE001 - a worker died for good, or the cluster broke
             return TaskResult(-1, f"the Dask task failed: {type(exc).__name__}: {exc}")
         finally:
@@ -150,13 +155,35 @@ class DaskExecutor:
         worker = reply["worker"]
         with self._lock:
             for uri in reply.get("datasets", []):
-                self.locations.setdefault(uri, set()).add(worker)
+                self.locations.setdefault(uri, set()).add(reply.get("name", worker))
             if reply.get("datasets"):
                 self.task_datasets[request.task_ref] = set(reply["datasets"])
         note = ""
         if reply.get("cache_hits") or reply.get("cache_misses"):
             note = f"node cache: {reply.get('cache_hits', 0)} hits, {reply.get('cache_misses', 0)} misses"
-        return TaskResult(int(reply["exit"]), worker=f"worker {worker}", cached=bool(reply.get("cached")), note=note)
+        return TaskResult(int(reply["exit"]), worker=f"worker {reply.get('name', '?')} {worker}",
+                          cached=bool(reply.get("cached")), note=note)
+
+    def _wait(self, future: Any, preferred: list[Any], payload: dict[str, Any], resources: dict[str, float]) -> Any:
+        """The reply; an attempt held for a worker that has left for good is resubmitted anywhere."""
+        from distributed import TimeoutError as DaskTimeout
+
+        while True:
+            try:
+                return future.result(timeout=PLACEMENT_RECHECK_SECONDS)
+            except (DaskTimeout, TimeoutError):
+                if not preferred or future.status != "pending":
+                    continue
+                alive = [info["name"] for info in self.client.scheduler_info()["workers"].values()]
+                if preferred[0] in alive:
+                    continue
+                future.cancel()
+                with self._lock:
+                    self._futures.discard(future)
+                future = self.client.submit(run_on_worker, payload, pure=False, resources=resources or None)
+                with self._lock:
+                    self._futures.add(future)
+                preferred = []
 
     def cancel_all(self) -> None:
         with self._lock:
