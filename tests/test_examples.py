@@ -62,4 +62,4 @@ def test_cluster_demo_runs_over_seaweedfs_and_dask() -> None:
                          timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "succeeded" in out.stdout and "s3://raw/demo/" in out.stdout
-    assert "node cache:" in out.stdout and "worker tcp://127.0.0.1:" in out.stdout
+    assert "node cache:" in out.stdout and "worker node-" in out.stdout and "tcp://127.0.0.1:" in out.stdout

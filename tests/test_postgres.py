@@ -83,3 +83,17 @@ def test_two_engines_recording_at_once_lose_no_rows(database: str, tmp_path: Pat
         assert len(nodes) == 41 and all(n.status == "succeeded" for n in nodes)
     records.close()
     assert active_settings().database_url == database
+
+
+def test_engines_migrating_a_fresh_database_at_once(database: str) -> None:
+    code = f"from ferry.engine.records import Records; Records({database!r}).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        versions = [row[0] for row in conn.execute(sa.text("SELECT version FROM ferry_schema"))]
+    engine.dispose()
+    assert versions == [v for v, _ in MIGRATIONS]

@@ -144,7 +144,10 @@ class Records:
         self._prepare()
 
     def _migrate(self) -> None:
+        """Bring the schema up to date; engines starting at once take turns (an advisory lock on PostgreSQL)."""
         with self._lock, self._conn.begin():
+            if not self.sqlite:
+                self._conn.execute(sa.text("SELECT pg_advisory_xact_lock(7347301)"))  # "ferry" on a phone pad
             SCHEMA_VERSION.create(self._conn, checkfirst=True)
             current = self._conn.execute(sa.select(sa.func.max(SCHEMA_VERSION.c.version))).scalar() or 0
             for version, migration in MIGRATIONS:
