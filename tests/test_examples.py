@@ -63,3 +63,14 @@ def test_cluster_demo_runs_over_seaweedfs_and_dask() -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "succeeded" in out.stdout and "s3://raw/demo/" in out.stdout
     assert "node cache:" in out.stdout and "worker node-" in out.stdout and "tcp://127.0.0.1:" in out.stdout
+
+
+def test_readme_workflow_example_runs(tmp_path: Path) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    start = readme.index("```python\nfrom ferry import conditional")
+    code = readme[start + len("```python\n"):readme.index("```\n", start + 10)]
+    script = tmp_path / "readme_example.py"
+    script.write_text(code + "\nprint(pipeline(xs=[1, 2, 3]), pipeline(xs=[1]))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "total 14 total 10"
