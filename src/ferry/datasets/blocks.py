@@ -54,7 +54,9 @@ class BlockReader(io.RawIOBase):
         self.window = 1
         self.next_sequential = 0
         self.bytes_fetched = 0
-        self._pending: dict[int, Future[bytes]] = {}
+        self._pending: dict[int, Future[None]] = {}
+        self._fresh: dict[int, Any] = {}  # blocks fetched but not yet read (views of the fetched range)
+        self._frontier = -1  # highest block the read-ahead has asked for
         self._pool: ThreadPoolExecutor | None = None
         self._pin = cache.pin(obj.key)
 
@@ -66,7 +68,10 @@ class BlockReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.obj.size}[whence]
-        self.pos = max(0, base + offset)
+        target = max(0, base + offset)
+        if target != self.pos:
+            self._fresh.clear()  # a jump: read-ahead kept in memory won't be read in order
+        self.pos = target
         return self.pos
 
     def tell(self) -> int:
@@ -103,44 +108,51 @@ class BlockReader(io.RawIOBase):
         pending = self._pending.pop(index, None)
         if pending is not None:
             pending.result()  # the read-ahead already fetching it
-        path = self.folder / str(index)
+        fresh = self._fresh.pop(index, None)
+        if fresh is not None:  # just fetched: no need to read it back from disk
+            return fresh
         try:
-            with open(path, "rb") as fh:
+            with open(self.folder / str(index), "rb") as fh:
                 return fh.read()
         except FileNotFoundError:
             pass
         end_block = min(self.count - 1, max(last_needed, index + self.window - 1))
         while end_block > index and (self._present(end_block) or end_block in self._pending):
             end_block -= 1
-        return self._fetch(index, end_block)[:self.block]
+        self._fetch(index, end_block)
+        return self._fresh.pop(index)
 
     def _prefetch(self, first: int, last: int) -> None:
         """Fetch the next window in the background while the caller consumes this one."""
         last = min(last, self.count - 1)
-        first = next((i for i in range(first, last + 1) if i not in self._pending and not self._present(i)), None)
+        first = max(first, self._frontier + 1)  # everything up to the frontier is fetched or on its way
+        first = next((i for i in range(first, last + 1) if not self._present(i)), None)
         if first is None:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="ferry-readahead")
         future = self._pool.submit(self._fetch, first, last)
+        self._frontier = max(self._frontier, last)
         for i in range(first, last + 1):
             self._pending[i] = future
 
-    def _fetch(self, first: int, last: int) -> bytes:
-        """One ranged GET for blocks first..last, each stored atomically in the node cache."""
+    def _fetch(self, first: int, last: int) -> None:
+        """One ranged GET for blocks first..last, each stored atomically in the node cache and kept
+        in memory until the reader takes it."""
         start, end = first * self.block, min(self.obj.size, (last + 1) * self.block)
         with store_errors("read", self.obj.uri, "persistent"):
             data = self.fs.cat_file(self.path, start=start, end=end)
         view = memoryview(data)
         for i in range(first, last + 1):
+            piece = view[(i - first) * self.block:(i - first + 1) * self.block]
             tmp = self.folder / f".{i}.part-{uuid.uuid4().hex[:8]}"
             with open(tmp, "wb") as fh:
-                fh.write(view[(i - first) * self.block:(i - first + 1) * self.block])
+                fh.write(piece)
             os.replace(tmp, self.folder / str(i))
+            self._fresh[i] = piece
         self.bytes_fetched += len(data)
         self.cache.count_fetch(self.dataset, len(data))
         self.cache.add_partial(self.obj, self.dataset, len(data))
-        return data
 
     def complete(self) -> bool:
         return all((self.folder / str(i)).exists() for i in range(self.count))
