@@ -4,8 +4,8 @@
 blocks it touches (1 MiB by default), with a read-ahead window that doubles
 while reads stay sequential and falls back to one block on a jump (as
 mountpoint-s3 does). Blocks are kept in the node cache, so later reads of
-them are local; once every block is present the object is served as a whole
-local file.
+them are local; once every block is present, the next whole-file access
+joins them into one local file instead of downloading it.
 """
 
 from __future__ import annotations
@@ -154,18 +154,11 @@ class BlockReader(io.RawIOBase):
         self.cache.count_fetch(self.dataset, len(data))
         self.cache.add_partial(self.obj, self.dataset, len(data))
 
-    def complete(self) -> bool:
-        return all((self.folder / str(i)).exists() for i in range(self.count))
-
     def close(self) -> None:
         if not self.closed:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 for future in set(self._pending.values()):
                     future.exception()  # a failed read-ahead is simply not cached
-            if self.bytes_fetched and self.complete():  # every block is here: keep it as one local file
-                copy = self.cache.local_copy(self.obj.uri, self.dataset, self.options, fetch=False)
-                if copy is not None:
-                    copy[1].close()
             self._pin.close()
         super().close()

@@ -194,12 +194,8 @@ class NodeCache:
 
     # ---- reads -------------------------------------------------------------------------------
 
-    def local_copy(self, uri: str, dataset: str, options: dict[str, Any] | None = None,
-                   fetch: bool = True) -> tuple[str, Any] | None:
-        """A pinned, complete local copy of ``uri``: (path, pin). None means: stream it from the store.
-
-        With ``fetch=False`` it is only assembled from cached blocks, never downloaded.
-        """
+    def local_copy(self, uri: str, dataset: str, options: dict[str, Any] | None = None) -> tuple[str, Any] | None:
+        """A pinned, complete local copy of ``uri``: (path, pin). None means: stream it from the store."""
         obj = self.identify(uri, options)
         path = self.object_path(obj.key)
         pin = self.pin(obj.key)
@@ -211,9 +207,6 @@ class NodeCache:
             pin.close()
             warnings.warn(f"ferry: {uri} ({obj.size:,} bytes) is larger than the node cache "
                           f"({self.max_bytes:,} bytes); reading it from the store.", CacheMissWarning, stacklevel=3)
-            return None
-        if not fetch and not self.blocks_dir(obj.key).is_dir():
-            pin.close()
             return None
         with self._exclusive(obj.key):
             if path.exists():  # another process filled it while we waited: exactly one download
@@ -227,9 +220,7 @@ class NodeCache:
                               CacheMissWarning, stacklevel=3)
                 return None
             try:
-                if not self._fill(obj, path, options, fetch):
-                    pin.close()
-                    return None
+                downloaded = self._fill(obj, path, options)
             except BaseException as exc:
                 pin.close()
                 if not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
@@ -238,19 +229,18 @@ class NodeCache:
                               CacheMissWarning, stacklevel=3)
                 return None
             self.record(obj, dataset, obj.size, complete=True)
-            self._count(dataset, misses=1, fetched=obj.size if fetch else 0)
+            self._count(dataset, misses=1, fetched=obj.size if downloaded else 0)
             shutil.rmtree(self.blocks_dir(obj.key), ignore_errors=True)
         return str(path), pin
 
-    def _fill(self, obj: ObjectIdentity, path: Path, options: dict[str, Any] | None, fetch: bool = True) -> bool:
-        """Put the whole object at ``path``: from cached blocks if all are there, else download it."""
+    def _fill(self, obj: ObjectIdentity, path: Path, options: dict[str, Any] | None) -> bool:
+        """Put the whole object at ``path``: joined from cached blocks if all are there (returns
+        False), else downloaded (True)."""
         from ferry.storage import download_file
 
         path.parent.mkdir(parents=True, exist_ok=True)
         blocks = self.blocks_dir(obj.key)
         if blocks.is_dir() and self._assemble_blocks(obj, path):
-            return True
-        if not fetch:
             return False
         download_file(obj.uri, path, options, "persistent")  # temp file + rename: no partial hit
         if os.path.getsize(path) != obj.size:
