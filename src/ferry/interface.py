@@ -30,6 +30,21 @@ class Interface:
     docs: dict[str, str] = field(default_factory=dict)
 
 
+def bind_inputs(owner: str, interface: Interface, signature: inspect.Signature,
+                args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Positional and keyword arguments -> {input name: value}, with a clear error when they don't fit."""
+    from ferry.errors import TypeMismatchError
+
+    try:
+        values = dict(signature.bind_partial(*args, **kwargs).arguments)
+    except TypeError as exc:
+        raise TypeMismatchError(f"{owner}: {exc}. It takes {list(interface.inputs)}.") from None
+    missing = [n for n in interface.inputs if n not in values and n not in interface.defaults]
+    if missing:
+        raise TypeMismatchError(f"{owner}: missing input(s) {missing}; it takes {list(interface.inputs)}.")
+    return values
+
+
 def _is_namedtuple(t: Any) -> bool:
     return isinstance(t, type) and issubclass(t, tuple) and hasattr(t, "_fields")
 

@@ -43,11 +43,11 @@ class Execution:
         """The workflow's outputs as Python values (Files stay lazy references)."""
         if self.output_literals is None:
             raise TaskFailedError(f"Execution {self.id} {self.status}: {self.error}", kind="user", task=self.workflow.name)
-        from ferry.engine.local import outputs_to_values
+        from ferry.runtime.execute import outputs_to_result
         from ferry.types import TransferContext
 
         ctx = TransferContext(self.settings, self.settings.raw_output_prefix, f"{self.id}/outputs")
-        return outputs_to_values(self.workflow, self.output_literals, ctx)
+        return outputs_to_result(self.workflow, self.output_literals, ctx)  # type: ignore[arg-type]
 
 
 def new_execution_id() -> str:
@@ -98,7 +98,6 @@ def run(
     import os
 
     from ferry.runtime.execute import values_to_literals
-    from ferry.sdk.workflow import _bind
     from ferry.types import TransferContext
 
     if os.environ.get(IN_TASK_ENV):
@@ -108,7 +107,7 @@ def run(
         )
     settings = settings or active_settings()
     raw_prefix = (raw_output_prefix or settings.raw_output_prefix).rstrip("/")
-    values = _bind(wf.name, wf.interface, wf.fn, (), dict(inputs or {}))
+    values = wf.bind((), dict(inputs or {}))
     execution_id = new_execution_id()
     ctx = TransferContext(settings, raw_prefix, f"{execution_id}/inputs")
     literals = values_to_literals(wf, {n: wf.interface.inputs[n] for n in values}, values, ctx, "inputs")  # type: ignore[arg-type]

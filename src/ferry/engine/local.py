@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from ferry.config import Settings, active_settings
 from ferry.engine.cache import cache_key, cache_uri
 from ferry.engine.graph import GraphRunner, NodeFailedError
-from ferry.errors import TaskFailedError, TypeTransformerError
+from ferry.errors import TaskFailedError
 from ferry.literals import LiteralMap
 from ferry.runtime import memo
-from ferry.runtime.execute import execute, values_to_literals
-from ferry.types import TransferContext, default_engine
+from ferry.runtime.execute import execute, outputs_to_result, values_to_literals
+from ferry.types import TransferContext
 
 if TYPE_CHECKING:
     from ferry.sdk.task import Task
@@ -70,18 +70,4 @@ def run_in_memory(wf: "Workflow", values: dict[str, Any]) -> Any:
         if isinstance(cause, TaskFailedError) and cause.kind == "user" and cause.__cause__ is not None:
             raise cause.__cause__ from None  # like a direct task call: the function's own exception
         raise
-    return outputs_to_values(wf, outputs, ctx)
-
-
-def outputs_to_values(wf: Any, outputs: LiteralMap, ctx: TransferContext) -> Any:
-    engine = default_engine()
-    names = wf.interface.outputs
-    try:
-        values = [engine.to_python(outputs.literals[n], t, ctx, f"{wf.name}: outputs.{n}") for n, t in names.items()]
-    except KeyError as exc:
-        raise TypeTransformerError(f"{wf.name}: output {exc} is missing.") from exc
-    if not names:
-        return None
-    if wf.interface.output_tuple is not None:
-        return wf.interface.output_tuple(*values)
-    return values[0] if len(values) == 1 else tuple(values)
+    return outputs_to_result(wf, outputs, ctx)

@@ -134,7 +134,8 @@ class StoreRunner:
             result = self.executor.run(TaskRequest(
                 task.reference, inputs_uri, prefix, self.raw_output_prefix,
                 f"{self.execution_id}/{path}/{attempt}", task, memo_uri,
-                datasets=self._dataset_inputs(inputs), resources=task.resources or None,
+                datasets=self._dataset_inputs(inputs) if getattr(self.executor, "placement", False) else (),
+                resources=task.resources or None,
             ))
             try:
                 data = read_bytes(join(prefix, OUTPUTS), self.meta_options, "metadata")

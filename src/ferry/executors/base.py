@@ -34,6 +34,8 @@ class TaskResult:
 
 class Executor(Protocol):
     name: str
+    # An executor that places attempts near their data sets ``placement = True``; only then does the
+    # engine walk each attempt's inputs for persistent-store URIs (``TaskRequest.datasets``).
 
     def run(self, request: TaskRequest) -> TaskResult:
         """Run one attempt and block until it ends. Safe to call from several threads."""

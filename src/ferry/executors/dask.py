@@ -141,15 +141,12 @@ class DaskExecutor:
         placement: dict[str, Any] = {"workers": preferred, "allow_other_workers": False} if preferred else {}
         future = self.client.submit(run_on_worker, payload, key=f"ferry-{request.scope}", pure=False,
                                     resources=resources or None, **placement)
-        with self._lock:
-            self._futures.add(future)
         try:
             reply = self._wait(future, preferred, payload, resources)
         except Exception as exc:  # noqa: BLE001 - a worker died for good, or the cluster broke
             return TaskResult(-1, f"the Dask task failed: {type(exc).__name__}: {exc}")
         finally:
             with self._lock:
-                self._futures.discard(future)
                 for worker in preferred:
                     self.inflight[worker] -= 1
         worker = reply["worker"]
@@ -168,22 +165,27 @@ class DaskExecutor:
         """The reply; an attempt held for a worker that has left for good is resubmitted anywhere."""
         from distributed import TimeoutError as DaskTimeout
 
-        while True:
-            try:
-                return future.result(timeout=PLACEMENT_RECHECK_SECONDS)
-            except (DaskTimeout, TimeoutError):
-                if not preferred or future.status != "pending":
-                    continue
-                alive = [info["name"] for info in self.client.scheduler_info()["workers"].values()]
-                if preferred[0] in alive:
-                    continue
-                future.cancel()
-                with self._lock:
-                    self._futures.discard(future)
-                future = self.client.submit(run_on_worker, payload, pure=False, resources=resources or None)
-                with self._lock:
-                    self._futures.add(future)
-                preferred = []
+        with self._lock:
+            self._futures.add(future)
+        try:
+            while True:
+                try:
+                    return future.result(timeout=PLACEMENT_RECHECK_SECONDS)
+                except (DaskTimeout, TimeoutError):
+                    if not preferred or future.status != "pending":
+                        continue
+                    alive = [info["name"] for info in self.client.scheduler_info()["workers"].values()]
+                    if preferred[0] in alive:
+                        continue
+                    future.cancel()
+                    with self._lock:
+                        self._futures.discard(future)
+                        future = self.client.submit(run_on_worker, payload, pure=False, resources=resources or None)
+                        self._futures.add(future)
+                    preferred = []
+        finally:
+            with self._lock:
+                self._futures.discard(future)
 
     def cancel_all(self) -> None:
         with self._lock:

@@ -110,6 +110,9 @@ def result_to_dict(task: "Task", result: Any) -> dict[str, Any]:
 
 
 def outputs_to_result(task: "Task", outputs: LiteralMap, ctx: TransferContext) -> Any:
+    """Output literals -> what the function returns (None, a value, a tuple, or its NamedTuple).
+
+    Works for anything with ``name`` and ``interface``: tasks and workflows alike."""
     engine = default_engine()
     names = task.interface.outputs
     values = []

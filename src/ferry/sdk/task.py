@@ -12,8 +12,7 @@ import functools
 import inspect
 from typing import Any, Callable, TypeVar, overload
 
-from ferry.errors import TypeMismatchError
-from ferry.interface import Interface, extract
+from ferry.interface import Interface, bind_inputs, extract
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,15 +52,7 @@ class Task:
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Positional and keyword arguments -> {input name: value}, with a clear error when they don't fit."""
-        try:
-            bound = self._signature.bind_partial(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeMismatchError(f"Task {self.name}: {exc}. It takes {list(self.interface.inputs)}.") from None
-        values = dict(bound.arguments)
-        missing = [n for n in self.interface.inputs if n not in values and n not in self.interface.defaults]
-        if missing:
-            raise TypeMismatchError(f"Task {self.name}: missing input(s) {missing}; it takes {list(self.interface.inputs)}.")
-        return values
+        return bind_inputs(f"Task {self.name}", self.interface, self._signature, args, kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from ferry.sdk.workflow import add_node, compiling

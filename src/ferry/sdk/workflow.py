@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -17,7 +18,7 @@ from typing import Any, Callable
 from flyteidl.core import condition_pb2, literals_pb2
 
 from ferry.errors import InterfaceError
-from ferry.interface import Interface, extract
+from ferry.interface import Interface, bind_inputs, extract
 from ferry.literals import Literal, LiteralType
 from ferry.sdk.promise import START, Condition, Promise
 from ferry.sdk.typecheck import castable, describe_type
@@ -194,8 +195,11 @@ class Workflow:
         for name, value in values.items():
             self.output_bindings[name] = to_binding(value, outputs[name], f"{self.name} output {name}", self.output_upstream)
 
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        return bind_inputs(self.name, self.interface, inspect.signature(self.fn), args, kwargs)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        values = _bind(self.name, self.interface, self.fn, args, kwargs)
+        values = self.bind(args, kwargs)
         if compiling() is not None:
             return add_node("workflow", self.name, self, self.interface.inputs, self.interface.outputs, values,
                             self.interface.output_tuple)
@@ -205,21 +209,6 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"<ferry workflow {self.name}>"
-
-
-def _bind(name: str, interface: Interface, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    import inspect
-
-    from ferry.errors import TypeMismatchError
-
-    try:
-        values = dict(inspect.signature(fn).bind_partial(*args, **kwargs).arguments)
-    except TypeError as exc:
-        raise TypeMismatchError(f"{name}: {exc}. It takes {list(interface.inputs)}.") from None
-    missing = [n for n in interface.inputs if n not in values and n not in interface.defaults]
-    if missing:
-        raise TypeMismatchError(f"{name}: missing input(s) {missing}; it takes {list(interface.inputs)}.")
-    return values
 
 
 def _result_values(name: str, outputs: dict[str, Any], output_tuple: type | None, result: Any) -> dict[str, Any]:

@@ -91,8 +91,8 @@ def _tmp_sibling(path: str) -> str:
     return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
 
 
-def _local(uri: str) -> str | None:
-    """The path of a file:// URI (or a bare path): the hot metadata path skips fsspec there."""
+def local_path_of(uri: str) -> str | None:
+    """The path behind a file:// URI (or a bare path), None for other protocols; lets hot paths skip fsspec."""
     if uri.startswith("file://"):
         return uri[len("file://"):]
     return None if "://" in uri else uri
@@ -100,7 +100,7 @@ def _local(uri: str) -> str | None:
 
 def write_bytes(uri: str, data: bytes, options: Options = None, store: str = "metadata") -> None:
     """Write ``data`` at ``uri`` atomically."""
-    path = _local(uri)
+    path = local_path_of(uri)
     if path is not None:
         with store_errors("write", uri, store):
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -127,7 +127,7 @@ def write_bytes(uri: str, data: bytes, options: Options = None, store: str = "me
 
 
 def read_bytes(uri: str, options: Options = None, store: str = "metadata") -> bytes:
-    path = _local(uri)
+    path = local_path_of(uri)
     if path is not None:
         with store_errors("read", uri, store):
             with open(path, "rb") as fh:
@@ -142,7 +142,7 @@ def read_bytes(uri: str, options: Options = None, store: str = "metadata") -> by
 
 
 def exists(uri: str, options: Options = None, store: str = "store") -> bool:
-    path = _local(uri)
+    path = local_path_of(uri)
     if path is not None:
         return os.path.exists(path)
 
@@ -288,12 +288,6 @@ def publishing(uri: str, options: Options = None, store: str = "raw") -> Iterato
     finally:
         os.unlink(tmp)
 
-
-def local_path_of(uri: str) -> str | None:
-    """The local filesystem path behind a file:// URI, or None for other protocols."""
-    if protocol_of(uri) != "file":
-        return None
-    return filesystem(uri)[1]
 
 
 @contextlib.contextmanager

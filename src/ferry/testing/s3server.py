@@ -92,14 +92,13 @@ class SeaweedS3:
             {"name": i.name, "credentials": [{"accessKey": i.key, "secretKey": i.secret}], "actions": i.actions()}
             for i in self.identities
         ]}))
-        ports = [free_port() for _ in range(7)]
-        self.port = ports[6]
+        self.port = free_port()
         admin = _free_port_pair()
         args = [
             weed_binary(), "mini", f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={_free_port_pair()}", "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
             f"-volume.port={_free_port_pair()}", "-volume.max=0",
-            f"-filer.port={_free_port_pair()}", f"-s3.port={self.port}", f"-s3.port.grpc={ports[0]}",
+            f"-filer.port={_free_port_pair()}", f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
             f"-admin.port={admin}", f"-s3.config={config}",
         ]
