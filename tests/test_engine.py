@@ -35,10 +35,9 @@ def runs(marks: Path, name: str) -> int:
 
 
 def load(name: str) -> Any:
-    from ferry.sdk.loader import load_object
-    from ferry.sdk.workflow import Workflow
+    from ferry.runtime.load import load_object
 
-    return load_object(str(FLOWS), name, Workflow, "workflow")
+    return load_object(str(FLOWS), name, "workflow")
 
 
 @pytest.mark.parametrize("executor", ["inline", "process"])
@@ -98,7 +97,7 @@ def test_user_error_without_retries_fails_once() -> None:
 def test_dead_worker_is_a_retried_system_error(marks: Path) -> None:
     execution = ferry.run(load("dying"), {}, executor="process", executor_options={"workers": 1})
     assert execution.status == "failed"
-    assert "system error" in (execution.error or "") and "exited with code 17" in (execution.error or "")
+    assert "system error" in (execution.error or "") and "exit code 17" in (execution.error or "")
     assert runs(marks, "dies") == 3  # first attempt + 2 system retries
 
 

@@ -12,7 +12,7 @@ import ferry
 from ferry.cli.main import cli
 from ferry.config import active_settings
 from ferry.engine.records import Records
-from ferry.sdk.loader import load_module
+from ferry.runtime.load import load_module
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

@@ -1,0 +1,214 @@
+"""Task attempts: one retry policy for every way a task runs, and the store-backed attempt runner.
+
+``RetryPolicy`` and ``run_with_retries`` are the only retry logic for tasks:
+``wf(...)`` in memory, ``ferry.run`` and registered launches all go through
+them. User errors (the task raised) are retried up to ``@task(retries=N)``;
+system errors (a dead worker, an unreachable store, a timeout) at least
+``SYSTEM_RETRIES`` times; errors marked final (bad input) never. The pause
+doubles from 0.2 s up to 5 s.
+
+``StoreRunner`` runs one attempt as a pod would: it writes
+``{metadata}/{execution}/{node}/{attempt}/inputs.pb``, has the executor run the
+task, and reads back the outcome (``ferry.layout``). It reads and writes only
+metadata; it never opens raw data.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from flyteidl.core import tasks_pb2, workflow_pb2
+
+from ferry.config import Settings
+from ferry.engine.cache import cache_key, cache_uri
+from ferry.engine.graph import NodeFailedError
+from ferry.engine.records import Records
+from ferry.errors import FerryError, StorageError
+from ferry.executors.base import Executor, TaskRequest
+from ferry.layout import (
+    INPUTS,
+    ErrorInfo,
+    Outcome,
+    Status,
+    attempt_prefix,
+    raw_attempt_prefix,
+    read_outcome,
+)
+from ferry.literals import LiteralMap, references, serialize
+from ferry.storage import exists, join, write_bytes
+
+SYSTEM_RETRIES = 2  # a dead worker or unreachable store is retried even when the task sets no retries
+Listener = Callable[[str, str, str, str, str], None]  # (path, kind, label, status, detail)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 0  # for user errors, as @task(retries=N) says
+    system_retries: int = SYSTEM_RETRIES
+    first_delay: float = 0.2
+    max_delay: float = 5.0
+
+    @classmethod
+    def of(cls, task: tasks_pb2.TaskTemplate, node: workflow_pb2.Node | None = None) -> "RetryPolicy":
+        """The task's retries, or the node's when the workflow overrides them."""
+        if node is not None and node.metadata.HasField("retries"):
+            return cls(node.metadata.retries.retries)
+        return cls(task.metadata.retries.retries)
+
+    def again(self, error: ErrorInfo, user_failures: int, system_failures: int) -> bool:
+        if not error.retryable:
+            return False
+        if error.origin == "user":
+            return user_failures <= self.retries
+        return system_failures <= max(self.retries, self.system_retries)
+
+    def delay(self, attempt: int) -> float:
+        return min(self.first_delay * 2**attempt, self.max_delay)
+
+
+def run_with_retries(policy: RetryPolicy, attempt: Callable[[int], Outcome], *, first: int = 0,
+                     stop: threading.Event | None = None,
+                     on_failure: Callable[[int, ErrorInfo, bool], None] | None = None) -> tuple[int, Outcome]:
+    """Run ``attempt(n)`` for n = first, first + 1, ... until one succeeds or the policy gives up.
+
+    Returns the last attempt's number and outcome. ``stop`` (set on abort) ends the
+    pause between attempts at once and allows no further attempt.
+    """
+    user = system = 0
+    n = first
+    while True:
+        outcome = attempt(n)
+        if outcome.succeeded:
+            return n, outcome
+        error = outcome.error or ErrorInfo("the attempt ended without outputs or an error")
+        if error.origin == "user":
+            user += 1
+        else:
+            system += 1
+        again = policy.again(error, user, system) and not (stop is not None and stop.is_set())
+        if on_failure is not None:
+            on_failure(n, error, again)
+        if not again:
+            return n, outcome
+        if stop is not None:
+            stop.wait(policy.delay(n))
+        else:
+            time.sleep(policy.delay(n))
+        n += 1
+
+
+def failure(path: str, label: str, attempt: int, error: ErrorInfo) -> NodeFailedError:
+    return NodeFailedError(path, f"{label} failed ({error.origin} error, attempt {attempt + 1}): {error.headline}",
+                           error.origin)
+
+
+class StoreRunner:
+    """Runs task nodes through the metadata store and an executor, with retries, records and resume."""
+
+    def __init__(self, settings: Settings, executor: Executor, records: Records, execution_id: str,
+                 raw_output_prefix: str, *, resume: bool = False, listener: Listener | None = None) -> None:
+        self.settings = settings
+        self.executor = executor
+        self.records = records
+        self.execution_id = execution_id
+        self.raw_output_prefix = raw_output_prefix
+        self.resume = resume
+        self.listener = listener
+        self.meta_options = settings.options_for(settings.metadata_url)
+        self.aborted = threading.Event()
+
+    def prefix(self, path: str, attempt: int) -> str:
+        return attempt_prefix(self.settings.metadata_url, self.execution_id, path, attempt)
+
+    def event(self, path: str, kind: str, label: str, status: str, detail: str = "") -> None:
+        self.records.node(self.execution_id, path, 0, kind, label, status, detail=detail or None)
+        if self.listener:
+            self.listener(path, kind, label, status, detail)
+
+    def abort(self) -> None:
+        self.aborted.set()
+        self.executor.cancel_all()
+
+    def _finished_before(self, path: str) -> tuple[int, Outcome | None]:
+        """On resume: the outcome of an attempt that succeeded in an earlier engine run, and the next attempt number."""
+        attempt = 0
+        while exists(join(self.prefix(path, attempt), INPUTS), self.meta_options, "metadata"):
+            outcome = read_outcome(self.prefix(path, attempt), self.meta_options)
+            if outcome is not None and outcome.succeeded:
+                return attempt, outcome
+            attempt += 1
+        return attempt, None
+
+    def run_task(self, path: str, task: tasks_pb2.TaskTemplate, inputs: LiteralMap,
+                 node: workflow_pb2.Node) -> LiteralMap:
+        label = task.id.name
+        first = 0
+        if self.resume:
+            first, done = self._finished_before(path)
+            if done is not None:
+                self.records.node(self.execution_id, path, first, "task", label, "succeeded",
+                                  self.prefix(path, first), detail="completed before resume")
+                assert done.outputs is not None
+                return done.outputs
+
+        def attempt(n: int) -> Outcome:
+            if self.aborted.is_set():
+                return Outcome(error=ErrorInfo("execution aborted", code="Aborted", retryable=False))
+            prefix = self.prefix(path, n)
+            self._notify(path, label, "running", n)
+            self.records.node(self.execution_id, path, n, "task", label, "running", prefix)
+            outcome = self._attempt(path, task, inputs, prefix, n)
+            status = ("cached" if outcome.cached else "succeeded") if outcome.succeeded else "failed"
+            self.records.node(self.execution_id, path, n, "task", label, status, prefix,
+                              outcome.error.message if outcome.error else None, detail=outcome.worker or None)
+            if outcome.succeeded:
+                self._notify(path, label, status, n)
+            return outcome
+
+        def on_failure(n: int, error: ErrorInfo, again: bool) -> None:
+            self._notify(path, label, "retrying" if again else "failed", n, error.headline)
+
+        n, outcome = run_with_retries(RetryPolicy.of(task, node), attempt, first=first, stop=self.aborted,
+                                      on_failure=on_failure)
+        if outcome.outputs is None:
+            raise failure(path, label, n, outcome.error or ErrorInfo("no outputs"))
+        return outcome.outputs
+
+    def _notify(self, path: str, label: str, status: str, attempt: int, detail: str = "") -> None:
+        if self.listener:
+            self.listener(path, "task", label, status, detail or (f"attempt {attempt + 1}" if attempt else ""))
+
+    def _dataset_inputs(self, inputs: LiteralMap) -> tuple[str, ...]:
+        """Persistent-store objects among the inputs, from their URIs alone (for cache-aware placement)."""
+        root = self.settings.persistent_url.rstrip("/") + "/"
+        return tuple(sorted({uri for lit in inputs.literals.values() for uri in references(lit) if uri.startswith(root)}))
+
+    def _attempt(self, path: str, task: tasks_pb2.TaskTemplate, inputs: LiteralMap, prefix: str, n: int) -> Outcome:
+        """Write inputs.pb, have the executor run the task, read outputs.pb or error.pb."""
+        inputs_uri = join(prefix, INPUTS)
+        memo_uri = cache_uri(self.settings, cache_key(task, inputs)) if task.metadata.discoverable else ""
+        try:
+            write_bytes(inputs_uri, serialize(inputs), self.meta_options, "metadata")
+            request = TaskRequest(
+                task, inputs_uri, prefix, raw_attempt_prefix(self.raw_output_prefix, self.execution_id, path, n),
+                memo_uri, datasets=self._dataset_inputs(inputs) if getattr(self.executor, "placement", False) else (),
+            )
+            result = self.executor.run(request)
+            outcome = read_outcome(prefix, self.meta_options)
+        except StorageError as exc:
+            return Outcome(error=ErrorInfo(f"metadata store error: {exc}", type(exc).__name__, "system", exc.retryable))
+        except FerryError as exc:
+            return Outcome(error=ErrorInfo(str(exc), type(exc).__name__, "user", retryable=False))
+        worker = ", ".join(x for x in (result.worker, result.note) if x)
+        if outcome is None and result.timed_out:
+            return Outcome(error=ErrorInfo(
+                f"the attempt was stopped at the task's timeout of {request.timeout:g} s", "Timeout", "system",
+                retryable=True), worker=worker)
+        if outcome is None:
+            return Outcome(error=ErrorInfo(
+                f"the task process ended ({result.describe()}) without writing outputs.pb or error.pb"
+                + (f": {result.detail}" if result.detail else ""), "NoOutcome", "system", retryable=True), worker=worker)
+        return replace(outcome, cached=result.status == Status.CACHED, worker=worker)
