@@ -243,9 +243,14 @@ def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Execu
 
     Returns an Execution whose ``status`` is succeeded or failed (or raises KeyboardInterrupt on Ctrl-C).
     """
+    from ferry.executors.base import ferry_reference
+    from ferry.runtime.load import remember
+
     settings = settings or active_settings()
     values = wf.bind((), dict(inputs or {}))
     version = wf.code_version()
+    for task in wf.dependencies()[0]:  # the inline executor, in this process, runs the objects the caller holds
+        remember(task, ferry_reference(task.template(version)) or "")
     register(lambda convert: wf.bundle(version, convert), settings=settings, skip_if_registered=True)
     launch_ = prepare(wf.name, version, raw_output_prefix=raw_output_prefix, settings=settings)
     literals = _inputs(launch_, wf.interface.inputs, values, wf)

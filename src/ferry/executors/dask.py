@@ -50,6 +50,16 @@ def run_on_worker(request: TaskRequest) -> dict[str, Any]:
             "cache_hits": cache.session_hits - hits, "cache_misses": cache.session_misses - misses}
 
 
+def _cluster_errors() -> tuple[type[BaseException], ...]:
+    """What Dask raises when the cluster, not the task, failed; anything else is a bug that fails the execution."""
+    from asyncio import CancelledError
+
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    return KilledWorker, CommClosedError, CancelledError, OSError, TimeoutError
+
+
 def per_worker_cache(base: str) -> Any:
     """A Dask worker plugin: each worker of a local cluster gets its own node-cache folder."""
     from distributed import WorkerPlugin
@@ -145,8 +155,8 @@ class DaskExecutor:
                                     resources=resources or None, **placement)
         try:
             reply = self._wait(future, preferred, request, resources)
-        except Exception as exc:  # noqa: BLE001 - a worker died for good, or the cluster broke
-            return TaskResult(None, f"the Dask task failed: {type(exc).__name__}: {exc}")
+        except _cluster_errors() as exc:  # a worker died for good, or the connection broke: retried
+            return TaskResult(None, f"the Dask cluster lost the attempt: {type(exc).__name__}: {exc}")
         finally:
             with self._lock:
                 for worker in preferred:

@@ -29,13 +29,16 @@ def load_module(target: str) -> ModuleType:
             raise TaskLoadError(f"No such Python file: {target}. Check the path (relative to {os.getcwd()}).")
         name = path.stem
         existing = sys.modules.get(name)
-        if existing is not None and getattr(existing, FILE_MARKER, None) == str(path):
-            return existing
+        stamp = _stamp(path)
+        if existing is not None and getattr(existing, FILE_MARKER, None) == str(path) and \
+                getattr(existing, "__ferry_stamp__", None) == stamp:
+            return existing  # imported already, and the file hasn't changed since
         sys.path.insert(0, str(path.parent))
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         setattr(module, FILE_MARKER, str(path))
+        module.__ferry_stamp__ = stamp
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
@@ -47,6 +50,11 @@ def load_module(target: str) -> ModuleType:
         return importlib.import_module(target)
     except ImportError as exc:
         raise TaskLoadError(f"Cannot import module {target!r}: {exc}. Is it installed or on PYTHONPATH?") from exc
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
 
 
 def kind_of(obj: Any) -> str | None:
@@ -95,12 +103,52 @@ def reference_of(fn: Any) -> str:
     return f"{file_path or fn.__module__}:{fn.__qualname__}"
 
 
+def source_digest(fn: Any) -> str:
+    """A hash of the source file that defines ``fn`` ("" when it has none, e.g. in a notebook)."""
+    import hashlib
+
+    path = getattr(sys.modules.get(fn.__module__), "__file__", None)
+    if not path:
+        return ""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ""
+    known = _digests.get(path)
+    if known is None or known[0] != (stat.st_mtime_ns, stat.st_size):
+        with open(path, "rb") as fh:
+            known = _digests[path] = ((stat.st_mtime_ns, stat.st_size), hashlib.sha256(fh.read()).hexdigest()[:16])
+    return known[1]
+
+
+_digests: dict[str, tuple[tuple[int, int], str]] = {}
+
+
 def load_task(reference: str) -> Any:
-    """The task at MODULE:NAME or FILE.py:NAME (imported once per process)."""
+    """The task at MODULE:NAME or FILE.py:NAME (imported once per process).
+
+    A reference ending in ``#<digest>`` names the source it was registered with: if the file
+    has changed since, running it would run other code than the registered version, so it is refused.
+    """
     task = _loaded.get(reference)
     if task is None:
-        task = _loaded[reference] = load_object(*split_reference(reference), "task")
+        target, _, expected = reference.partition("#")
+        task = load_object(*split_reference(target), "task")
+        actual = source_digest(task.fn)
+        if expected and actual and actual != expected:
+            path = getattr(sys.modules.get(task.fn.__module__), "__file__", "?")
+            raise TaskLoadError(
+                f"The code of task {task.name} has changed since this version was registered ({path}). "
+                "Register it again (ferry register FILE.py) and launch the new version."
+            )
+        _loaded[reference] = task
     return task
+
+
+def remember(task: Any, reference: str) -> None:
+    """Let ``load_task(reference)`` in this process find ``task`` without importing it: a client that holds
+    the task object (a task defined in a function, a notebook) and runs it on the inline executor."""
+    _loaded.setdefault(reference, task)
 
 
 def load_task_or_report(reference: str, output_prefix: str) -> Any:

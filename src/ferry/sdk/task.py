@@ -83,7 +83,10 @@ class Task:
         )
         if self.timeout:
             metadata.timeout.FromTimedelta(dt.timedelta(seconds=self.timeout))
-        container = tasks_pb2.Container(args=runtime_args(self.reference))
+        from ferry.runtime.load import source_digest
+
+        digest = source_digest(self.fn)  # the runtime refuses to run this version if the file changes
+        container = tasks_pb2.Container(args=runtime_args(f"{self.reference}#{digest}" if digest else self.reference))
         for name, value in self.resources.items():
             container.resources.requests.add(name=getattr(tasks_pb2.Resources, name), value=value)
         template = tasks_pb2.TaskTemplate(

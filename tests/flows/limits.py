@@ -1,0 +1,77 @@
+"""Workflows that test what every executor must honour: working folders, timeouts, resource requests."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ferry import map_task, task, workflow
+
+
+@task
+def write_and_read(sample: str) -> str:
+    """Each attempt has a folder of its own: what it writes, it reads back, whatever runs beside it."""
+    Path("result.txt").write_text(f"sample {sample}")
+    time.sleep(0.01)  # gives other elements a chance to interleave, were they sharing a folder
+    return Path("result.txt").read_text()
+
+
+@workflow
+def samples(names: list[str]) -> list[str]:
+    return map_task(write_and_read, concurrency=6)(sample=names)
+
+
+@task(timeout=1)
+def hangs(x: int) -> int:
+    folder = Path(os.environ["MARKS"])
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "hangs").open("a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + 60  # a gate nobody opens: only the timeout ends this attempt
+    while not (folder / "gate").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return x
+
+
+@workflow
+def hanging(x: int = 1) -> int:
+    return hangs(x=x)
+
+
+@task(cpu=1000)
+def many_cpus(x: int) -> int:
+    return x
+
+
+@workflow
+def too_many_cpus(x: int = 1) -> int:
+    return many_cpus(x=x)
+
+
+@task(gpu=1)
+def needs_gpu(x: int) -> int:
+    return x
+
+
+@workflow
+def gpu_job(x: int = 1) -> int:
+    return needs_gpu(x=x)
+
+
+@task(retries=2)
+def flaky(x: int) -> int:
+    folder = Path(os.environ["MARKS"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "flaky"
+    before = len(path.read_text().splitlines()) if path.exists() else 0
+    with path.open("a") as fh:
+        fh.write("x\n")
+    if before < 2:
+        raise RuntimeError("transient trouble")
+    return x + before
+
+
+@workflow
+def retried(x: int = 1) -> int:
+    return flaky(x=x)
