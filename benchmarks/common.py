@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DROP_CACHES = "/proc/sys/vm/drop_caches"
 
 Unit = Literal["s", "MiB/s", "MiB", "tasks/s", "count", "x"]
 
@@ -47,7 +48,7 @@ def run_child(code: str, env: dict[str, str] | None = None, python: str = sys.ex
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def drop_page_cache(paths: Iterable[str | os.PathLike[str]]) -> str:
+def drop_page_cache(paths: Sequence[str | os.PathLike[str]]) -> str:
     """Evict files from the OS page cache before a cold measurement; return what was done, for the row's note.
 
     As root, ``drop_caches`` empties the whole page cache (after a sync, so dirty pages become droppable).
@@ -56,7 +57,7 @@ def drop_page_cache(paths: Iterable[str | os.PathLike[str]]) -> str:
     """
     os.sync()
     try:
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
+        with open(DROP_CACHES, "w") as fh:
             fh.write("1\n")
         return "page cache dropped (drop_caches)"
     except OSError as exc:
@@ -79,6 +80,8 @@ def drop_page_cache(paths: Iterable[str | os.PathLike[str]]) -> str:
             os.close(fd)
     if failed:
         return f"page cache NOT dropped for every file ({no_drop}; fadvise on {count} files, failed on {failed})"
+    if not count:
+        return f"page cache NOT dropped ({no_drop}; no file to fadvise under {', '.join(map(os.fspath, paths))})"
     return f"page cache dropped (fadvise, {count} files)"
 
 

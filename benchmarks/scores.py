@@ -81,6 +81,7 @@ def save(record: dict[str, Any]) -> str:
     with os.fdopen(fd, "w") as fh:
         json.dump(record, fh, indent=1)
         fh.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a result is for everyone who reads the repository
     os.replace(tmp, path)
     record["file"] = name
     return path
