@@ -81,12 +81,12 @@ def drop_page_cache(paths: Sequence[str | os.PathLike[str]]) -> str:
     if failed:
         return f"page cache NOT dropped for every file ({no_drop}; fadvise on {count} files, failed on {failed})"
     if not count:
-        return f"page cache NOT dropped ({no_drop}; no file to fadvise under {', '.join(map(os.fspath, paths))})"
+        return f"page cache NOT dropped ({no_drop}; no file to fadvise under {', '.join(str(p) for p in paths)})"
     return f"page cache dropped (fadvise, {count} files)"
 
 
 def _files(paths: Iterable[str | os.PathLike[str]]) -> Iterable[str]:
-    for path in map(os.fspath, paths):
+    for path in (os.fspath(p) for p in paths):
         if os.path.isdir(path):
             for folder, _, names in os.walk(path):
                 yield from (os.path.join(folder, name) for name in names
@@ -179,7 +179,3 @@ def fmt(value: float | None, unit: str) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f} ms" if seconds < 0.01 else f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, indent=1, sort_keys=False) + "\n"

@@ -95,11 +95,12 @@ def run(suites: list[str], quick: bool, save: bool, threshold: float) -> int:
         table.print()
         tables.append(table)
     scores.finish(record, [row for t in tables for row in t.rows], errors)
+    earlier = scores.load_all()
     if save:
-        path = scores.save(record)
-        print(f"saved {os.path.relpath(path)}")
-        earlier = [r for r in scores.load_all() if r["file"] != os.path.basename(path)]
-        scores.print_comparison(scores.compare_latest(record, earlier), threshold)
+        print(f"saved {os.path.relpath(scores.save(record))}")
+    else:
+        record["file"] = "this run (not saved)"
+    scores.print_comparison(scores.compare_latest(record, earlier), threshold)
     return 1 if errors else 0
 
 

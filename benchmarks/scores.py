@@ -50,7 +50,7 @@ def start(suites: list[str], quick: bool) -> dict[str, Any]:
             "platform": platform.platform(),
             "memory_total_mib": _meminfo("MemTotal"),
             "memory_available_mib_before": _meminfo("MemAvailable"),
-            "load_before": list(os.getloadavg()),
+            "load_before": _load(),
             "python": platform.python_version(),
             "versions": _versions(),
         },
@@ -64,7 +64,7 @@ def finish(record: dict[str, Any], rows: list[Row], errors: dict[str, str]) -> N
 
     record["finished"] = _now()
     record["seconds"] = round(time.monotonic() - record.pop("_t0"), 1)
-    record["machine"]["load_after"] = list(os.getloadavg())
+    record["machine"]["load_after"] = _load()
     record["machine"]["memory_available_mib_after"] = _meminfo("MemAvailable")
     record["machine"]["versions"]["flytekit"] = installed_version()
     record["rows"] = [row.to_json() for row in rows]
@@ -310,3 +310,7 @@ def _meminfo(key: str) -> int | None:
     except OSError:
         pass
     return None
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
