@@ -28,6 +28,7 @@ SUITES = {
     "control_plane": "per-task cost of workflows vs flytekit, engine RSS",
     "datasets": "node-cache reads of a large object on a local SeaweedFS",
     "cluster": "Dask vs process executor, a File between tasks on SeaweedFS, cache-aware placement",
+    "launch": "compiled specs: ferry.launch per task vs ferry.run before them; the engine's RSS and imports",
 }
 
 

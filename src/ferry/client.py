@@ -22,16 +22,17 @@ from flyteidl.core import tasks_pb2, workflow_pb2
 
 from ferry.config import Settings, active_settings
 from ferry.engine.attempts import Listener, RetryPolicy, failure, run_with_retries
-from ferry.engine.execution import DEFAULT_PARALLEL, ExecutionResult, Launch, prepare, start
-from ferry.engine.graph import GraphRunner, NodeFailedError
+from ferry.engine.graph import DEFAULT_PARALLEL, GraphRunner, NodeFailedError
 from ferry.engine.spec import Closure
 from ferry.errors import TaskFailedError
 from ferry.layout import ErrorInfo, Outcome, raw_attempt_prefix
 from ferry.literals import Literal, LiteralMap
-from ferry.runtime.execute import error_info, execute, outputs_to_result, values_to_literals, working_folder
+from ferry.runtime.execute import error_info, execute, outputs_to_result, values_to_literals
 from ferry.types import TransferContext, default_engine
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the records (SQLAlchemy) load when an execution is launched, not with ``import ferry``
+    from ferry.engine.execution import ExecutionResult, Launch
+    from ferry.engine.records import Records
     from ferry.engine.registry import Bundle, RegisterReport
     from ferry.executors.base import Executor
 
@@ -76,15 +77,12 @@ class InMemoryRunner:
         return outcome.outputs
 
     def _attempt(self, path: str, task: Any, inputs: LiteralMap, n: int) -> Outcome:
-        import tempfile
-        from pathlib import Path
+        from ferry.types.context import empty_folder
 
-        folder = Path(tempfile.mkdtemp(prefix="ferry-task-"))
         ctx = TransferContext(self.settings, raw_attempt_prefix(self.settings.raw_output_prefix, self.execution_id,
-                                                                 path, n), work_dir=folder)
+                                                                 path, n), work_dir=empty_folder())
         try:
-            with working_folder(folder):
-                return Outcome(outputs=execute(task, inputs, ctx))
+            return Outcome(outputs=execute(task, inputs, ctx))
         except Exception as exc:  # noqa: BLE001 - judged by the retry policy like any attempt's error
             self.raised[path] = exc
             return Outcome(error=error_info(exc))
@@ -149,7 +147,8 @@ def call_task(task: Any, values: dict[str, Any]) -> Any:
 # ---- registered executions -----------------------------------------------------------------------
 
 def register(make: Callable[[Convert | None], "Bundle"], *, raw_output_prefix: str | None = None,
-             settings: Settings | None = None, skip_if_registered: bool = False) -> "RegisterReport":
+             settings: Settings | None = None, skip_if_registered: bool = False,
+             records: "Records | None" = None) -> "RegisterReport":
     """Register the specs ``make(convert)`` builds; constants are uploaded under the raw-output prefix first.
 
     With ``skip_if_registered`` (a version that is a hash of the code), a bundle whose every spec is
@@ -160,7 +159,8 @@ def register(make: Callable[[Convert | None], "Bundle"], *, raw_output_prefix: s
     from ferry.engine.spec import describe_id
 
     settings = settings or active_settings()
-    records = Records(settings.database_url)
+    own = records is None
+    records = records or Records(settings.database_url)
     try:
         registry = Registry(settings, records)
         if skip_if_registered:
@@ -172,7 +172,8 @@ def register(make: Callable[[Convert | None], "Bundle"], *, raw_output_prefix: s
         convert = converter(_context(settings, raw, "registrations", "constants"))
         return registry.register(make(convert), raw_output_prefix=raw_output_prefix)
     finally:
-        records.close()
+        if own:
+            records.close()
 
 
 def _no_constants(constant: Any) -> Literal:
@@ -192,7 +193,7 @@ class Execution:
     interface: Any = None  # the workflow's Python interface, when the caller has its code
 
     @classmethod
-    def of(cls, result: ExecutionResult, settings: Settings, workflow: Any = None) -> "Execution":
+    def of(cls, result: "ExecutionResult", settings: Settings, workflow: Any = None) -> "Execution":
         return cls(result.id, result.status, result.outputs, result.error, settings, workflow)
 
     @property
@@ -243,6 +244,8 @@ def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Execu
 
     Returns an Execution whose ``status`` is succeeded or failed (or raises KeyboardInterrupt on Ctrl-C).
     """
+    from ferry.engine.execution import prepare, start
+    from ferry.engine.records import Records
     from ferry.executors.base import ferry_reference
     from ferry.runtime.load import remember
 
@@ -251,15 +254,21 @@ def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Execu
     version = wf.code_version()
     for task in wf.dependencies()[0]:  # the inline executor, in this process, runs the objects the caller holds
         remember(task, ferry_reference(task.template(version)) or "")
-    register(lambda convert: wf.bundle(version, convert), settings=settings, skip_if_registered=True)
-    launch_ = prepare(wf.name, version, raw_output_prefix=raw_output_prefix, settings=settings)
+    records = Records(settings.database_url)  # one connection for the registration, the launch and the run
+    try:
+        register(lambda convert: wf.bundle(version, convert), settings=settings, skip_if_registered=True,
+                 records=records)
+    except BaseException:
+        records.close()
+        raise
+    launch_ = prepare(wf.name, version, raw_output_prefix=raw_output_prefix, settings=settings, records=records)
     literals = _inputs(launch_, wf.interface.inputs, values, wf)
     result = start(launch_, literals, executor=executor, max_parallel=max_parallel, listener=listener,
                    executor_options=executor_options)
     return Execution.of(result, settings, wf)
 
 
-def _inputs(launch_: Launch, types: dict[str, Any], values: dict[str, Any], owner: Any) -> LiteralMap:
+def _inputs(launch_: "Launch", types: dict[str, Any], values: dict[str, Any], owner: Any) -> LiteralMap:
     """Python inputs as literals, local files uploaded under the launch's raw-output prefix."""
     ctx = _context(launch_.settings, launch_.raw_output_prefix, launch_.id, "inputs")
     return values_to_literals(owner, {n: types[n] for n in values}, values, ctx, "inputs")
@@ -273,22 +282,26 @@ def launch(name: str, inputs: dict[str, Any] | None = None, *, version: str | No
 
     Inputs are converted by the types the launch plan declares: no need for the workflow's code.
     """
+    from ferry.engine.execution import prepare
+
     launch_ = prepare(name, version, raw_output_prefix=raw_output_prefix, settings=settings)
     return start_launch(launch_, dict(inputs or {}), executor=executor, max_parallel=max_parallel,
                         listener=listener, executor_options=executor_options)
 
 
-def input_types(launch_: Launch) -> dict[str, Any]:
+def input_types(launch_: "Launch") -> dict[str, Any]:
     """The Python type of each input a launch takes (fixed inputs excluded), read from its spec."""
     from ferry.types.guess import python_type
 
     return {n: python_type(p.var.type) for n, p in launch_.launch_plan.spec.default_inputs.parameters.items()}
 
 
-def start_launch(launch_: Launch, values: dict[str, Any], *, executor: "str | Executor" = "inline",
+def start_launch(launch_: "Launch", values: dict[str, Any], *, executor: "str | Executor" = "inline",
                  max_parallel: int = DEFAULT_PARALLEL, listener: Listener | None = None,
                  executor_options: dict[str, Any] | None = None) -> Execution:
     """Convert ``values`` by the launch plan's types (local files uploaded) and run the launch."""
+    from ferry.engine.execution import start
+
     types = input_types(launch_)
     known = {n: v for n, v in values.items() if n in types}
     literals = _inputs(launch_, types, known, _Named(launch_.name))

@@ -18,14 +18,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from flyteidl.core import tasks_pb2, workflow_pb2
 
 from ferry.config import Settings
 from ferry.engine.cache import cache_key, cache_uri
 from ferry.engine.graph import NodeFailedError
-from ferry.engine.records import Records
 from ferry.errors import FerryError, StorageError
 from ferry.executors.base import Executor, TaskRequest
 from ferry.layout import (
@@ -39,6 +38,9 @@ from ferry.layout import (
 )
 from ferry.literals import LiteralMap, references, serialize
 from ferry.storage import exists, join, write_bytes
+
+if TYPE_CHECKING:
+    from ferry.engine.records import Records
 
 SYSTEM_RETRIES = 2  # a dead worker or unreachable store is retried even when the task sets no retries
 Listener = Callable[[str, str, str, str, str], None]  # (path, kind, label, status, detail)
@@ -108,7 +110,7 @@ def failure(path: str, label: str, attempt: int, error: ErrorInfo) -> NodeFailed
 class StoreRunner:
     """Runs task nodes through the metadata store and an executor, with retries, records and resume."""
 
-    def __init__(self, settings: Settings, executor: Executor, records: Records, execution_id: str,
+    def __init__(self, settings: Settings, executor: Executor, records: "Records", execution_id: str,
                  raw_output_prefix: str, *, resume: bool = False, listener: Listener | None = None) -> None:
         self.settings = settings
         self.executor = executor

@@ -20,7 +20,7 @@ from flyteidl.core import compiler_pb2
 
 from ferry.config import Settings, active_settings, as_url
 from ferry.engine.attempts import Listener, StoreRunner
-from ferry.engine.graph import GraphRunner
+from ferry.engine.graph import DEFAULT_PARALLEL, GraphRunner
 from ferry.engine.records import ExecutionRecord, Records, Registration
 from ferry.engine.registry import Registry
 from ferry.engine.spec import Closure, describe_id, parse_closure
@@ -32,7 +32,6 @@ from ferry.storage import join, read_bytes, write_bytes
 if TYPE_CHECKING:
     from ferry.executors.base import Executor
 
-DEFAULT_PARALLEL = 8
 IN_TASK_ENV = "FERRY_IN_TASK"  # set in task processes, where starting a run would recurse
 
 
@@ -61,6 +60,7 @@ class Launch:
     raw_output_prefix: str
     raw_output_source: str  # "execution", "launch plan", "registration" or "settings"
     settings: Settings
+    records: Records  # open until the launch has run (``start`` closes it)
 
     @property
     def name(self) -> str:
@@ -103,7 +103,7 @@ def new_execution_id() -> str:
 
 
 def prepare(name: str, version: str | None = None, *, raw_output_prefix: str | None = None,
-            settings: Settings | None = None, execution_id: str | None = None) -> Launch:
+            settings: Settings | None = None, execution_id: str | None = None, records: Records | None = None) -> Launch:
     """Resolve launch plan ``name`` (its newest version unless one is given) and where its raw data goes.
 
     The raw-output prefix is the first of: this execution's, the launch plan's own,
@@ -115,32 +115,37 @@ def prepare(name: str, version: str | None = None, *, raw_output_prefix: str | N
             "starts a run when imported. Guard it with `if __name__ == \"__main__\":`."
         )
     settings = settings or active_settings()
-    records = Records(settings.database_url)
+    records = records or Records(settings.database_url)
     try:
         registry = Registry(settings, records)
         lp, registration = registry.launch_plan(name, version)
         closure = registry.closure(lp.spec.workflow_id)
-    finally:
+    except BaseException:
         records.close()
+        raise
     choices = [("execution", raw_output_prefix), ("launch plan", lp.spec.raw_output_data_config.output_location_prefix),
                ("registration", registration.raw_output_prefix), ("settings", settings.raw_output_prefix)]
     source, prefix = next((s, p) for s, p in choices if p)
-    return Launch(execution_id or new_execution_id(), lp, registration, closure, as_url(prefix), source, settings)
+    return Launch(execution_id or new_execution_id(), lp, registration, closure, as_url(prefix), source, settings,
+                  records)
 
 
 def start(launch: Launch, inputs: LiteralMap, *, executor: "str | Executor" = "inline",
           max_parallel: int = DEFAULT_PARALLEL, listener: Listener | None = None,
           executor_options: dict[str, Any] | None = None) -> ExecutionResult:
     """Record the execution, write its inputs and closure to the metadata store, and run it to the end."""
-    settings = launch.settings
-    literals = launch.inputs(inputs)
+    settings, records = launch.settings, launch.records
+    try:
+        literals = launch.inputs(inputs)
+    except BaseException:
+        records.close()
+        raise
     prefix = execution_prefix(settings.metadata_url, launch.id)
     meta = settings.options_for(settings.metadata_url)
     inputs_uri, closure_uri = join(prefix, INPUTS), join(prefix, CLOSURE)
     write_bytes(closure_uri, serialize(launch.closure), meta, "metadata")
     write_bytes(inputs_uri, serialize(literals), meta, "metadata")
     executor_name = executor if isinstance(executor, str) else executor.name
-    records = Records(settings.database_url)
     records.create_execution(ExecutionRecord(
         launch.id, launch.workflow, launch.name, "running", time.time(), None, prefix, launch.raw_output_prefix,
         executor_name, inputs_uri, None, None, launch.name, launch.raw_output_source, closure_uri,

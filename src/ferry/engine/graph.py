@@ -22,6 +22,8 @@ from ferry.engine.spec import START, Closure, Graph, node_kind, node_label
 from ferry.errors import FerryError
 from ferry.literals import Literal, LiteralMap, none_literal
 
+DEFAULT_PARALLEL = 8  # ready nodes that run at once, unless the caller says otherwise
+
 
 class NodeFailedError(FerryError):
     """A node failed for good (after its retries)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import threading
 import traceback as tb
 from pathlib import Path
@@ -28,6 +27,7 @@ from ferry.interface import Interface
 from ferry.layout import ERROR, OUTPUTS, ErrorInfo, Status
 from ferry.literals import Literal, LiteralMap, literal_map, parse_literal_map, serialize
 from ferry.types import TransferContext, default_engine, using_context
+from ferry.types.context import empty_folder
 
 
 class Task(Protocol):
@@ -133,11 +133,16 @@ def outputs_to_result(task: Task, outputs: LiteralMap, ctx: TransferContext) -> 
 
 
 def execute(task: Task, inputs: LiteralMap, ctx: TransferContext) -> LiteralMap:
-    """Literals in, run the function, literals out. User exceptions become TaskFailedError(kind="user")."""
+    """Literals in, run the function, literals out. User exceptions become TaskFailedError(kind="user").
+
+    The function runs in ``ctx.work_dir`` when there is one, so that what it writes by relative
+    path lands in its attempt's own folder.
+    """
     with using_context(ctx):
         values = literals_to_values(task, inputs, ctx)
         try:
-            result = task.fn(**values)
+            with working_folder(ctx.work_dir):
+                result = task.fn(**values)
         except Exception as exc:  # noqa: BLE001 - any exception of the user's function
             raise TaskFailedError(
                 f"Task {task.name} failed: {type(exc).__name__}: {exc}",
@@ -184,7 +189,6 @@ def run_task(
     raw_output_prefix: str,
     *,
     settings: Any = None,
-    chdir: bool = True,
     cache_uri: str = "",
     report: dict[str, Any] | None = None,
 ) -> Status:
@@ -192,8 +196,8 @@ def run_task(
 
     Needs only the URIs and the settings' store credentials. ``raw_output_prefix``
     is this attempt's own folder. With ``cache_uri``, a valid memoized entry is
-    reused without running the function. The attempt runs in a fresh working folder
-    (``chdir``), so tasks writing relative paths never see each other's files.
+    reused without running the function. The function runs in a working folder of its own
+    (empty when it starts), so tasks writing relative paths never see each other's files.
     ``report``, if given, receives the persistent-store objects the task read ("datasets").
     """
     from ferry.config import active_settings
@@ -202,28 +206,26 @@ def run_task(
 
     settings = settings or active_settings()
     meta_options = settings.options_for(output_prefix)
-    work_dir = Path(tempfile.mkdtemp(prefix="ferry-task-")) if chdir else None
-    ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=work_dir)
-    with working_folder(work_dir):
-        try:
-            cached = memo.lookup(cache_uri, settings) if cache_uri else None
-            if cached is not None:
-                write_bytes(join(output_prefix, OUTPUTS), serialize(cached), meta_options, "metadata")
-                return Status.CACHED
-            data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
-            inputs = parse_literal_map(data, inputs_uri)
-            outputs = execute(task, inputs, ctx)
-            write_bytes(join(output_prefix, OUTPUTS), serialize(outputs), meta_options, "metadata")
-            if cache_uri:
-                memo.store(cache_uri, outputs, settings)
-            return Status.SUCCEEDED
-        except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
-            write_error(output_prefix, exc, settings)
-            return Status.FAILED
-        finally:
-            if report is not None:
-                report["datasets"] = sorted(ctx.datasets)
-            ctx.cleanup()
+    ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=empty_folder())
+    try:
+        cached = memo.lookup(cache_uri, settings) if cache_uri else None
+        if cached is not None:
+            write_bytes(join(output_prefix, OUTPUTS), serialize(cached), meta_options, "metadata")
+            return Status.CACHED
+        data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
+        inputs = parse_literal_map(data, inputs_uri)
+        outputs = execute(task, inputs, ctx)
+        write_bytes(join(output_prefix, OUTPUTS), serialize(outputs), meta_options, "metadata")
+        if cache_uri:
+            memo.store(cache_uri, outputs, settings)
+        return Status.SUCCEEDED
+    except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
+        write_error(output_prefix, exc, settings)
+        return Status.FAILED
+    finally:
+        if report is not None:
+            report["datasets"] = sorted(ctx.datasets)
+        ctx.cleanup()
 
 
 _cwd_lock = threading.RLock()
@@ -231,8 +233,8 @@ _cwd_lock = threading.RLock()
 
 @contextlib.contextmanager
 def working_folder(folder: Path | None) -> Iterator[None]:
-    """Run in ``folder`` (None: stay). The working folder is per process, so attempts in one process
-    that each need their own take turns."""
+    """Run in ``folder`` (None: stay). The working folder is per process, so functions of attempts that
+    run on several threads of one process take turns (their reads and writes of the stores don't)."""
     if folder is None:
         yield
         return
