@@ -7,6 +7,7 @@ task runtime, the executors and the engine:
     {metadata}/{execution}/{node}/{attempt}/inputs.pb                what the attempt was given
     {metadata}/{execution}/{node}/{attempt}/outputs.pb               written last: the attempt succeeded
     {metadata}/{execution}/{node}/{attempt}/error.pb                 a flyteidl ErrorDocument: it failed
+    {metadata}/{execution}/{node}/{attempt}/running.json             heartbeat of an attempt still running
     {raw_output_prefix}/{random}/{execution}/{node}/{attempt}/...    what the attempt offloaded
 
 An attempt's outcome is read from the store, never from an exit code: ``outputs.pb``
@@ -32,6 +33,15 @@ INPUTS = "inputs.pb"
 OUTPUTS = "outputs.pb"
 ERROR = "error.pb"
 CLOSURE = "closure.pb"  # the compiled workflow an execution runs (resume reads it)
+HEARTBEAT = "running.json"  # written by the runtime while an attempt runs longer than FIRST_HEARTBEAT
+
+# An attempt's liveness, for an engine that resumes after a crash: the runtime writes a heartbeat
+# once the task has run FIRST_HEARTBEAT seconds, then every HEARTBEAT_EVERY; an attempt is dead when
+# its heartbeat is older than LEASE, or when it has none and its inputs.pb is older than UNSTARTED_GRACE.
+FIRST_HEARTBEAT = 1.0
+HEARTBEAT_EVERY = 5.0
+LEASE = 3 * HEARTBEAT_EVERY
+UNSTARTED_GRACE = FIRST_HEARTBEAT + 5.0
 
 
 class Status(str, enum.Enum):
@@ -113,6 +123,32 @@ def parse_error_document(data: bytes, source: str) -> errors_pb2.ErrorDocument:
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise CorruptMetadataError(f"{source} is not a valid flyteidl ErrorDocument ({exc}).") from exc
     return doc
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Who runs an attempt and since when: written by the runtime, read by an engine resuming."""
+
+    host: str
+    pid: int
+    started: float
+    beat: float
+
+    def to_bytes(self) -> bytes:
+        import json
+
+        return json.dumps(self.__dict__).encode()
+
+    @classmethod
+    def read(cls, prefix: str, options: dict[str, Any] | None) -> "Heartbeat | None":
+        import json
+
+        try:
+            return cls(**json.loads(read_bytes(join(prefix, HEARTBEAT), options, "metadata")))
+        except ObjectNotFoundError:
+            return None
+        except (ValueError, TypeError) as exc:
+            raise CorruptMetadataError(f"{join(prefix, HEARTBEAT)} is not a heartbeat ({exc}).") from exc
 
 
 def read_outcome(prefix: str, options: dict[str, Any] | None) -> Outcome | None:

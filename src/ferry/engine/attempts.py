@@ -15,6 +15,8 @@ metadata; it never opens raw data.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -28,8 +30,13 @@ from ferry.engine.graph import NodeFailedError
 from ferry.errors import FerryError, StorageError
 from ferry.executors.base import Executor, TaskRequest
 from ferry.layout import (
+    ERROR,
     INPUTS,
+    LEASE,
+    OUTPUTS,
+    UNSTARTED_GRACE,
     ErrorInfo,
+    Heartbeat,
     Outcome,
     Status,
     attempt_prefix,
@@ -37,11 +44,12 @@ from ferry.layout import (
     read_outcome,
 )
 from ferry.literals import LiteralMap, references, serialize
-from ferry.storage import exists, join, write_bytes
+from ferry.storage import exists, join, modified, write_bytes
 
 if TYPE_CHECKING:
     from ferry.engine.records import Records
 
+RECOVER_POLL = 0.2  # seconds between looks at an adopted attempt that is still running
 SYSTEM_RETRIES = 2  # a dead worker or unreachable store is retried even when the task sets no retries
 Listener = Callable[[str, str, str, str, str], None]  # (path, kind, label, status, detail)
 
@@ -102,6 +110,20 @@ def run_with_retries(policy: RetryPolicy, attempt: Callable[[int], Outcome], *, 
         n += 1
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def failure(path: str, label: str, attempt: int, error: ErrorInfo) -> NodeFailedError:
     return NodeFailedError(path, f"{label} failed ({error.origin} error, attempt {attempt + 1}): {error.headline}",
                            error.origin)
@@ -134,26 +156,69 @@ class StoreRunner:
         self.aborted.set()
         self.executor.cancel_all()
 
-    def _finished_before(self, path: str) -> tuple[int, Outcome | None]:
-        """On resume: the outcome of an attempt that succeeded in an earlier engine run, and the next attempt number."""
-        attempt = 0
-        while exists(join(self.prefix(path, attempt), INPUTS), self.meta_options, "metadata"):
-            outcome = read_outcome(self.prefix(path, attempt), self.meta_options)
-            if outcome is not None and outcome.succeeded:
-                return attempt, outcome
-            attempt += 1
-        return attempt, None
+    def _recover(self, path: str, label: str) -> tuple[int, Outcome | None]:
+        """On resume: adopt what the node's newest attempt did in the engine run that stopped.
+
+        A finished attempt is taken as it ended; one still running (its heartbeat is fresh) is
+        waited for, not run again; one that is dead (no heartbeat within its lease) is recorded as
+        lost. Returns the next attempt's number, and the outcome to use if the node succeeded.
+        """
+        count = 0
+        while exists(join(self.prefix(path, count), INPUTS), self.meta_options, "metadata"):
+            count += 1
+        if count == 0:
+            return 0, None
+        n = count - 1
+        prefix = self.prefix(path, n)
+        outcome = read_outcome(prefix, self.meta_options)
+        waited = False
+        while outcome is None and not self.aborted.is_set():
+            alive, why = self._alive(prefix)
+            if not alive:
+                self.records.node(self.execution_id, path, n, "task", label, "lost", prefix,
+                                  f"the engine stopped while this attempt ran, and it is gone: {why}")
+                return n + 1, None
+            if not waited:
+                waited = True
+                self.records.node(self.execution_id, path, n, "task", label, "running", prefix,
+                                  detail=f"adopted after resume: still running ({why})")
+                self._notify(path, label, "running", n, f"waiting for attempt {n + 1}, still running ({why})")
+            self.aborted.wait(RECOVER_POLL)
+            outcome = read_outcome(prefix, self.meta_options)
+        ended = modified(join(prefix, OUTPUTS if outcome and outcome.succeeded else ERROR), self.meta_options, "metadata")
+        if outcome is None:
+            return n + 1, None
+        if outcome.succeeded:
+            self.records.node(self.execution_id, path, n, "task", label, "succeeded", prefix,
+                              detail="adopted after resume", ended=ended)
+            return n, outcome
+        self.records.node(self.execution_id, path, n, "task", label, "failed", prefix,
+                          outcome.error.message if outcome.error else None, ended=ended)
+        return n + 1, None
+
+    def _alive(self, prefix: str) -> tuple[bool, str]:
+        """Whether an attempt with no outcome yet is still running, and why we think so."""
+        now = time.time()
+        beat = Heartbeat.read(prefix, self.meta_options)
+        if beat is None:
+            written = modified(join(prefix, INPUTS), self.meta_options, "metadata") or 0.0
+            if now - written < UNSTARTED_GRACE:
+                return True, "no heartbeat yet"
+            return False, f"no heartbeat {now - written:.0f} s after its inputs were written"
+        if beat.host == socket.gethostname() and not _pid_alive(beat.pid):
+            return False, f"its process {beat.pid} on {beat.host} has exited"
+        if now - beat.beat > LEASE:
+            return False, f"its last heartbeat, from pid {beat.pid} on {beat.host}, is {now - beat.beat:.0f} s old"
+        return True, f"pid {beat.pid} on {beat.host}"
 
     def run_task(self, path: str, task: tasks_pb2.TaskTemplate, inputs: LiteralMap,
                  node: workflow_pb2.Node) -> LiteralMap:
         label = task.id.name
         first = 0
         if self.resume:
-            first, done = self._finished_before(path)
-            if done is not None:
-                self.records.node(self.execution_id, path, first, "task", label, "succeeded",
-                                  self.prefix(path, first), detail="completed before resume")
-                assert done.outputs is not None
+            first, done = self._recover(path, label)
+            if done is not None and done.outputs is not None:
+                self._notify(path, label, "succeeded", first)
                 return done.outputs
 
         def attempt(n: int) -> Outcome:

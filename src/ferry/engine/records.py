@@ -229,13 +229,15 @@ class Records:
         self._write(self._finish, {"execution_id": execution_id, "status": status, "ended": None})
 
     def node(self, execution_id: str, path: str, attempt: int, kind: str, label: str, status: str,
-             prefix: str | None = None, error: str | None = None, detail: str | None = None) -> None:
-        """Insert or update one node attempt; 'running' starts the clock, anything else stops it."""
+             prefix: str | None = None, error: str | None = None, detail: str | None = None,
+             ended: float | None = None) -> None:
+        """Insert or update one node attempt; 'running' starts the clock, anything else stops it
+        (at ``ended`` when known, e.g. when the outputs of an attempt adopted after a resume were written)."""
         now = time.time()
         running = status == "running"
         self._write(self._node_running if running else self._node_ended, {
             "execution_id": execution_id, "path": path, "attempt": attempt, "kind": kind, "label": label,
-            "status": status, "started": now, "ended": None if running else now, "prefix": prefix,
+            "status": status, "started": now, "ended": None if running else (ended or now), "prefix": prefix,
             "error": error, "detail": detail,
         })
 

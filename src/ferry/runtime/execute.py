@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 import traceback as tb
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -214,7 +215,8 @@ def run_task(
             return Status.CACHED
         data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
         inputs = parse_literal_map(data, inputs_uri)
-        outputs = execute(task, inputs, ctx)
+        with beating(output_prefix, meta_options):
+            outputs = execute(task, inputs, ctx)
         write_bytes(join(output_prefix, OUTPUTS), serialize(outputs), meta_options, "metadata")
         if cache_uri:
             memo.store(cache_uri, outputs, settings)
@@ -226,6 +228,38 @@ def run_task(
         if report is not None:
             report["datasets"] = sorted(ctx.datasets)
         ctx.cleanup()
+
+
+@contextlib.contextmanager
+def beating(output_prefix: str, options: dict[str, Any]) -> Iterator[None]:
+    """Write the attempt's heartbeat while the task runs (from FIRST_HEARTBEAT seconds on), so that an
+    engine resuming after a crash can tell this attempt is alive and wait for it instead of starting another."""
+    import socket
+
+    from ferry.layout import FIRST_HEARTBEAT, HEARTBEAT, HEARTBEAT_EVERY, Heartbeat
+    from ferry.storage import join, write_bytes
+
+    stop = threading.Event()
+    started = time.time()
+
+    def beat() -> None:
+        if stop.wait(FIRST_HEARTBEAT):
+            return
+        while True:
+            try:
+                doc = Heartbeat(socket.gethostname(), os.getpid(), started, time.time())
+                write_bytes(join(output_prefix, HEARTBEAT), doc.to_bytes(), options, "metadata")
+            except FerryError:
+                pass  # the store is unreachable: the next beat may get through
+            if stop.wait(HEARTBEAT_EVERY):
+                return
+
+    thread = threading.Thread(target=beat, name="ferry-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()  # a beat being written now may land after outputs.pb: harmless, the outcome wins
 
 
 _cwd_lock = threading.RLock()

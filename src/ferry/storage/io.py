@@ -154,6 +154,30 @@ def exists(uri: str, options: Options = None, store: str = "store") -> bool:
     return retrying(attempt)
 
 
+def modified(uri: str, options: Options = None, store: str = "store") -> float | None:
+    """When the object at ``uri`` was last written (seconds since the epoch), None if it isn't there."""
+    path = local_path_of(uri)
+    if path is not None:
+        try:
+            return os.stat(path).st_mtime
+        except FileNotFoundError:
+            return None
+
+    def attempt() -> float | None:
+        with store_errors("check", uri, store):
+            fs, path = filesystem(uri, options)
+            try:
+                info = fs.info(path)
+            except FileNotFoundError:
+                return None
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("created")
+        if hasattr(stamp, "timestamp"):
+            return float(stamp.timestamp())
+        return float(stamp) if stamp else None
+
+    return retrying(attempt)
+
+
 def upload_file(local: str | os.PathLike[str], uri: str, options: Options = None, store: str = "raw") -> int:
     """Stream a local file to ``uri`` atomically; returns its size."""
     from ferry.storage.progress import transfer_callback
