@@ -241,6 +241,11 @@ def _store_options(store: str, overrides: Mapping[str, Any], env: Mapping[str, s
     return dict(file_values.get("stores", {}).get(store, {}))
 
 
+def read_settings_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The values of one settings file (e.g. the workers' ``worker_config``)."""
+    return _read_toml(path)
+
+
 def _read_toml(config_file: str | os.PathLike[str] | None) -> dict[str, Any]:
     candidates: list[Path]
     if config_file is not None:

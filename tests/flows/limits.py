@@ -75,3 +75,14 @@ def flaky(x: int) -> int:
 @workflow
 def retried(x: int = 1) -> int:
     return flaky(x=x)
+
+
+@task
+def environment(names: list[str]) -> dict[str, str]:
+    """The task process's view of some environment variables ("" when unset or emptied)."""
+    return {name: os.environ.get(name, "") for name in names}
+
+
+@workflow
+def show_environment(names: list[str]) -> dict[str, str]:
+    return environment(names=names)

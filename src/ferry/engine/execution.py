@@ -187,15 +187,30 @@ def make_executor(executor: "str | Executor", settings: Settings, options: dict[
     return by_name(executor, **options)
 
 
-def worker_environment(settings: Settings) -> dict[str, str | None]:
-    """Environment changes for the task processes this engine starts.
+TASK_ENV_BASE = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
+                 "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "SYSTEMROOT")
 
-    With a worker settings file (FERRY_WORKER_CONFIG), tasks read only that file: none of the
-    engine's FERRY_* variables reach them, and the engine never holds their credentials. Without
-    one, they get the engine's settings, with only the store options the engine itself holds.
+
+def worker_environment(settings: Settings) -> dict[str, str | None]:
+    """Environment changes (None removes a variable) for the task processes this engine starts.
+
+    With a worker settings file (FERRY_WORKER_CONFIG), tasks get a minimal environment: the
+    variables any program needs (``TASK_ENV_BASE``, ``LC_*``), those the worker settings name
+    (``task_env = ["OMP_NUM_THREADS", ...]``) and FERRY_CONFIG pointing at that file; nothing else of
+    the engine's (its credentials, its FERRY_* settings) reaches them. Without one, they get the
+    engine's environment with the engine's settings, carrying only the store options the engine holds.
     """
     if settings.worker_config:
-        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("FERRY_")}
+        from ferry.config import read_settings_file
+
+        named = read_settings_file(settings.worker_config).get("task_env", [])
+        if not isinstance(named, list) or not all(isinstance(n, str) for n in named):
+            from ferry.errors import ConfigError
+
+            raise ConfigError(f"{settings.worker_config}: task_env must be a list of variable names, "
+                              'e.g. task_env = ["OMP_NUM_THREADS"].')
+        keep = set(TASK_ENV_BASE) | set(named)
+        env: dict[str, str | None] = {k: None for k in os.environ if k not in keep and not k.startswith("LC_")}
         env.update({"FERRY_CONFIG": os.path.abspath(settings.worker_config), "FERRY_HOME": str(settings.home)})
         return env
     held = tuple(k for k, v in settings.store_options.items() if v)
