@@ -8,6 +8,7 @@ task runtime, the executors and the engine:
     {metadata}/{execution}/{node}/{attempt}/outputs.pb               written last: the attempt succeeded
     {metadata}/{execution}/{node}/{attempt}/error.pb                 a flyteidl ErrorDocument: it failed
     {metadata}/{execution}/{node}/{attempt}/running.json             heartbeat of an attempt still running
+    {metadata}/{execution}/{node}/{attempt}/logs.txt                 what the attempt printed (its tail)
     {raw_output_prefix}/{random}/{execution}/{node}/{attempt}/...    what the attempt offloaded
 
 An attempt's outcome is read from the store, never from an exit code: ``outputs.pb``
@@ -33,6 +34,7 @@ INPUTS = "inputs.pb"
 OUTPUTS = "outputs.pb"
 ERROR = "error.pb"
 CLOSURE = "closure.pb"  # the compiled workflow an execution runs (resume reads it)
+LOGS = "logs.txt"  # the attempt's stdout and stderr, written before outputs.pb / error.pb
 HEARTBEAT = "running.json"  # written by the runtime while an attempt runs longer than FIRST_HEARTBEAT
 
 # An attempt's liveness, for an engine that resumes after a crash: the runtime writes a heartbeat

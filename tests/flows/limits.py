@@ -86,3 +86,22 @@ def environment(names: list[str]) -> dict[str, str]:
 @workflow
 def show_environment(names: list[str]) -> dict[str, str]:
     return environment(names=names)
+
+
+@task
+def chatty(n: int) -> int:
+    """Prints on both streams, from Python and from a child process."""
+    import subprocess
+    import sys
+
+    print(f"hello from chatty {n}")
+    print(f"a warning from chatty {n}", file=sys.stderr)
+    subprocess.run(["echo", f"child process of chatty {n}"], check=True)
+    if n < 0:
+        raise ValueError(f"negative {n}")
+    return n
+
+
+@workflow
+def chatter(xs: list[int]) -> list[int]:
+    return map_task(chatty)(n=xs)

@@ -147,6 +147,36 @@ def outputs(execution_id: str | None, download_dir: str | None) -> None:
 
 @executions.command()
 @click.argument("execution_id")
+@click.argument("node", required=False)
+@click.option("--attempt", type=int, default=None, help="Attempt number (1 is the first; default: every attempt).")
+def logs(execution_id: str, node: str | None, attempt: int | None) -> None:
+    """What each task attempt printed (stdout and stderr, the last MiB), for NODE or every node."""
+    from ferry.config import active_settings
+    from ferry.errors import FerryError, ObjectNotFoundError
+    from ferry.layout import LOGS
+    from ferry.storage import join, read_bytes
+
+    with records_of() as records:
+        rec = records.get_execution(execution_id)
+        nodes = [n for n in records.nodes(rec.id) if n.kind == "task" and n.prefix]
+    chosen = [n for n in nodes if (node is None or n.path == node) and (attempt is None or n.attempt + 1 == attempt)]
+    if not chosen:
+        known = ", ".join(sorted({n.path for n in nodes})) or "none"
+        raise FerryError(f"Execution {rec.id} has no task attempt {node or ''}"
+                         f"{f' attempt {attempt}' if attempt else ''}; its task nodes: {known}.")
+    options = active_settings().options_for(active_settings().metadata_url)
+    for n in chosen:
+        try:
+            text = read_bytes(join(n.prefix or "", LOGS), options).decode(errors="replace")
+        except ObjectNotFoundError:
+            text = ""
+        if node is None or attempt is None:
+            click.secho(f"== {n.path} {n.label} attempt {n.attempt + 1}: {n.status}", bold=True)
+        click.echo(text.rstrip("\n") if text else "(printed nothing)")
+
+
+@executions.command()
+@click.argument("execution_id")
 @click.option("--executor", default=None, help="Executor to continue with (default: the original one).")
 def resume(execution_id: str, executor: str | None) -> None:
     """Continue an execution whose engine stopped; completed nodes are not run again."""

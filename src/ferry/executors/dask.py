@@ -60,18 +60,22 @@ def _cluster_errors() -> tuple[type[BaseException], ...]:
     return KilledWorker, CommClosedError, CancelledError, OSError, TimeoutError
 
 
-def per_worker_cache(base: str) -> Any:
-    """A Dask worker plugin: each worker of a local cluster gets its own node-cache folder."""
+def worker_setup(cache_base: str | None, remove: list[str]) -> Any:
+    """A Dask worker plugin for a local cluster: drop the engine's variables a task must not see, and give
+    each worker (a node) its own node-cache folder."""
     from distributed import WorkerPlugin
 
-    class PerWorkerCache(WorkerPlugin):  # type: ignore[misc]
+    class LocalWorkerSetup(WorkerPlugin):  # type: ignore[misc]
         def setup(self, worker: Any) -> None:
             from ferry.config import reset_settings
 
-            os.environ["FERRY_CACHE_DIR"] = os.path.join(base, str(worker.name))
+            for name in remove:
+                os.environ.pop(name, None)
+            if cache_base:
+                os.environ["FERRY_CACHE_DIR"] = os.path.join(cache_base, str(worker.name))
             reset_settings()
 
-    return PerWorkerCache()
+    return LocalWorkerSetup()
 
 
 class DaskExecutor:
@@ -87,14 +91,15 @@ class DaskExecutor:
             self.client = Client(address, set_as_default=False)
         else:
             # Each worker process (and any the nanny restarts) starts from this environment with
-            # ``env`` applied: its own settings. An emptied variable counts as unset for ferry.
-            worker_env = {k: ("" if v is None else v) for k, v in {**(env or {}), "FERRY_IN_TASK": "1"}.items()}
+            # ``env`` applied (its own settings); the plugin removes what ``env`` says to remove.
+            changes = {**(env or {}), "FERRY_IN_TASK": "1"}
+            worker_env = {k: v for k, v in changes.items() if v is not None}
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                         dashboard_address=":0", host="127.0.0.1", env=worker_env,
                                         resources={"CPU": 1, "MEMORY": 2**31})
             self.client = Client(self.cluster, set_as_default=False)
-            if cache_base:
-                self.client.register_plugin(per_worker_cache(cache_base), name="ferry-per-worker-cache")
+            removed = sorted(k for k, v in changes.items() if v is None)
+            self.client.register_plugin(worker_setup(cache_base, removed), name="ferry-local-worker")
         self._lock = threading.Lock()
         self.locations: dict[str, set[Any]] = {}  # dataset URI -> names of workers whose cache holds it
         self.task_datasets: dict[str, set[str]] = {}  # task reference -> datasets it read last time

@@ -29,7 +29,7 @@ def main() -> int:
             status = Status.NOT_LOADED
         else:
             status = run_task(task, request["inputs"], request["output_prefix"], request["raw_output_prefix"],
-                              cache_uri=request.get("cache_uri", ""))
+                              cache_uri=request.get("cache_uri", ""), capture="fd")
         protocol.write(json.dumps({"status": status.value}) + "\n")
     return 0
 

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     task = load_task_or_report(args.task, args.output_prefix)
     if task is None:
         return EXIT_CODES[Status.NOT_LOADED]
-    status = run_task(task, args.inputs, args.output_prefix, args.raw_output_prefix, cache_uri=args.cache_uri)
+    status = run_task(task, args.inputs, args.output_prefix, args.raw_output_prefix, cache_uri=args.cache_uri,
+                      capture="fd")
     return EXIT_CODES[status]
 
 

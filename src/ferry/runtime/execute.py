@@ -174,13 +174,22 @@ def error_info(exc: BaseException) -> ErrorInfo:
 
 
 def write_error(output_prefix: str, exc: BaseException, settings: Any) -> ErrorInfo:
-    """Write error.pb for ``exc`` and print it to stderr, as a pod's log would show it."""
-    from ferry.storage import join, write_bytes
+    """Print the error and its traceback to stderr, as a pod's log would show them, and write error.pb."""
+    info = report_error(exc)
+    write_error_document(output_prefix, info, settings.options_for(output_prefix))
+    return info
 
+
+def report_error(exc: BaseException) -> ErrorInfo:
     info = error_info(exc)
     print(f"ferry.runtime: {info.origin} error ({info.code}): {info.message}", file=sys.stderr, flush=True)
-    write_bytes(join(output_prefix, ERROR), serialize(info.to_document()), settings.options_for(output_prefix), "metadata")
     return info
+
+
+def write_error_document(output_prefix: str, info: ErrorInfo, options: dict[str, Any]) -> None:
+    from ferry.storage import join, write_bytes
+
+    write_bytes(join(output_prefix, ERROR), serialize(info.to_document()), options, "metadata")
 
 
 def run_task(
@@ -192,6 +201,7 @@ def run_task(
     settings: Any = None,
     cache_uri: str = "",
     report: dict[str, Any] | None = None,
+    capture: str = "thread",
 ) -> Status:
     """Run one task as a pod would; ``outputs.pb`` is written last and atomically, or ``error.pb``.
 
@@ -199,35 +209,49 @@ def run_task(
     is this attempt's own folder. With ``cache_uri``, a valid memoized entry is
     reused without running the function. The function runs in a working folder of its own
     (empty when it starts), so tasks writing relative paths never see each other's files.
+    What the attempt prints is kept in ``logs.txt`` beside its outputs (``capture``: "fd" when
+    the attempt has the process to itself, "thread" when it shares it).
     ``report``, if given, receives the persistent-store objects the task read ("datasets").
     """
     from ferry.config import active_settings
     from ferry.runtime import memo
+    from ferry.runtime.logs import capture as capturing
+    from ferry.runtime.logs import write_logs
     from ferry.storage import join, read_bytes, write_bytes
 
     settings = settings or active_settings()
     meta_options = settings.options_for(output_prefix)
     ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=empty_folder())
+    outputs: LiteralMap | None = None
+    info: ErrorInfo | None = None
     try:
         cached = memo.lookup(cache_uri, settings) if cache_uri else None
         if cached is not None:
             write_bytes(join(output_prefix, OUTPUTS), serialize(cached), meta_options, "metadata")
             return Status.CACHED
-        data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
-        inputs = parse_literal_map(data, inputs_uri)
-        with beating(output_prefix, meta_options):
-            outputs = execute(task, inputs, ctx)
-        write_bytes(join(output_prefix, OUTPUTS), serialize(outputs), meta_options, "metadata")
-        if cache_uri:
-            memo.store(cache_uri, outputs, settings)
-        return Status.SUCCEEDED
-    except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
-        write_error(output_prefix, exc, settings)
-        return Status.FAILED
+        with capturing(capture) as printed:
+            try:
+                data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
+                inputs = parse_literal_map(data, inputs_uri)
+                with beating(output_prefix, meta_options):
+                    outputs = execute(task, inputs, ctx)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
+                info = report_error(exc)
+        write_logs(output_prefix, printed, meta_options)
+        if outputs is not None:
+            write_bytes(join(output_prefix, OUTPUTS), serialize(outputs), meta_options, "metadata")
+            if cache_uri:
+                memo.store(cache_uri, outputs, settings)
+            return Status.SUCCEEDED
+    except Exception as exc:  # noqa: BLE001 - the store failed us after the task ran
+        info = report_error(exc)
     finally:
         if report is not None:
             report["datasets"] = sorted(ctx.datasets)
         ctx.cleanup()
+    assert info is not None
+    write_error_document(output_prefix, info, meta_options)
+    return Status.FAILED
 
 
 @contextlib.contextmanager
