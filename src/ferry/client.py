@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from flyteidl.core import tasks_pb2, workflow_pb2
+from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
 
 from ferry.config import Settings, active_settings
 from ferry.engine.attempts import Listener, RetryPolicy, failure, run_with_retries
@@ -61,15 +62,19 @@ class InMemoryRunner:
         self.raised: dict[str, BaseException] = {}  # path -> what the function raised on its last attempt
 
     def run_task(self, path: str, template: tasks_pb2.TaskTemplate, inputs: LiteralMap,
-                 node: workflow_pb2.Node) -> LiteralMap:
+                 node: workflow_pb2.Node) -> LiteralMap | DynamicJobSpec:
         from ferry.engine.cache import cache_key, cache_uri
+        from ferry.executors.base import ferry_reference
         from ferry.runtime import memo
+        from ferry.runtime.load import load_task
 
-        task = self.tasks[template.id.name]
+        task = self.tasks.get(template.id.name) or load_task(ferry_reference(template) or template.id.name)
         memo_uri = cache_uri(self.settings, cache_key(template, inputs)) if template.metadata.discoverable else ""
         if memo_uri and (hit := memo.lookup(memo_uri, self.settings)) is not None:
             return hit
         n, outcome = run_with_retries(RetryPolicy.of(template, node), lambda n: self._attempt(path, task, inputs, n))
+        if outcome.futures is not None:
+            return outcome.futures
         if outcome.outputs is None:
             raise failure(path, template.id.name, n, outcome.error or ErrorInfo("no outputs"))
         if memo_uri:
@@ -82,12 +87,18 @@ class InMemoryRunner:
         ctx = TransferContext(self.settings, raw_attempt_prefix(self.settings.raw_output_prefix, self.execution_id,
                                                                  path, n), work_dir=empty_folder())
         try:
-            return Outcome(outputs=execute(task, inputs, ctx))
+            result = execute(task, inputs, ctx)
+            if isinstance(result, DynamicJobSpec):
+                return Outcome(futures=result)
+            return Outcome(outputs=result)
         except Exception as exc:  # noqa: BLE001 - judged by the retry policy like any attempt's error
             self.raised[path] = exc
             return Outcome(error=error_info(exc))
         finally:
             ctx.cleanup()
+
+    def dynamic_done(self, path: str, outputs: LiteralMap) -> None:
+        pass
 
     def event(self, path: str, kind: str, label: str, status: str, detail: str = "") -> None:
         pass
@@ -135,7 +146,10 @@ def call_task(task: Any, values: dict[str, Any]) -> Any:
     runner = InMemoryRunner(settings, execution_id, {task.name: task})
     template = task.template()
     try:
-        outputs = runner.run_task("task", template, inputs, workflow_pb2.Node())
+        result = runner.run_task("task", template, inputs, workflow_pb2.Node())
+        if isinstance(result, DynamicJobSpec):  # a dynamic task called directly: run what it built, here
+            result = GraphRunner(Closure.empty(), runner).run_dynamic(template, result, "task", inputs)
+        outputs = result
     except NodeFailedError:
         raised = _direct_error(runner.raised.get("task"))
         if raised is not None:

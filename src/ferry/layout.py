@@ -7,6 +7,7 @@ task runtime, the executors and the engine:
     {metadata}/{execution}/{node}/{attempt}/inputs.pb                what the attempt was given
     {metadata}/{execution}/{node}/{attempt}/outputs.pb               written last: the attempt succeeded
     {metadata}/{execution}/{node}/{attempt}/error.pb                 a flyteidl ErrorDocument: it failed
+    {metadata}/{execution}/{node}/{attempt}/futures.pb               a dynamic task's DynamicJobSpec: run it
     {metadata}/{execution}/{node}/{attempt}/running.json             heartbeat of an attempt still running
     {metadata}/{execution}/{node}/{attempt}/logs.txt                 what the attempt printed (its tail)
     {raw_output_prefix}/{random}/{execution}/{node}/{attempt}/...    what the attempt offloaded
@@ -24,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flyteidl.core import errors_pb2, execution_pb2
+from flyteidl.core import dynamic_job_pb2, errors_pb2, execution_pb2
 
 from ferry.errors import CorruptMetadataError, ObjectNotFoundError
 from ferry.literals import LiteralMap, parse_literal_map
@@ -33,6 +34,7 @@ from ferry.storage import join, read_bytes
 INPUTS = "inputs.pb"
 OUTPUTS = "outputs.pb"
 ERROR = "error.pb"
+FUTURES = "futures.pb"  # a dynamic task's result: the subgraph to run; outputs.pb follows once it has run
 CLOSURE = "closure.pb"  # the compiled workflow an execution runs (resume reads it)
 LOGS = "logs.txt"  # the attempt's stdout and stderr, written before outputs.pb / error.pb
 HEARTBEAT = "running.json"  # written by the runtime while an attempt runs longer than FIRST_HEARTBEAT
@@ -106,16 +108,17 @@ class ErrorInfo:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended: outputs, or an error."""
+    """How an attempt ended: outputs, a dynamic task's subgraph to run, or an error."""
 
     outputs: LiteralMap | None = None
     error: ErrorInfo | None = None
     cached: bool = False
     worker: str = ""  # where it ran, for the records
+    futures: dynamic_job_pb2.DynamicJobSpec | None = None
 
     @property
     def succeeded(self) -> bool:
-        return self.outputs is not None
+        return self.outputs is not None or self.futures is not None
 
 
 def parse_error_document(data: bytes, source: str) -> errors_pb2.ErrorDocument:
@@ -163,6 +166,17 @@ def read_outcome(prefix: str, options: dict[str, Any] | None) -> Outcome | None:
     error_uri = join(prefix, ERROR)
     try:
         data = read_bytes(error_uri, options, "metadata")
+        return Outcome(error=ErrorInfo.from_document(parse_error_document(data, error_uri)))
+    except ObjectNotFoundError:
+        pass
+    futures_uri = join(prefix, FUTURES)
+    try:
+        data = read_bytes(futures_uri, options, "metadata")
     except ObjectNotFoundError:
         return None
-    return Outcome(error=ErrorInfo.from_document(parse_error_document(data, error_uri)))
+    spec = dynamic_job_pb2.DynamicJobSpec()
+    try:
+        spec.ParseFromString(data)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError
+        raise CorruptMetadataError(f"{futures_uri} is not a DynamicJobSpec ({exc}).") from exc
+    return Outcome(futures=spec)

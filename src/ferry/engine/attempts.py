@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from flyteidl.core import tasks_pb2, workflow_pb2
+from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
 
 from ferry.config import Settings
 from ferry.engine.cache import cache_key, cache_uri
@@ -143,6 +144,7 @@ class StoreRunner:
         self.listener = listener
         self.meta_options = settings.options_for(settings.metadata_url)
         self.aborted = threading.Event()
+        self._succeeded: dict[str, int] = {}  # dynamic tasks' paths -> their attempt that built the subgraph
 
     def prefix(self, path: str, attempt: int) -> str:
         return attempt_prefix(self.settings.metadata_url, self.execution_id, path, attempt)
@@ -212,14 +214,15 @@ class StoreRunner:
         return True, f"pid {beat.pid} on {beat.host}"
 
     def run_task(self, path: str, task: tasks_pb2.TaskTemplate, inputs: LiteralMap,
-                 node: workflow_pb2.Node) -> LiteralMap:
+                 node: workflow_pb2.Node) -> LiteralMap | DynamicJobSpec:
         label = task.id.name
         first = 0
         if self.resume:
             first, done = self._recover(path, label)
-            if done is not None and done.outputs is not None:
+            if done is not None:
                 self._notify(path, label, "succeeded", first)
-                return done.outputs
+                self._succeeded[path] = first
+                return done.outputs if done.outputs is not None else done.futures  # type: ignore[return-value]
 
         def attempt(n: int) -> Outcome:
             if self.aborted.is_set():
@@ -229,8 +232,9 @@ class StoreRunner:
             self.records.node(self.execution_id, path, n, "task", label, "running", prefix)
             outcome = self._attempt(path, task, inputs, prefix, n)
             status = ("cached" if outcome.cached else "succeeded") if outcome.succeeded else "failed"
+            worker = outcome.worker + (f"; built {len(outcome.futures.nodes)} node(s)" if outcome.futures else "")
             self.records.node(self.execution_id, path, n, "task", label, status, prefix,
-                              outcome.error.message if outcome.error else None, detail=outcome.worker or None)
+                              outcome.error.message if outcome.error else None, detail=worker or None)
             if outcome.succeeded:
                 self._notify(path, label, status, n)
             return outcome
@@ -240,9 +244,17 @@ class StoreRunner:
 
         n, outcome = run_with_retries(RetryPolicy.of(task, node), attempt, first=first, stop=self.aborted,
                                       on_failure=on_failure)
+        if outcome.futures is not None:
+            self._succeeded[path] = n
+            return outcome.futures
         if outcome.outputs is None:
             raise failure(path, label, n, outcome.error or ErrorInfo("no outputs"))
         return outcome.outputs
+
+    def dynamic_done(self, path: str, outputs: LiteralMap) -> None:
+        """Write the dynamic task's outputs where its attempt wrote futures.pb, so a resume won't run it again."""
+        prefix = self.prefix(path, self._succeeded.pop(path))
+        write_bytes(join(prefix, OUTPUTS), serialize(outputs), self.meta_options, "metadata")
 
     def _notify(self, path: str, label: str, status: str, attempt: int, detail: str = "") -> None:
         if self.listener:

@@ -15,10 +15,11 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Protocol
 
-from flyteidl.core import tasks_pb2, workflow_pb2
+from flyteidl.core import compiler_pb2, identifier_pb2, tasks_pb2, workflow_pb2
+from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
 
 from ferry.engine.bindings import evaluate, resolve_all
-from ferry.engine.spec import START, Closure, Graph, node_kind, node_label
+from ferry.engine.spec import START, Closure, Graph, SpecError, node_kind, node_label
 from ferry.errors import FerryError
 from ferry.literals import Literal, LiteralMap, none_literal
 
@@ -36,8 +37,13 @@ class NodeFailedError(FerryError):
 
 class TaskRunner(Protocol):
     def run_task(self, path: str, task: tasks_pb2.TaskTemplate, inputs: LiteralMap,
-                 node: workflow_pb2.Node) -> LiteralMap:
-        """Run a task node's attempts until one succeeds or its retries are spent."""
+                 node: workflow_pb2.Node) -> LiteralMap | DynamicJobSpec:
+        """Run a task node's attempts until one succeeds (its outputs, or a dynamic task's subgraph)
+        or its retries are spent."""
+        ...
+
+    def dynamic_done(self, path: str, outputs: LiteralMap) -> None:
+        """A dynamic task's subgraph has run: its outputs are the task's."""
         ...
 
     def event(self, path: str, kind: str, label: str, status: str, detail: str = "") -> None: ...
@@ -115,7 +121,12 @@ class GraphRunner:
         kind = node_kind(node)
         if kind == "task":
             task = self.closure.task(node.task_node.reference_id, path)
-            return self.runner.run_task(path, task, inputs, node)
+            result = self.runner.run_task(path, task, inputs, node)
+            if isinstance(result, DynamicJobSpec):
+                outputs = self._observed(node, "dynamic", path, lambda: self.run_dynamic(task, result, path, inputs))
+                self.runner.dynamic_done(path, outputs)
+                return outputs
+            return result
         return self._observed(node, kind, path, lambda: self._run_compound(node, kind, path, inputs, results, prefix))
 
     def _observed(self, node: workflow_pb2.Node, kind: str, path: str, body: Callable[[], LiteralMap]) -> LiteralMap:
@@ -137,6 +148,26 @@ class GraphRunner:
         if kind == "branch":
             return self._run_branch(node, path, inputs, results, prefix)
         return self._run_map(node, path, inputs)
+
+    def run_dynamic(self, task: tasks_pb2.TaskTemplate, spec: DynamicJobSpec, path: str,
+                     inputs: LiteralMap) -> LiteralMap:
+        """Run the subgraph a dynamic task built, under the task's own path."""
+        closure = compiler_pb2.CompiledWorkflowClosure()
+        primary = closure.primary.template
+        primary.id.CopyFrom(task.id)
+        primary.id.resource_type = identifier_pb2.WORKFLOW
+        primary.interface.CopyFrom(task.interface)
+        primary.nodes.extend(spec.nodes)
+        primary.outputs.extend(spec.outputs)
+        for sub in spec.subworkflows:
+            closure.sub_workflows.add().template.CopyFrom(sub)
+        for template in spec.tasks:
+            closure.tasks.add().template.CopyFrom(template)
+        try:
+            compiled = Closure(closure)
+        except SpecError as exc:
+            raise NodeFailedError(path, f"the dynamic task {task.id.name} built a workflow ferry can't run: {exc}") from exc
+        return GraphRunner(compiled, self.runner, self.max_parallel).run_graph(compiled.primary, inputs, path + "/")
 
     def _run_branch(self, node: workflow_pb2.Node, path: str, inputs: LiteralMap,
                     results: dict[str, LiteralMap], prefix: str) -> LiteralMap:
@@ -167,7 +198,11 @@ class GraphRunner:
             one = LiteralMap()
             for name, lit in inputs.literals.items():
                 one.literals[name].CopyFrom(lit if name in bound else lit.collection.literals[i])
-            return self.runner.run_task(f"{path}-{i}", task, one, array.node)
+            result = self.runner.run_task(f"{path}-{i}", task, one, array.node)
+            if isinstance(result, DynamicJobSpec):
+                raise NodeFailedError(path, f"{node_label(node)}: a map task can't be a dynamic task; "
+                                            "map a task, or loop over the list inside a @dynamic task.")
+            return result
 
         outcomes: list[LiteralMap | None] = [None] * count
         errors: list[str] = []

@@ -177,6 +177,13 @@ class Closure:
             raise SpecError(f"{where} is a {kind} node, which ferry's engine does not run "
                             "(it runs task, subworkflow, branch and array nodes).")
 
+    @classmethod
+    def empty(cls) -> "Closure":
+        """A closure with an empty workflow: for running what a dynamic task called directly builds."""
+        proto = compiler_pb2.CompiledWorkflowClosure()
+        proto.primary.template.SetInParent()
+        return cls(proto)
+
     def task(self, ref: identifier_pb2.Identifier, where: str = "") -> tasks_pb2.TaskTemplate:
         found = self.tasks.get(key(ref))
         if found is None:

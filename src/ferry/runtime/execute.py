@@ -16,6 +16,8 @@ import traceback as tb
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
+from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
+
 from ferry.errors import (
     CorruptMetadataError,
     FerryError,
@@ -25,7 +27,7 @@ from ferry.errors import (
     TypeMismatchError,
 )
 from ferry.interface import Interface
-from ferry.layout import ERROR, OUTPUTS, ErrorInfo, Status
+from ferry.layout import ERROR, FUTURES, OUTPUTS, ErrorInfo, Status
 from ferry.literals import Literal, LiteralMap, literal_map, parse_literal_map, serialize
 from ferry.types import TransferContext, default_engine, using_context
 from ferry.types.context import empty_folder
@@ -133,16 +135,21 @@ def outputs_to_result(task: Task, outputs: LiteralMap, ctx: TransferContext) -> 
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def execute(task: Task, inputs: LiteralMap, ctx: TransferContext) -> LiteralMap:
+def execute(task: Task, inputs: LiteralMap, ctx: TransferContext) -> LiteralMap | DynamicJobSpec:
     """Literals in, run the function, literals out. User exceptions become TaskFailedError(kind="user").
 
     The function runs in ``ctx.work_dir`` when there is one, so that what it writes by relative
-    path lands in its attempt's own folder.
+    path lands in its attempt's own folder. A dynamic task (one with ``expand``) returns the
+    DynamicJobSpec its body builds instead of outputs.
     """
     with using_context(ctx):
         values = literals_to_values(task, inputs, ctx)
+        expand = getattr(task, "expand", None)
         try:
             with working_folder(ctx.work_dir):
+                if expand is not None:
+                    engine = default_engine()
+                    return expand(values, lambda c: engine.to_literal(c.value, c.python_type, ctx, c.where))  # type: ignore[no-any-return]
                 result = task.fn(**values)
         except Exception as exc:  # noqa: BLE001 - any exception of the user's function
             raise TaskFailedError(
@@ -222,7 +229,7 @@ def run_task(
     settings = settings or active_settings()
     meta_options = settings.options_for(output_prefix)
     ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=empty_folder())
-    outputs: LiteralMap | None = None
+    result: LiteralMap | DynamicJobSpec | None = None
     info: ErrorInfo | None = None
     try:
         cached = memo.lookup(cache_uri, settings) if cache_uri else None
@@ -234,14 +241,17 @@ def run_task(
                 data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
                 inputs = parse_literal_map(data, inputs_uri)
                 with beating(output_prefix, meta_options):
-                    outputs = execute(task, inputs, ctx)
+                    result = execute(task, inputs, ctx)
             except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
                 info = report_error(exc)
         write_logs(output_prefix, printed, meta_options)
-        if outputs is not None:
-            write_bytes(join(output_prefix, OUTPUTS), serialize(outputs), meta_options, "metadata")
+        if isinstance(result, DynamicJobSpec):  # the engine runs the subgraph, then writes outputs.pb
+            write_bytes(join(output_prefix, FUTURES), serialize(result), meta_options, "metadata")
+            return Status.SUCCEEDED
+        if result is not None:
+            write_bytes(join(output_prefix, OUTPUTS), serialize(result), meta_options, "metadata")
             if cache_uri:
-                memo.store(cache_uri, outputs, settings)
+                memo.store(cache_uri, result, settings)
             return Status.SUCCEEDED
     except Exception as exc:  # noqa: BLE001 - the store failed us after the task ran
         info = report_error(exc)

@@ -171,6 +171,54 @@ def add_node(kind: str, label: str, target: Any, inputs: dict[str, Any], outputs
     return promises[0] if len(promises) == 1 else tuple(promises)
 
 
+def compile_body(owner: str, fn: Callable[..., Any], args: dict[str, Any],
+                 interface: Interface) -> tuple[list[Node], dict[str, Bound], set[str]]:
+    """Run a workflow body (or a dynamic task's, with values for arguments): its nodes and output bindings."""
+    state = _Compilation(owner)
+    token = _compiling.set(state)
+    try:
+        result = fn(**args)
+    finally:
+        _compiling.reset(token)
+    if state.open_branches:
+        raise InterfaceError(
+            f"{owner}: conditional {state.open_branches[0]!r} has no else_(); end it with "
+            ".else_().then(...) or .else_().fail('message')."
+        )
+    outputs = interface.outputs
+    bindings: dict[str, Bound] = {}
+    upstream: set[str] = set()
+    for name, value in _result_values(owner, outputs, interface.output_tuple, result).items():
+        bindings[name] = to_binding(value, outputs[name], f"{owner} output {name}", upstream)
+    return state.nodes, bindings, upstream
+
+
+def with_arms(nodes: list[Node]) -> list[Node]:
+    """The nodes and the arms of their branches."""
+    out: list[Node] = []
+    for node in nodes:
+        out.append(node)
+        out.extend(c.node for c in node.cases if c.node is not None)
+    return out
+
+
+def used_by(nodes: list[Node]) -> tuple[list[Any], list["Workflow"]]:
+    """Every task and subworkflow that ``nodes`` use, directly or through subworkflows, once each."""
+    tasks: dict[str, Any] = {}
+    subs: dict[str, Workflow] = {}
+
+    def visit(these: list[Node]) -> None:
+        for node in with_arms(these):
+            if node.kind in ("task", "map"):
+                tasks.setdefault(node.target.name, node.target)
+            elif node.kind == "workflow" and node.target.name not in subs:
+                subs[node.target.name] = node.target
+                visit(node.target.nodes)
+
+    visit(nodes)
+    return list(tasks.values()), list(subs.values())
+
+
 class Workflow:
     """A compiled workflow: its interface, nodes and output bindings; ``template()`` is its spec."""
 
@@ -202,23 +250,9 @@ class Workflow:
         engine = default_engine()
         for name, value in self.interface.defaults.items():
             self.defaults[name] = constant(value, self.interface.inputs[name], f"{self.name}: default of {name}")
-        state = _Compilation(self.name)
-        token = _compiling.set(state)
-        try:
-            args = {n: Promise(START, n, t, engine.literal_type(t)) for n, t in self.interface.inputs.items()}
-            result = self.fn(**args)
-        finally:
-            _compiling.reset(token)
-        if state.open_branches:
-            raise InterfaceError(
-                f"Workflow {self.name}: conditional {state.open_branches[0]!r} has no else_(); end it with "
-                ".else_().then(...) or .else_().fail('message')."
-            )
-        self.nodes = state.nodes
-        outputs = self.interface.outputs
-        values = _result_values(self.name, outputs, self.interface.output_tuple, result)
-        for name, value in values.items():
-            self.output_bindings[name] = to_binding(value, outputs[name], f"{self.name} output {name}", self.output_upstream)
+        args = {n: Promise(START, n, t, engine.literal_type(t)) for n, t in self.interface.inputs.items()}
+        self.nodes, self.output_bindings, self.output_upstream = compile_body(
+            f"Workflow {self.name}", self.fn, args, self.interface)
 
     @property
     def has_constants(self) -> bool:
@@ -227,11 +261,7 @@ class Workflow:
             has_constants(b) for b in self.output_bindings.values())
 
     def _all_nodes(self) -> list[Node]:
-        out: list[Node] = []
-        for node in self.nodes:
-            out.append(node)
-            out.extend(c.node for c in node.cases if c.node is not None)
-        return out
+        return with_arms(self.nodes)
 
     def template(self, version: str = "", convert: Convert | None = None) -> workflow_pb2.WorkflowTemplate:
         """The flyteidl WorkflowTemplate; ``convert`` uploads the constants the body holds, if any."""
@@ -268,19 +298,7 @@ class Workflow:
 
     def dependencies(self) -> tuple[list[Any], list["Workflow"]]:
         """Every task and subworkflow this workflow uses, directly or through its subworkflows, once each."""
-        tasks: dict[str, Any] = {}
-        subs: dict[str, Workflow] = {}
-
-        def visit(wf: Workflow) -> None:
-            for node in wf._all_nodes():
-                if node.kind in ("task", "map"):
-                    tasks.setdefault(node.target.name, node.target)
-                elif node.kind == "workflow" and node.target.name not in subs:
-                    subs[node.target.name] = node.target
-                    visit(node.target)
-
-        visit(self)
-        return list(tasks.values()), list(subs.values())
+        return used_by(self.nodes)
 
     def closure(self, convert: Convert | None, version: str = "") -> Any:
         """The CompiledWorkflowClosure the engine runs: this workflow, its subworkflows and tasks."""
@@ -316,13 +334,13 @@ class Workflow:
         return f"<ferry workflow {self.name}>"
 
 
-def _result_values(name: str, outputs: dict[str, Any], output_tuple: type | None, result: Any) -> dict[str, Any]:
+def _result_values(owner: str, outputs: dict[str, Any], output_tuple: type | None, result: Any) -> dict[str, Any]:
     if not outputs:
         return {}
     if len(outputs) == 1 and output_tuple is None:
         return {next(iter(outputs)): result}
     if not isinstance(result, tuple) or len(result) != len(outputs):
-        raise InterfaceError(f"Workflow {name} declares outputs {list(outputs)} but returns {result!r}.")
+        raise InterfaceError(f"{owner} declares outputs {list(outputs)} but returns {result!r}.")
     return dict(zip(outputs, result, strict=True))
 
 
