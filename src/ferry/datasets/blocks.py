@@ -125,12 +125,11 @@ class BlockReader(io.RawIOBase):
         try:
             self.fs, self.path = filesystem(obj.uri, options)
             opened = cache.open_pages(obj, dataset, page_size or PAGE_SIZE)
-            self.page = opened[0] if opened else page_size or PAGE_SIZE
             if opened is None:
+                self.page = page_size or PAGE_SIZE
                 self._open_whole()
             else:
-                self._data = opened[1]
-                self._map = os.open(cache.map_path(obj.key), os.O_RDWR)
+                self.page, self._data, self._map = opened
         except BaseException:
             self.close()
             raise
@@ -226,7 +225,7 @@ class BlockReader(io.RawIOBase):
 
     # ---- fetching ----------------------------------------------------------------------------
 
-    def _fetch(self, first: int, last: int, suspect: set[int]) -> str:
+    def _fetch(self, first: int, last: int, suspect: set[int], background: bool = False) -> str:
         """Bring pages first..last into the cache, each fetched once per node. Returns "stored",
         "gone" (the object is now whole: read that) or "stream" (no room: read from the store)."""
         key = self.obj.key
@@ -245,15 +244,16 @@ class BlockReader(io.RawIOBase):
                     elif i in suspect and not self._intact(i, crc):
                         need.append(i)
                 for a, b in _runs(need) if need else ():
-                    if not self._store(a, b, sum(self._length(i) for i in range(a, b + 1) if i in absent)):
+                    if not self._store(a, b, sum(self._length(i) for i in range(a, b + 1) if i in absent), background):
                         return "stream"
         return "stored"
 
-    def _store(self, first: int, last: int, new_bytes: int) -> bool:
-        """Fetch pages first..last and write them with their map records (their lock is held)."""
+    def _store(self, first: int, last: int, new_bytes: int, background: bool) -> bool:
+        """Fetch pages first..last and write them with their map records (their lock is held).
+        False: they could not be stored (the reader streams from now on, unless this is read-ahead)."""
         start, stop = first * self.page, min(self.obj.size, (last + 1) * self.page)
         if not self.cache.reserve(self.obj, self.dataset, stop - start, self.page):
-            self._stream("the node cache (or its disk) is full of entries in use")
+            self._stream("the node cache (or its disk) is full of entries in use", background)
             return False
         try:
             data = memoryview(self._get(start, stop))
@@ -266,11 +266,12 @@ class BlockReader(io.RawIOBase):
             os.pwrite(self._map, records, first * RECORD.size)
             kill_point("blocks.written")
         except OSError as exc:
+            if exc.errno in DISK_FULL:
+                _punch_hole(self._data, start, stop - start)  # first: the index needs room to be updated
             self.cache.settle(self.obj.key, stop - start)
             if exc.errno not in DISK_FULL:
                 raise
-            _punch_hole(self._data, start, stop - start)
-            self._stream("the node cache's disk is full")
+            self._stream("the node cache's disk is full", background)
             return False
         except BaseException:
             self.cache.settle(self.obj.key, stop - start)
@@ -298,8 +299,8 @@ class BlockReader(io.RawIOBase):
         self.cache.count_fetch(self.dataset, len(data))
         return data
 
-    def _stream(self, why: str) -> None:
-        if not self.streaming:
+    def _stream(self, why: str, background: bool) -> None:
+        if not background and not self.streaming:
             self.streaming = True
             warnings.warn(f"ferry: {why}; reading {self.obj.uri} from the store.", CacheMissWarning, stacklevel=6)
 
@@ -320,7 +321,7 @@ class BlockReader(io.RawIOBase):
 
     def _prefetch(self, first: int, last: int) -> None:
         with contextlib.suppress(Exception):  # a failed read-ahead is simply fetched again when read
-            self._fetch(first, last, set())
+            self._fetch(first, last, set(), background=True)
 
     def close(self) -> None:
         if not self.closed:

@@ -401,15 +401,13 @@ class NodeCache:
                 return None
             try:
                 self._fill(obj, options)
-            except OSError as exc:
-                self.settle(obj.key, obj.size)
-                if exc.errno not in DISK_FULL:
+            except BaseException as exc:
+                # Nothing of the fill is left: its temporaries are gone, and so is its entry.
+                self._sql("DELETE FROM entries WHERE key=? AND complete=0 AND page_size=0", (obj.key,))
+                if not (isinstance(exc, OSError) and exc.errno in DISK_FULL):
                     raise
                 self._warn_stream(obj, "does not fit: the node cache's disk is full")
                 return None
-            except BaseException:
-                self.settle(obj.key, obj.size)
-                raise
             self._count(dataset, misses=1, fetched=obj.size)
         return str(self.object_path(obj.key))
 
@@ -452,32 +450,50 @@ class NodeCache:
 
     # ---- partial objects (block reads) -------------------------------------------------------
 
-    def open_pages(self, obj: ObjectIdentity, dataset: str, page_size: int) -> tuple[int, int] | None:
-        """For a block reader: (page size, writable fd of the sparse pages file), or None when the
-        whole object is cached (read it at ``object_path``)."""
+    def open_pages(self, obj: ObjectIdentity, dataset: str, page_size: int) -> tuple[int, int, int] | None:
+        """For a block reader: (page size, fd of the sparse pages file, fd of the page map), both
+        writable; None when the whole object is cached (read it at ``object_path``)."""
+        opened = self._existing_pages(obj.key)  # the usual case: no lock, so fetches in flight don't delay it
+        if opened is not None:
+            return opened
         kill_point("cache.pages.wait")
         with self._exclusive(obj.key):
-            rows = self._sql("SELECT complete, page_size FROM entries WHERE key=?", (obj.key,))
+            opened = self._existing_pages(obj.key)
+            if opened is not None:
+                return opened
+            rows = self._sql("SELECT complete FROM entries WHERE key=?", (obj.key,))
             if rows and rows[0][0] and self.object_path(obj.key).exists():
                 return None
-            data, pages_map = self.pages_path(obj.key), self.map_path(obj.key)
-            if not rows or not rows[0][1] or not (data.exists() and pages_map.exists()):
-                from ferry.datasets.blocks import RECORD, page_count
+            from ferry.datasets.blocks import RECORD, page_count
 
-                for leftover in [*self._temporaries(obj.key), self.object_path(obj.key), data, pages_map]:
-                    leftover.unlink(missing_ok=True)  # a damaged copy, or what a killed fill left
-                self._sql("INSERT OR REPLACE INTO entries (key, uri, dataset, identity, page_size, last_access) "
-                          "VALUES (?,?,?,?,?,?)", (obj.key, obj.uri, dataset, obj.identity, page_size, time.time()))
-                for path, length in ((data, obj.size), (pages_map, RECORD.size * page_count(obj.size, page_size))):
-                    tmp = path.with_name(f".{obj.key}.{path.suffix[1:]}.part-{uuid.uuid4().hex[:8]}")
-                    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-                    os.ftruncate(fd, length)  # sparse: takes no disk until pages are written
-                    os.close(fd)
-                    os.replace(tmp, path)
-            else:
-                page_size = int(rows[0][1])
-                self._sql("UPDATE entries SET reserved=0 WHERE key=?", (obj.key,))  # we hold the lock: stale
-            return page_size, os.open(data, os.O_RDWR)
+            data, pages_map = self.pages_path(obj.key), self.map_path(obj.key)
+            for leftover in [*self._temporaries(obj.key), self.object_path(obj.key), data, pages_map]:
+                leftover.unlink(missing_ok=True)  # a damaged copy, or what a killed fill left
+            self._sql("INSERT OR REPLACE INTO entries (key, uri, dataset, identity, page_size, last_access) "
+                      "VALUES (?,?,?,?,?,?)", (obj.key, obj.uri, dataset, obj.identity, page_size, time.time()))
+            for path, length in ((data, obj.size), (pages_map, RECORD.size * page_count(obj.size, page_size))):
+                tmp = path.with_name(f".{obj.key}.{path.suffix[1:]}.part-{uuid.uuid4().hex[:8]}")
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                os.ftruncate(fd, length)  # sparse: takes no disk until pages are written
+                os.close(fd)
+                os.replace(tmp, path)
+            opened = self._existing_pages(obj.key)
+            assert opened is not None
+            return opened
+
+    def _existing_pages(self, key: str) -> tuple[int, int, int] | None:
+        rows = self._sql("SELECT page_size FROM entries WHERE key=?", (key,))
+        if not rows or not rows[0][0]:
+            return None
+        try:
+            data = os.open(self.pages_path(key), os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            return int(rows[0][0]), data, os.open(self.map_path(key), os.O_RDWR)
+        except FileNotFoundError:
+            os.close(data)
+            return None
 
     def pages_gone(self, key: str) -> bool:
         """Whether a partial object became a whole one (or was dropped): stop writing pages then."""
