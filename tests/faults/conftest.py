@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from cachekit import READER
 
 from ferry.config import active_settings, reset_settings
 from ferry.storage import write_bytes
-
-from cachekit import READER
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from cachekit import cache_files, finish
+
 from ferry import File
 from ferry.config import reset_settings
 from ferry.datasets import node_cache

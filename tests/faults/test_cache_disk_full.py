@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-
 from cachekit import cache_files, temporaries
+
 from ferry import File, task
 from ferry.config import reset_settings
 from ferry.datasets import node_cache

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from cachekit import cache_files, finish, temporaries
 from click.testing import CliRunner
 
-from cachekit import cache_files, finish, temporaries
 from ferry import File
 from ferry.cli.main import cli
 from ferry.config import active_settings
@@ -126,3 +126,30 @@ def test_a_live_fillers_files_are_never_reclaimed(store: str, put: Put, reader: 
     assert out == hashlib.sha256(data).hexdigest()
     assert cache.reclaim() == 0 and temporaries(cache.root) == []
     assert Path(File(uri).download()).read_bytes() == data
+
+
+def test_kill_points_fire_at_the_nth_pass_only_when_armed() -> None:
+    code = "from ferry.testing.faults import kill_point\nfor i in range(3):\n    kill_point('x')\n    print(i, flush=True)"
+    armed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**os.environ, **fault_environment(kill_at="x@2")})
+    assert (armed.returncode, armed.stdout.split()) == (KILLED, ["0"])
+    unarmed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (unarmed.returncode, unarmed.stdout.split()) == (0, ["0", "1", "2"])
+
+
+def test_an_index_of_an_older_layout_is_dropped_not_crashed_on(store: str, put: Put) -> None:
+    import sqlite3
+
+    root = _cache_root()
+    (root / "blocks" / ("ab" * 32)).mkdir(parents=True)  # the old layout: a folder of blocks per object
+    (root / "blocks" / ("ab" * 32) / "0").write_bytes(b"old block")
+    old = sqlite3.connect(root / "index.db")
+    old.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, uri TEXT, dataset TEXT, identity TEXT, size INTEGER, "
+                "complete INTEGER, last_access REAL)")
+    old.execute("INSERT INTO entries VALUES ('k', 'u', 'd', 'i', 5, 1, 0)")
+    old.commit()
+    old.close()
+    cache = node_cache()
+    assert cache.used_bytes() == 0 and cache_files(root) == {}
+    uri = put("d/x.bin", b"new")
+    assert Path(File(uri).download()).read_bytes() == b"new"

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ferry.datasets.cache import NodeCache
     from ferry.types.files import Directory, File
 
-# Objects at least this large are read block by block by ``File.open()`` instead of fetched whole.
+# Objects at least this large are read page by page by ``File.open()`` (and on the mount) instead of fetched whole.
 BLOCK_READ_THRESHOLD = 64 << 20
 
 __all__ = ["dataset", "is_persistent", "node_cache", "open_blocks", "check_name", "dataset_of", "relative_name"]

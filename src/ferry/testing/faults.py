@@ -1,7 +1,6 @@
 """Named fault points, so tests can kill or hold a process at an exact step instead of racing a timer.
 
-Production code calls ``kill_point("cache.fill.staged")`` at steps worth testing. With
-no ``FERRY_TEST_*`` variable set, a call is one dictionary lookup and returns. A test
+Production code calls ``kill_point("cache.fill.staged")`` at steps worth testing. A test
 starts a subprocess with:
 
 - ``FERRY_TEST_KILL_AT=NAME`` (or ``NAME@N``): the process kills itself with SIGKILL the
@@ -11,6 +10,10 @@ starts a subprocess with:
   listed point the process creates ``DIR/NAME.PID`` and waits until ``DIR/NAME.go`` exists.
 - ``FERRY_TEST_MARK_AT=NAME[,NAME...]`` (with the barrier dir): only creates ``DIR/NAME.PID``,
   to tell the test a process got that far (e.g. it is about to wait for a lock).
+
+The variables are read when this module is first imported (so an unarmed call costs one
+global lookup); :func:`fault_environment` builds them for a subprocess, and :func:`rearm`
+reads them again in a process that changed its own environment.
 
 The test side waits with :func:`wait_for` (how many processes reached a point) and lets
 paused ones go with :func:`release`.
@@ -25,14 +28,21 @@ from pathlib import Path
 
 _VARIABLES = ("FERRY_TEST_KILL_AT", "FERRY_TEST_PAUSE_AT", "FERRY_TEST_MARK_AT")
 _reached: dict[str, int] = {}
+_armed = any(name in os.environ for name in _VARIABLES)  # read once: a process is armed from its start
+
 
 def kill_point(name: str) -> None:
     """A named step: kills, pauses or marks this process when a test asked for it; else nothing."""
-    environ = os.environ
-    if "FERRY_TEST_KILL_AT" not in environ and "FERRY_TEST_PAUSE_AT" not in environ \
-            and "FERRY_TEST_MARK_AT" not in environ:
-        return
-    _act(name, environ)
+    if _armed:
+        _act(name, os.environ)
+
+
+def rearm() -> None:
+    """Read the ``FERRY_TEST_*`` variables again (after a test changed ``os.environ`` in-process)."""
+    global _armed
+    _armed = any(name in os.environ for name in _VARIABLES)
+    _reached.clear()
+
 
 def _act(name: str, environ: "os._Environ[str]") -> None:
     kill = environ.get("FERRY_TEST_KILL_AT", "")
