@@ -44,6 +44,24 @@ def test_sixteen_overlapping_readers_fetch_each_page_once(store: str, put: Put, 
     assert cache.stats().entries == 1
 
 
+def test_opening_an_object_never_waits_for_another_readers_fetch(store: str, put: Put, reader: Callable[..., object],
+                                                                  barrier: Path) -> None:
+    data = os.urandom(4 << 20)
+    uri = put("shared/blob.bin", data)
+    late = reader(uri, "open", fault_environment(barrier, pause_at=("cache.pages.wait",), mark_at=("blocks.fetch.wait",)),
+                  threshold=1 << 20)
+    wait_for(barrier, "cache.pages.wait", 1, alive=[late])  # found no pages: about to create them
+    first = reader(uri, "open", fault_environment(barrier, pause_at=("blocks.fetched",), mark_at=("blocks.fetch.wait",)),
+                   threshold=1 << 20)
+    wait_for(barrier, "blocks.fetched", 1, alive=[first])  # created them, and is mid-fetch
+    release(barrier, "cache.pages.wait")
+    wait_for(barrier, "blocks.fetch.wait", 2, alive=[late], timeout=30)  # the late one got past opening anyway
+    release(barrier, "blocks.fetched")
+    results = [finish(p) for p in (first, late)]  # type: ignore[arg-type]
+    assert [(code, out) for code, out, _ in results] == [(0, hashlib.sha256(data).hexdigest())] * 2
+    assert node_cache().stats().per_dataset["shared"]["bytes_fetched"] == len(data)
+
+
 def test_threads_of_one_process_share_page_fetches(store: str, put: Put, monkeypatch: pytest.MonkeyPatch) -> None:
     import ferry.datasets as datasets
 

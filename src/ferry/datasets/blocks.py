@@ -120,7 +120,6 @@ class BlockReader(io.RawIOBase):
         self._whole: int | None = None  # fd of the complete object, once it is one
         self._data = self._map = -1
         self._pool: ThreadPoolExecutor | None = None
-        self._completable = False
         self._pin = cache.pin(obj.key)
         try:
             self.fs, self.path = filesystem(obj.uri, options)
@@ -276,8 +275,7 @@ class BlockReader(io.RawIOBase):
         except BaseException:
             self.cache.settle(self.obj.key, stop - start)
             raise
-        if self.cache.settle(self.obj.key, stop - start, new_bytes) >= self.obj.size:
-            self._completable = True
+        self.cache.settle(self.obj.key, stop - start, new_bytes)
         return True
 
     def _intact(self, index: int, crc: int) -> bool:
@@ -328,7 +326,7 @@ class BlockReader(io.RawIOBase):
             try:
                 if self._pool is not None:
                     self._pool.shutdown(wait=True, cancel_futures=True)
-                if self._completable:  # every page is here: the next whole-file access finds one file
+                if self._data >= 0:  # if every page is here (and no one is fetching), make it one file
                     self.cache.complete_pages(self.obj)
             finally:
                 for fd in (self._whole, self._data, self._map):

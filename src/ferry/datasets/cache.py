@@ -334,13 +334,10 @@ class NodeCache:
                 self.make_room(short, keep=obj.key)
         return False
 
-    def settle(self, key: str, reserved: int, added: int = 0) -> int:
-        """Turn a reservation into ``added`` bytes on disk (the rest was not written); returns the entry's size."""
-        with self._transaction() as db:
-            db.execute("UPDATE entries SET reserved=MAX(0, reserved-?), size=size+?, last_access=? WHERE key=?",
-                       (reserved, added, time.time(), key))
-            row = db.execute("SELECT size FROM entries WHERE key=?", (key,)).fetchone()
-        return int(row[0]) if row else 0
+    def settle(self, key: str, reserved: int, added: int = 0) -> None:
+        """Turn a reservation into ``added`` bytes on disk (the rest was not written)."""
+        self._sql("UPDATE entries SET reserved=MAX(0, reserved-?), size=size+?, last_access=? WHERE key=?",
+                  (reserved, added, time.time(), key))
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -457,7 +454,9 @@ class NodeCache:
         if opened is not None:
             return opened
         kill_point("cache.pages.wait")
-        with self._exclusive(obj.key):
+        # Shared with page fetches (a reader never waits for another's fetch), exclusive of whole fills;
+        # creators take turns on a lock of their own.
+        with self.filling(obj.key), self._exclusive(f"{obj.key}.new"):
             opened = self._existing_pages(obj.key)
             if opened is not None:
                 return opened
@@ -503,12 +502,12 @@ class NodeCache:
     def complete_pages(self, obj: ObjectIdentity, locked: bool = False) -> bool:
         """If every page of a partial object is present and intact, make it the whole entry by a
         rename (no copy). With ``locked`` the caller holds the key's lock; else it is tried, not awaited."""
-        if not locked:
-            with self._exclusive(obj.key, wait=False) as got:
-                return got and self.complete_pages(obj, locked=True)
         rows = self._sql("SELECT page_size, size FROM entries WHERE key=?", (obj.key,))
         if not rows or not rows[0][0] or rows[0][1] != obj.size:
             return False
+        if not locked:
+            with self._exclusive(obj.key, wait=False) as got:
+                return got and self.complete_pages(obj, locked=True)
         from ferry.datasets.blocks import verify_pages
 
         data = self.pages_path(obj.key)
