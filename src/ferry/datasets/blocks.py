@@ -191,7 +191,7 @@ class BlockReader(io.RawIOBase):
                 self._mem_start, self._mem = start, data
                 return
             if damaged:
-                self.cache._count(self.dataset, damaged=1)
+                self.cache.count_fetch(self.dataset, damaged=1)
                 warnings.warn(f"ferry: {len(damaged)} cached page(s) of {self.obj.uri} were modified after they "
                               "were cached; fetching them again.", CacheDamagedWarning, stacklevel=4)
             if self._fetch(first, last, set(damaged)) == "gone":

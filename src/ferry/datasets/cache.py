@@ -219,8 +219,9 @@ class NodeCache:
             (dataset, hits, misses, fetched, evictions, damaged),
         )
 
-    def count_fetch(self, dataset: str, fetched: int) -> None:
-        self._count(dataset, fetched=fetched)
+    def count_fetch(self, dataset: str, fetched: int = 0, damaged: int = 0) -> None:
+        """Record bytes a block reader fetched, or damaged pages it found."""
+        self._count(dataset, fetched=fetched, damaged=damaged)
 
     def identify(self, uri: str, options: dict[str, Any] | None = None) -> ObjectIdentity:
         """The object's identity, from the index while it is younger than the TTL."""
@@ -428,20 +429,20 @@ class NodeCache:
                 raise FerryError(f"{obj.uri} changed while it was being read ({size:,} bytes, not {obj.size:,}); "
                                  "read it again.")
             os.chmod(staged, 0o400)
-            print_ = fingerprint_of(staged)
+            digest = fingerprint_of(staged)
             kill_point("cache.fill.staged")
             os.replace(staged, path)
         finally:
             staged.unlink(missing_ok=True)
-        self._publish(obj, print_)
+        self._publish(obj, digest)
 
-    def _publish(self, obj: ObjectIdentity, print_: str) -> None:
+    def _publish(self, obj: ObjectIdentity, digest: str) -> None:
         """Mark the file now at ``object_path`` as the complete entry; drop any partial pages."""
         st = os.stat(self.object_path(obj.key))
         with self._transaction() as db:
             db.execute("UPDATE entries SET complete=1, page_size=0, size=?, reserved=MAX(0, reserved-?), "
                        "fingerprint=?, stamp=?, last_access=? WHERE key=?",
-                       (obj.size, obj.size, print_, stamp_of(st), time.time(), obj.key))
+                       (obj.size, obj.size, digest, stamp_of(st), time.time(), obj.key))
         self.pages_path(obj.key).unlink(missing_ok=True)
         self.map_path(obj.key).unlink(missing_ok=True)
 
@@ -516,11 +517,11 @@ class NodeCache:
             self._sql("UPDATE entries SET size=MAX(0, size-?) WHERE key=?", (lost, obj.key))
             return False
         os.chmod(data, 0o400)
-        print_ = fingerprint_of(data)
+        digest = fingerprint_of(data)
         path = self.object_path(obj.key)
         path.parent.mkdir(mode=0o700, exist_ok=True)
         os.replace(data, path)
-        self._publish(obj, print_)
+        self._publish(obj, digest)
         return True
 
     # ---- leftovers ---------------------------------------------------------------------------
