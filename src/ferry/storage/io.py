@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from ferry.errors import AccessDeniedError, ObjectNotFoundError, StorageError, StoreUnavailableError
+from ferry.errors import AccessDeniedError, DiskFullError, ObjectNotFoundError, StorageError, StoreUnavailableError
 from ferry.storage.registry import filesystem, protocol_of
 
 T = TypeVar("T")
@@ -58,6 +58,10 @@ def map_store_error(exc: BaseException, action: str, uri: str, store: str) -> St
     names = {cls.__name__ for cls in type(exc).__mro__}
     detail = str(exc) or type(exc).__name__
     where = f"{action} {uri} ({store} store)"
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(code, f"Could not {where}: the local disk is full ({detail}). Free some space, "
+                                   "or point the download somewhere with room (FERRY_CACHE_DIR for the node cache).")
     if isinstance(exc, FileNotFoundError) or "NoSuchKey" in detail or "NoSuchBucket" in detail:
         return ObjectNotFoundError(f"Could not {where}: it does not exist ({detail}). Check the URI and that the bucket exists.")
     if isinstance(exc, PermissionError) or names & _DENIED_NAMES or "AccessDenied" in detail or "Forbidden" in detail:
@@ -66,7 +70,7 @@ def map_store_error(exc: BaseException, action: str, uri: str, store: str) -> St
             f"(FERRY_{store.upper()}_OPTIONS or [stores.{store}] in ferry.toml)."
         )
     if (isinstance(exc, (TimeoutError, ConnectionError)) or names & _UNAVAILABLE_NAMES
-            or getattr(exc, "errno", None) in (errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH)):
+            or code in (errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH)):
         return StoreUnavailableError(
             f"Could not {where}: the store is unreachable ({detail}). Check that the server is up "
             "and the endpoint is right; ferry retried with backoff."
