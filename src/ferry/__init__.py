@@ -22,7 +22,7 @@ _LAZY = {
     "launch": "ferry.client",
     "resume": "ferry.client",
     "Execution": "ferry.client",
-    "dataset": "ferry.datasets",
+    "dataset": "ferry.types.files",
 }
 
 

@@ -3,7 +3,7 @@
 Inside a task, a ``File`` or ``Directory`` whose URI is under the persistent
 store (``FERRY_PERSISTENT_URL``) is read through this node's cache: the
 first access downloads it once, every later access on the node is local.
-``ferry.dataset("refs/hg38.fa")`` names such an object without spelling the store.
+``ferry.dataset("refs/hg38.fa")`` (in ``ferry.types.files``) names such an object without spelling the store.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from ferry.errors import FerryError
 
 if TYPE_CHECKING:
     from ferry.datasets.cache import NodeCache
-    from ferry.types.files import Directory, File
 
 # Objects at least this large are read page by page by ``File.open()`` (and on the mount) instead of fetched whole.
 BLOCK_READ_THRESHOLD = 64 << 20
 
-__all__ = ["dataset", "is_persistent", "node_cache", "open_blocks", "check_name", "dataset_of", "relative_name"]
+__all__ = ["find", "is_persistent", "node_cache", "open_blocks", "check_name", "dataset_of", "relative_name"]
 
 
 def is_persistent(uri: str, settings: Settings | None = None) -> bool:
@@ -44,10 +43,9 @@ def node_cache(settings: Settings | None = None) -> "NodeCache":
     return _cache_for(str(s.cache_dir), s.cache_max_bytes, s.cache_ttl)
 
 
-def dataset(name: str, settings: Settings | None = None) -> "File | Directory":
-    """A File (or Directory, for a folder) of the persistent store, by its name in the store."""
+def find(name: str, settings: Settings | None = None) -> tuple[str, bool]:
+    """The URI of dataset ``name`` in the persistent store, and whether it is a folder."""
     from ferry.storage import filesystem, join, store_errors
-    from ferry.types.files import Directory, File
 
     s = settings or active_settings()
     uri = join(s.persistent_url, check_name(name, s))
@@ -58,8 +56,7 @@ def dataset(name: str, settings: Settings | None = None) -> "File | Directory":
                 f"Dataset {name!r} does not exist in the persistent store ({s.persistent_url}). "
                 "Upload it with `ferry datasets upload PATH NAME`, or list what is there with `ferry datasets ls`."
             )
-        is_dir = fs.isdir(path)
-    return Directory(uri) if is_dir else File(uri)
+        return uri, bool(fs.isdir(path))
 
 
 def open_blocks(uri: str, settings: Settings | None = None) -> io.BufferedReader | None:

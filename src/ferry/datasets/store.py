@@ -135,17 +135,16 @@ def ls(prefix: str = "", settings: Settings | None = None) -> list[Entry]:
 
 def warm(names: list[str], settings: Settings | None = None, progress: Progress | None = None) -> dict[str, int]:
     """Fill this node's cache with the named datasets; returns bytes cached per name."""
-    from ferry.datasets import dataset, local_copy
-    from ferry.types.files import Directory
+    from ferry.datasets import find, local_copy, node_cache
 
     s = settings or active_settings()
     done: dict[str, int] = {}
     for name in names:
-        handle = dataset(name, s)
-        members = [handle.uri] if not isinstance(handle, Directory) else [join(handle.uri, m) for m in handle.listdir()]
+        root, is_folder = find(name, s)
+        members = [join(root, m) for m in sorted(node_cache(s).listing(root, s.options_for(root)))] if is_folder \
+            else [root]
         total = 0
         for uri in members:
-            assert uri is not None
             copy = local_copy(uri, s)
             if copy is not None:
                 path, pin = copy

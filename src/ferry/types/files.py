@@ -167,6 +167,14 @@ class Directory(_Blob):
     fetch = __truediv__
 
 
+def dataset(name: str, settings: Any = None) -> File | Directory:
+    """A File (or Directory, for a folder) of the persistent store, by its name in the store."""
+    from ferry.datasets import find
+
+    uri, is_folder = find(name, settings)
+    return Directory(uri) if is_folder else File(uri)
+
+
 def write_blob(ctx: TransferContext, name: str, fmt: str, write: Any) -> Literal:
     """Offload a value that ``write(binary_file)`` serializes: a new raw URI, published atomically, hashed."""
     from ferry.storage import publishing
