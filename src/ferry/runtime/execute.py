@@ -205,7 +205,8 @@ def run_task(
         if cached is not None:
             write_bytes(join(output_prefix, OUTPUTS), serialize(cached), meta_options, "metadata")
             return "cached"
-        inputs = parse_literal_map(read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata"), inputs_uri)
+        inputs = parse_literal_map(read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata"), inputs_uri,
+                                   nonempty=any(n not in task.interface.defaults for n in task.interface.inputs))
         outputs = execute(task, inputs, ctx)
         write_bytes(join(output_prefix, OUTPUTS), serialize(outputs), meta_options, "metadata")
         if cache_uri:
