@@ -1,12 +1,12 @@
-"""Issue 3 benchmarks: per-task overhead of workflows, vs flytekit's local execution; engine RSS."""
+"""Control-plane benchmarks: per-task overhead of workflows, vs flytekit's local execution; engine RSS."""
 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 
-from common import Table, ms, run_child
+import flytekit_env
+from common import Table, run_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -16,7 +16,7 @@ def _child(code: str, home: str) -> dict:
     return run_child(prelude + code, env={"FERRY_HOME": home})
 
 
-def per_task(table: Table, home: str, flytekit: dict | None, map_size: int) -> None:
+def per_task(table: Table, home: str, map_size: int) -> None:
     code = f"""
 def best(fn, repeat=3):
     out = []
@@ -35,21 +35,20 @@ result["process_chain"] = best(lambda: ferry.run(chain, {{"x": 0}}, executor="pr
 result["process_map"] = best(lambda: ferry.run(map_reduce, {{"xs": xs}}, executor="process"), 2) / {map_size}
 """
     r = _child(code, home)
-    fk = flytekit or {}
+    try:
+        fk, label = flytekit_env.workflows(map_size), "flytekit local"
+        note = f"flytekit literal cache cleared per repeat (had {fk['literal_cache_cleared']} entries)"
+    except RuntimeError as exc:
+        fk, label, note = {}, f"flytekit n/a ({exc})", ""
     for shape, key in (("chain of 100", "chain"), (f"map over {map_size:,}", "map")):
         base = fk.get(f"{key}_per_task")
-        base_text = f"flytekit local {ms(base)}" if base else "flytekit n/a"
-        direct = r[f"direct_{key}"]
-        table.add(f"{shape}: wf(...) direct, per task", ms(direct), base_text, direct / base if base else None,
-                  ">= 10x cheaper (<= 0.10x)", (direct / base <= 0.10) if base else None)
-        inline = r[f"inline_{key}"]
-        table.add(f"{shape}: ferry.run inline + records, per task", ms(inline), base_text,
-                  inline / base if base else None, "< 1 ms", inline < 0.001)
-        proc = r[f"process_{key}"]
-        table.add(f"{shape}: ferry.run process (warm), per task", ms(proc), base_text,
-                  proc / base if base else None, "< 20 ms", proc < 0.020)
-    if fk.get("import"):
-        table.add("import time", "see data plane", f"flytekit {ms(fk['import'])}", None, "", None)
+        direct, inline, proc = r[f"direct_{key}"], r[f"inline_{key}"], r[f"process_{key}"]
+        table.add(f"{shape}: wf(...) direct, per task", direct, "s", baseline=base, baseline_label=label,
+                  target="<= 0.10x flytekit", met=direct <= 0.10 * base if base else None, note=note)
+        table.add(f"{shape}: ferry.run inline + records, per task", inline, "s", baseline=base, baseline_label=label,
+                  target="< 1 ms", met=inline < 0.001, note=note)
+        table.add(f"{shape}: ferry.run process (warm), per task", proc, "s", baseline=base, baseline_label=label,
+                  target="< 20 ms", met=proc < 0.020, note=note)
 
 
 def map_reduce_rss(table: Table, home: str, size: int) -> None:
@@ -61,8 +60,8 @@ result["seconds"] = time.perf_counter() - t
 assert e.status == "succeeded", e.error
 """
         r = _child(code, home)
-        table.add(f"map {size:,} -> reduce, {executor}: total time", ms(r["seconds"]), "", None, "", None,
-                  f"engine peak RSS {r['peak_rss_mib']:.0f} MiB")
+        table.add(f"map {size:,} -> reduce, {executor}: total time", r["seconds"], "s")
+        table.add(f"map {size:,} -> reduce, {executor}: engine peak RSS", r["peak_rss_mib"], "MiB")
 
 
 def engine_rss_with_big_files(table: Table, home: str, mib: int) -> None:
@@ -76,21 +75,13 @@ result["size"] = e.output_literals.literals["o0"].scalar.primitive.integer
         results[size] = _child(code, home)
     small, big = results[1]["peak_rss_mib"], results[mib]["peak_rss_mib"]
     growth = big - small
-    table.add(f"engine RSS passing a {mib} MiB File (process executor)", f"{big:.0f} MiB", f"1 MiB File: {small:.0f} MiB",
-              big / small, "flat (< +10 MiB)", growth < 10, f"growth {growth:+.0f} MiB")
+    table.add(f"engine RSS passing a {mib} MiB File (process executor)", big, "MiB", baseline=small,
+              baseline_label="passing a 1 MiB File", target="flat (< +10 MiB)", met=growth < 10,
+              note=f"growth {growth:+.0f} MiB")
 
 
-def main(quick: bool = False) -> Table:
-    from flytekit_env import measure
-
-    table = Table()
-    flytekit = measure()
+def run(table: Table, quick: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="ferry-bench-") as home:
-        per_task(table, home, flytekit, 200 if quick else 1000)
+        per_task(table, home, 200 if quick else 1000)
         map_reduce_rss(table, home, 200 if quick else 1000)
         engine_rss_with_big_files(table, home, 64 if quick else 1024)
-    return table
-
-
-if __name__ == "__main__":
-    main("--quick" in sys.argv).print("control plane")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
+
 from ferry import File, map_task, task, workflow
 
 CHAIN = 100
@@ -81,3 +83,25 @@ def four(n: int) -> list[int]:
 @workflow
 def readers(ref: File, n: int = 4) -> list[int]:
     return map_task(read_dataset, concurrency=2, bound_inputs=("ref",))(ref=ref, i=four(n=n))
+
+
+@workflow
+def chain200(x: int = 0) -> int:
+    for _ in range(200):
+        x = inc(x=x)
+    return x
+
+
+@task
+def make_frame(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"v": range(n)})
+
+
+@task
+def frame_total(df: pd.DataFrame) -> int:
+    return int(df["v"].sum())
+
+
+@workflow
+def frames(n: int = 1000) -> int:
+    return frame_total(df=make_frame(n=n))

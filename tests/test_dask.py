@@ -10,15 +10,14 @@ import pytest
 import ferry
 from ferry.config import active_settings
 from ferry.engine.records import Records
-from ferry.sdk.loader import load_object
-from ferry.sdk.workflow import Workflow
+from ferry.runtime.load import load_object
 from ferry.storage import write_bytes
 
 FLOWS = str(Path(__file__).parent / "flows" / "cluster.py")
 
 
 def load(name: str) -> Any:
-    return load_object(FLOWS, name, Workflow, "workflow")
+    return load_object(FLOWS, name, "workflow")
 
 
 @pytest.fixture
@@ -70,7 +69,7 @@ def test_resource_requests_map_to_dask_resources() -> None:
     assert ferry.run(load("fits"), {"x": 1}, executor="dask").outputs == 2
     greedy = ferry.run(load("too_greedy"), {"x": 1}, executor="dask")
     assert greedy.status == "failed"
-    assert "No Dask worker offers the resources {'CPU': 64.0}" in (greedy.error or "")
+    assert "no Dask worker offers the resources {'CPU': 64.0}" in (greedy.error or "")
 
 
 def test_existing_scheduler_by_address(tmp_path: Path) -> None:

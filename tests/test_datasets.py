@@ -153,7 +153,7 @@ def test_object_larger_than_the_cache_streams_with_a_warning(persistent: str, mo
     assert node_cache().used_bytes() == 0
 
 
-def test_random_reads_fetch_only_the_blocks_they_touch(persistent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_random_reads_fetch_only_the_pages_they_touch(persistent: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import ferry.datasets as datasets
 
     monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
@@ -167,7 +167,7 @@ def test_random_reads_fetch_only_the_blocks_they_touch(persistent: str, monkeypa
             assert fh.read(1 << 20) == data[int(offset):int(offset) + (1 << 20)]
             read += 1 << 20
     fetched = node_cache().stats().per_dataset["vol"]["bytes_fetched"]
-    assert read <= fetched <= 2 * read < len(data)
+    assert fetched <= 1.1 * read < len(data)  # pages of the reads only (some overlap: fetched once)
 
 
 def test_sequential_block_reads_complete_into_a_local_file(persistent: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,23 +203,24 @@ def test_cache_keys_never_escape_the_cache_folder(persistent: str) -> None:
 # ---- across processes ---------------------------------------------------------------------------
 
 READER = """
-import hashlib, os, sys, time
+import hashlib, sys
 from ferry import File
-start = float(sys.argv[2])
-while time.time() < start:
-    time.sleep(0.001)
+from ferry.testing.faults import kill_point
+kill_point("reader.ready")  # imports done: wait here for the others (when the test arms this point)
 path = File(sys.argv[1]).download()
 print(hashlib.sha256(open(path, 'rb').read()).hexdigest())
 """
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ}
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, **extra}
 
 
 @pytest.mark.parametrize("backend", ["file", "s3"])
 def test_concurrent_cold_readers_cause_one_download(backend: str, request: pytest.FixtureRequest,
                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.testing.faults import fault_environment, release, wait_for
+
     if backend == "s3":
         server = request.getfixturevalue("s3_server")
         monkeypatch.setenv("FERRY_PERSISTENT_URL", f"s3://persistent/{tmp_path.name}")
@@ -229,9 +230,19 @@ def test_concurrent_cold_readers_cause_one_download(backend: str, request: pytes
     reset_settings()
     data = os.urandom(24 << 20)
     uri = put(active_settings().persistent_url, "shared/blob.bin", data)
-    start = time.time() + 1.5
-    procs = [subprocess.Popen([sys.executable, "-c", READER, uri, str(start)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=_env()) for _ in range(8)]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = _env(**fault_environment(barrier, pause_at=("reader.ready", "cache.fill.staged"),
+                                   mark_at=("cache.fill.wait",)))
+    procs = [subprocess.Popen([sys.executable, "-c", READER, uri], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(8)]
+    wait_for(barrier, "reader.ready", 8, alive=procs)  # all eight imported
+    release(barrier, "reader.ready")
+    # Overlap, guaranteed: one reader holds the object's lock with the whole download staged, and all
+    # eight found no cached copy and went for the lock.
+    wait_for(barrier, "cache.fill.staged", 1, alive=procs)
+    wait_for(barrier, "cache.fill.wait", 8, alive=procs)
+    release(barrier, "cache.fill.staged")
     digests = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs), [p.stderr for p in procs]
     assert set(digests) == {hashlib.sha256(data).hexdigest()}
@@ -272,7 +283,7 @@ def test_cache_survives_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     reset_settings()
     uri = put(active_settings().persistent_url, "keep/x.bin", b"abc")
     for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", READER, uri, "0"], env=_env(), capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-c", READER, uri], env=_env(), capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
     stats = node_cache().stats().per_dataset["keep"]
     assert (stats["misses"], stats["hits"]) == (1, 1)

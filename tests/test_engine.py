@@ -35,10 +35,9 @@ def runs(marks: Path, name: str) -> int:
 
 
 def load(name: str) -> Any:
-    from ferry.sdk.loader import load_object
-    from ferry.sdk.workflow import Workflow
+    from ferry.runtime.load import load_object
 
-    return load_object(str(FLOWS), name, Workflow, "workflow")
+    return load_object(str(FLOWS), name, "workflow")
 
 
 @pytest.mark.parametrize("executor", ["inline", "process"])
@@ -98,7 +97,7 @@ def test_user_error_without_retries_fails_once() -> None:
 def test_dead_worker_is_a_retried_system_error(marks: Path) -> None:
     execution = ferry.run(load("dying"), {}, executor="process", executor_options={"workers": 1})
     assert execution.status == "failed"
-    assert "system error" in (execution.error or "") and "exited with code 17" in (execution.error or "")
+    assert "system error" in (execution.error or "") and "exit code 17" in (execution.error or "")
     assert runs(marks, "dies") == 3  # first attempt + 2 system retries
 
 
@@ -245,24 +244,38 @@ def test_cache_clear(marks: Path) -> None:
 
 
 def test_engine_needs_no_access_to_the_raw_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The engine process can't touch the raw store at all; tasks (other processes) can."""
+    """The engine process can't touch the raw store at all, through fsspec or the file:// fast paths;
+    tasks (other processes) can."""
+    import builtins
+
+    import ferry.storage.io as io
     import ferry.storage.registry as registry
 
     raw = f"file://{tmp_path}/raw-only-for-tasks"
-    real = registry.filesystem
+    touched: list[str] = []
 
-    def guarded(url: str, options: Any = None) -> Any:
-        if url.startswith(raw):
-            raise PermissionError(f"engine touched raw data: {url}")
-        return real(url, options)
+    def guard(name: str, real: Any) -> Any:
+        def guarded(target: Any, *args: Any, **kwargs: Any) -> Any:
+            text = os.fspath(target) if isinstance(target, (str, os.PathLike)) else ""
+            if text.startswith(raw) or text.startswith(raw[len("file://"):]):
+                touched.append(f"{name}({text})")
+                raise PermissionError(f"engine touched raw data: {text}")
+            return real(target, *args, **kwargs)
+        return guarded
 
-    monkeypatch.setattr(registry, "filesystem", guarded)
-    monkeypatch.setattr("ferry.storage.io.filesystem", guarded)
-    execution = ferry.run(load("files_and_frames"), {"n": 3}, executor="process", raw_output_prefix=raw)
+    with monkeypatch.context() as patched:
+        for name in ("read_bytes", "write_bytes", "exists", "download_file", "open_read", "list_files", "filesystem"):
+            patched.setattr(io, name, guard(name, getattr(io, name)))
+        patched.setattr(registry, "filesystem", guard("filesystem", registry.filesystem))
+        patched.setattr(builtins, "open", guard("open", builtins.open))
+        patched.setattr(os, "stat", guard("stat", os.stat))
+        execution = ferry.run(load("files_and_frames"), {"n": 3}, executor="process", raw_output_prefix=raw)
     assert execution.status == "succeeded", execution.error
+    assert touched == []
     summary = execution.output_literals.literals["o0"].scalar.primitive.string_value
     assert summary == "3 lines, sum 3"
     assert execution.output_literals.literals["o1"].scalar.blob.uri.startswith(raw)
+    assert any(p.is_file() for p in (tmp_path / "raw-only-for-tasks").rglob("*"))  # the tasks did write there
 
 
 def test_run_inside_a_task_process_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

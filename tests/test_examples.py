@@ -12,7 +12,7 @@ import ferry
 from ferry.cli.main import cli
 from ferry.config import active_settings
 from ferry.engine.records import Records
-from ferry.sdk.loader import load_module
+from ferry.runtime.load import load_module
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -74,3 +74,23 @@ def test_readme_workflow_example_runs(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "total 14 total 10"
+
+
+def test_readme_registration_example_runs(tmp_path: Path) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    start = readme.index("```python\n# pipeline.py")
+    code = readme[start + len("```python\n"):readme.index("```\n", start + 10)]
+    local = f"file://{tmp_path}/team-raw"
+    (tmp_path / "pipeline.py").write_text(code.replace("s3://team-raw", local))
+    runner = CliRunner()
+    registered = runner.invoke(cli, ["register", str(tmp_path / "pipeline.py"), "--raw-output-prefix", f"{local}/default"])
+    assert registered.exit_code == 0, registered.output
+    assert "registered launch plan greeting.nightly@" in registered.output
+    loud = runner.invoke(cli, ["launch", "greeting.loud", "--name", "ada"])
+    assert loud.exit_code == 0, loud.output
+    assert "o0 = 'hello ada hello ada hello ada'" in loud.output
+    nightly = runner.invoke(cli, ["launch", "greeting.nightly", "--raw-output-prefix", f"file://{tmp_path}/scratch",
+                                  "--executor", "process"])
+    assert nightly.exit_code == 0, nightly.output
+    assert "o0 = 'hello team'" in nightly.output
+    assert "raw output prefix: file://" in runner.invoke(cli, ["executions", "show"]).output

@@ -226,8 +226,9 @@ def read_as(lit: Any, python_type: Any) -> Any:
 
 def test_declared_column_missing_on_read_is_a_final_user_error() -> None:
     from ferry.config import active_settings
+    from ferry.layout import parse_error_document
     from ferry.literals import literal_map, serialize
-    from ferry.runtime.execute import read_error, run_task
+    from ferry.runtime.execute import run_task
     from ferry.storage import read_bytes
 
     @task
@@ -241,7 +242,7 @@ def test_declared_column_missing_on_read_is_a_final_user_error() -> None:
     s = active_settings()
     write_bytes(f"{s.metadata_url}/pod/inputs.pb", serialize(literal_map({"df": lit})))
     assert run_task(wants_zzz, f"{s.metadata_url}/pod/inputs.pb", f"{s.metadata_url}/pod/0", s.raw_output_prefix) == "failed"
-    doc = read_error(read_bytes(f"{s.metadata_url}/pod/0/error.pb"))
+    doc = parse_error_document(read_bytes(f"{s.metadata_url}/pod/0/error.pb"), "error.pb")
     assert doc.error.code == "TypeMismatchError" and "FieldRef" not in doc.error.message.split("\n")[0]
     assert doc.error.kind == errors_pb2.ContainerError.NON_RECOVERABLE  # not retried
     assert doc.error.origin == execution_pb2.ExecutionError.USER

@@ -40,10 +40,9 @@ def database(postgres_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_records_in_postgres(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MARKS", str(tmp_path / "marks"))
-    from ferry.sdk.loader import load_object
-    from ferry.sdk.workflow import Workflow
+    from ferry.runtime.load import load_object
 
-    wf = load_object(str(FLOWS), "map_reduce", Workflow, "workflow")
+    wf = load_object(str(FLOWS), "map_reduce", "workflow")
     execution = ferry.run(wf, {"xs": [1, 2, 3]})
     assert execution.outputs == 14
     shown = CliRunner().invoke(cli, ["executions", "show", execution.id])

@@ -14,15 +14,14 @@ import ferry
 from ferry.config import active_settings, reset_settings
 from ferry.errors import AccessDeniedError
 from ferry.literals import parse_literal_map, references
-from ferry.sdk.loader import load_object
-from ferry.sdk.workflow import Workflow
+from ferry.runtime.load import load_object
 from ferry.storage import read_bytes, write_bytes
 
 FLOWS = str(Path(__file__).parent / "flows" / "cluster.py")
 
 
 def load(name: str) -> Any:
-    return load_object(FLOWS, name, Workflow, "workflow")
+    return load_object(FLOWS, name, "workflow")
 
 
 @pytest.fixture
@@ -98,7 +97,7 @@ def test_a_store_outage_mid_workflow_is_survived(s3_server: Any, tmp_path: Path,
     for store in ("METADATA", "RAW"):
         monkeypatch.setenv(f"FERRY_{store}_OPTIONS", json.dumps(options))
     reset_settings()
-    wf = load_object(str(Path(__file__).parent / "flows" / "pipeline.py"), "map_reduce", Workflow, "workflow")
+    wf = load_object(str(Path(__file__).parent / "flows" / "pipeline.py"), "map_reduce", "workflow")
     lock = threading.Lock()
     seen = {"outputs": 0, "retries": 0, "paused": False, "resumed": False}
 

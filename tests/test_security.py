@@ -30,8 +30,9 @@ from ferry.errors import (
     UntrustedPickleError,
     redact,
 )
+from ferry.layout import parse_error_document
 from ferry.literals import blob_literal, literal_map, parse_literal_map, serialize
-from ferry.runtime.execute import read_error, run_task
+from ferry.runtime.execute import run_task
 from ferry.storage import download_directory, list_files, read_bytes, write_bytes
 from ferry.storage.references import check_input_references
 from ferry.types import TransferContext, default_engine
@@ -101,7 +102,7 @@ def test_a_crafted_pickle_in_inputs_pb_fails_the_task_as_a_final_user_error(tmp_
     write_bytes(inputs_uri, serialize(literal_map({"p": crafted_pickle(marker)})))
     status = run_task(uses_payload, inputs_uri, f"{settings.metadata_url}/x/0", settings.raw_output_prefix)
     assert status == "failed" and not marker.exists()
-    doc = read_error(read_bytes(f"{settings.metadata_url}/x/0/error.pb"))
+    doc = parse_error_document(read_bytes(f"{settings.metadata_url}/x/0/error.pb"), "error.pb")
     assert doc.error.code == "UntrustedPickleError"
     assert doc.error.kind == errors_pb2.ContainerError.NON_RECOVERABLE  # not retried
 
@@ -293,7 +294,7 @@ def test_an_empty_inputs_pb_is_corrupt_when_the_task_has_required_inputs() -> No
     inputs_uri = f"{settings.metadata_url}/t/inputs.pb"
     write_bytes(inputs_uri, b"")
     assert run_task(double, inputs_uri, f"{settings.metadata_url}/t/0", settings.raw_output_prefix) == "failed"
-    doc = read_error(read_bytes(f"{settings.metadata_url}/t/0/error.pb"))
+    doc = parse_error_document(read_bytes(f"{settings.metadata_url}/t/0/error.pb"), "error.pb")
     assert doc.error.code == "CorruptMetadataError" and doc.error.kind == errors_pb2.ContainerError.NON_RECOVERABLE
     assert run_task(defaults, inputs_uri, f"{settings.metadata_url}/t/1", settings.raw_output_prefix) == "succeeded"
 

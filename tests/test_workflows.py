@@ -167,7 +167,7 @@ def test_edge_type_mismatch_fails_at_decoration() -> None:
 
 
 def test_workflow_input_mismatch_fails_at_decoration() -> None:
-    with pytest.raises(InterfaceError, match=r"start\.name \(str\) is bound to .*total\.xs \(list\[int\]\)"):
+    with pytest.raises(InterfaceError, match=r"input name \(str\) is bound to .*total\.xs \(list\[int\]\)"):
         @workflow
         def wf(name: str) -> int:
             return total(xs=name)

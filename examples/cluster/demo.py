@@ -62,7 +62,8 @@ def main() -> None:
             for i in range(2):
                 env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
                 env.update(FERRY_CONFIG=str(worker_toml), FERRY_CACHE_DIR=str(root / f"node-{i}" / "cache"),
-                           FERRY_IN_TASK="1", PYTHONPATH=str(HERE))
+                           FERRY_IN_TASK="1",
+                           PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
                 workers.append(subprocess.Popen(
                     [sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
                      "--name", f"node-{i}", "--resources", "CPU=1", "--no-dashboard"],

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Directory", "Execution", "File", "Settings", "conditional", "dataset", "map_task", "resume", "run", "task",
-           "workflow"]
+__all__ = ["Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "dataset", "dynamic", "launch",
+           "map_task", "resume", "run", "task", "workflow"]
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -16,9 +16,12 @@ _LAZY = {
     "workflow": "ferry.sdk.workflow",
     "conditional": "ferry.sdk.workflow",
     "map_task": "ferry.sdk.workflow",
-    "run": "ferry.engine.execution",
-    "resume": "ferry.engine.execution",
-    "Execution": "ferry.engine.execution",
+    "LaunchPlan": "ferry.sdk.launch_plan",
+    "dynamic": "ferry.sdk.dynamic",
+    "run": "ferry.client",
+    "launch": "ferry.client",
+    "resume": "ferry.client",
+    "Execution": "ferry.client",
     "dataset": "ferry.datasets",
 }
 

@@ -65,9 +65,9 @@ class Settings:
         }
         return cls(
             home=home,
-            metadata_url=_url(pick("metadata_url", "FERRY_METADATA_URL") or home / "metadata"),
-            raw_output_prefix=_url(pick("raw_output_prefix", "FERRY_RAW_OUTPUT_PREFIX") or home / "raw"),
-            persistent_url=_url(pick("persistent_url", "FERRY_PERSISTENT_URL") or home / "persistent"),
+            metadata_url=as_url(pick("metadata_url", "FERRY_METADATA_URL") or home / "metadata"),
+            raw_output_prefix=as_url(pick("raw_output_prefix", "FERRY_RAW_OUTPUT_PREFIX") or home / "raw"),
+            persistent_url=as_url(pick("persistent_url", "FERRY_PERSISTENT_URL") or home / "persistent"),
             cache_dir=Path(pick("cache_dir", "FERRY_CACHE_DIR") or home / "cache").expanduser().absolute(),
             cache_max_bytes=_size("cache_max_bytes", pick("cache_max_bytes", "FERRY_CACHE_MAX_BYTES"), DEFAULT_CACHE_MAX_BYTES),
             cache_ttl=_float("cache_ttl", pick("cache_ttl", "FERRY_CACHE_TTL"), DEFAULT_CACHE_TTL),
@@ -80,8 +80,13 @@ class Settings:
             trust_pickles=_bool(pick("trust_pickles", "FERRY_TRUST_PICKLES")),
         )
 
-    def options_for(self, uri: str) -> dict[str, Any]:
-        """The fsspec options of the store that holds ``uri`` (matched by protocol and bucket)."""
+    def options_for(self, uri: str, fallback: str | None = None) -> dict[str, Any]:
+        """The fsspec options of the store that holds ``uri`` (matched by protocol and bucket).
+
+        A URI on a bucket none of the stores names (a raw-output prefix chosen for one
+        execution, a File a user passed by URI) gets the ``fallback`` store's options when
+        it is on the same protocol: e.g. the raw store's endpoint and credentials.
+        """
         stores = {
             "metadata": self.metadata_url,
             "raw": self.raw_output_prefix,
@@ -90,6 +95,8 @@ class Settings:
         for name, url in stores.items():
             if _same_bucket(uri, url):
                 return dict(self.store_options.get(name, {}))
+        if fallback is not None and uri.partition("://")[0] == stores[fallback].partition("://")[0]:
+            return dict(self.store_options.get(fallback, {}))
         return {}
 
     def to_env(self, stores: tuple[str, ...] = STORES) -> dict[str, str]:
@@ -136,7 +143,7 @@ def reset_settings(settings: Settings | None = None) -> None:
     _active = settings
 
 
-def _url(value: Any) -> str:
+def as_url(value: Any) -> str:
     """A URL from a setting; bare paths become absolute file:// URLs."""
     text = str(value)
     if "://" in text:
@@ -178,8 +185,9 @@ def _int(name: str, value: Any, default: int) -> int:
         ) from None
 
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
-          "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4, "tb": 1024**4, "tib": 1024**4}
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "ki": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+          "mi": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "gi": 1024**3, "t": 1024**4, "tb": 1024**4,
+          "tib": 1024**4, "ti": 1024**4}
 
 
 def parse_size(text: str) -> int:
@@ -190,6 +198,14 @@ def parse_size(text: str) -> int:
     if not match or match.group(2).lower() not in _UNITS:
         raise ValueError(text)
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def parse_quantity(text: str, cpu: bool = False) -> float:
+    """A resource amount: CPUs ('2', '0.5', '500m' as in Kubernetes) or a size ('4GiB', '512Mi', bytes)."""
+    if cpu:
+        text = text.strip()
+        return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    return float(parse_size(text))
 
 
 def _size(name: str, value: Any, default: int) -> int:
@@ -235,6 +251,11 @@ def _store_options(store: str, overrides: Mapping[str, Any], env: Mapping[str, s
             raise ConfigError(f"{env_name} must be a JSON object of fsspec options, got {type(value).__name__}.")
         return value
     return dict(file_values.get("stores", {}).get(store, {}))
+
+
+def read_settings_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The values of one settings file (e.g. the workers' ``worker_config``)."""
+    return _read_toml(path)
 
 
 def _read_toml(config_file: str | os.PathLike[str] | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ every ferry error's text goes through it.
     │   ├── ObjectNotFoundError       the object isn't there
     │   ├── AccessDeniedError         the credentials don't allow it
     │   ├── StoreUnavailableError     network / server trouble; retryable
+    │   ├── DiskFullError             the local disk (or quota) filled up while writing; keeps the OSError errno
     │   └── UnsafePathError           a store key or link reaches outside its folder
     ├── TaskLoadError                 MODULE:NAME doesn't name a task
     └── TaskFailedError               a task raised (user) or its runtime broke (system)
@@ -114,6 +115,20 @@ class StoreUnavailableError(StorageError):
     """The store could not be reached or timed out; worth retrying."""
 
     retryable = True
+
+
+class DiskFullError(StorageError, OSError):
+    """A transfer ran out of local disk space (ENOSPC) or quota (EDQUOT); ``errno`` says which.
+
+    It is an ``OSError`` too, so code that falls back on a full disk (the node cache
+    streams from the store instead) catches it by its errno.
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        OSError.__init__(self, code, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class UnsafePathError(StorageError):

@@ -176,3 +176,88 @@ def human_size(n: float) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SIMPLE_NAMES = {
+    SimpleType.INTEGER: "int", SimpleType.FLOAT: "float", SimpleType.STRING: "str", SimpleType.BOOLEAN: "bool",
+    SimpleType.DATETIME: "datetime", SimpleType.DURATION: "timedelta", SimpleType.BINARY: "bytes",
+    SimpleType.NONE: "None", SimpleType.STRUCT: "struct", SimpleType.ERROR: "error",
+}
+
+
+def type_text(lt: LiteralType) -> str:
+    """A LiteralType as a reader would write it: ``int``, ``list[File]``, ``DataFrame[a: int]``, ``int | None``."""
+    kind = lt.WhichOneof("type")
+    if kind == "simple":
+        if lt.simple == SimpleType.STRUCT and lt.structure.tag:
+            return lt.structure.tag
+        return _SIMPLE_NAMES.get(lt.simple, "?")
+    if kind == "collection_type":
+        return f"list[{type_text(lt.collection_type)}]"
+    if kind == "map_value_type":
+        return f"dict[str, {type_text(lt.map_value_type)}]"
+    if kind == "blob":
+        base = "Directory" if lt.blob.dimensionality == types_pb2.BlobType.MULTIPART else "File"
+        return f"{base}[{lt.blob.format!r}]" if lt.blob.format else base
+    if kind == "structured_dataset_type":
+        columns = ", ".join(f"{c.name}: {type_text(c.literal_type)}" for c in lt.structured_dataset_type.columns)
+        return f"DataFrame[{columns}]" if columns else "DataFrame"
+    if kind == "union_type":
+        return " | ".join(v.structure.tag or type_text(v) for v in lt.union_type.variants)
+    if kind == "enum_type":
+        return "Enum(" + ", ".join(repr(v) for v in lt.enum_type.values) + ")"
+    return kind or "?"
+
+
+def literal_mismatch(lit: Literal, lt: LiteralType) -> str | None:
+    """Why ``lit`` can't be a value of type ``lt`` (None when it can), judged from the literal's shape alone."""
+    if lit.HasField("offloaded_metadata"):
+        return None  # its type is only known once it is read back
+    kind = lt.WhichOneof("type")
+    if kind == "union_type":
+        if lit.HasField("scalar") and lit.scalar.HasField("union"):
+            lit = lit.scalar.union.value
+        if any(literal_mismatch(lit, v) is None for v in lt.union_type.variants):
+            return None
+        return f"matches no variant of {type_text(lt)}"
+    if kind == "collection_type":
+        if not lit.HasField("collection"):
+            return f"expected {type_text(lt)}, got {describe(lit, 40)}"
+        for i, item in enumerate(lit.collection.literals):
+            why = literal_mismatch(item, lt.collection_type)
+            if why:
+                return f"[{i}]: {why}"
+        return None
+    if kind == "map_value_type":
+        if not lit.HasField("map"):
+            return f"expected {type_text(lt)}, got {describe(lit, 40)}"
+        for key, item in lit.map.literals.items():
+            why = literal_mismatch(item, lt.map_value_type)
+            if why:
+                return f"[{key!r}]: {why}"
+        return None
+    scalar = lit.scalar if lit.HasField("scalar") else None
+    which = scalar.WhichOneof("value") if scalar is not None else lit.WhichOneof("value")
+    expected = {"blob": "blob", "structured_dataset_type": "structured_dataset", "enum_type": "primitive"}.get(kind or "")
+    if kind == "simple":
+        if lt.simple == SimpleType.NONE:
+            expected = "none_type"
+        elif lt.simple == SimpleType.STRUCT:
+            ok = which in ("generic", "binary") or lit.HasField("map")
+            return None if ok else f"expected {type_text(lt)}, got {describe(lit, 40)}"
+        elif lt.simple == SimpleType.BINARY:
+            expected = "binary"
+        else:
+            expected = "primitive"
+            field = scalar.primitive.WhichOneof("value") if scalar is not None and which == "primitive" else None
+            wanted = {SimpleType.INTEGER: ("integer",), SimpleType.FLOAT: ("float_value", "integer"),
+                      SimpleType.STRING: ("string_value",), SimpleType.BOOLEAN: ("boolean",),
+                      SimpleType.DATETIME: ("datetime",), SimpleType.DURATION: ("duration",)}.get(lt.simple, ())
+            if field not in wanted:
+                return f"expected {type_text(lt)}, got {describe(lit, 40)}"
+    if expected is not None and which != expected:
+        return f"expected {type_text(lt)}, got {describe(lit, 40)}"
+    if kind == "blob" and scalar is not None:
+        if scalar.blob.metadata.type.dimensionality != lt.blob.dimensionality:
+            return f"expected {type_text(lt)}, got {describe(lit, 40)}"
+    return None

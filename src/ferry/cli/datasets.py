@@ -89,22 +89,23 @@ def cache() -> None:
 
 @cache.command()
 def stats() -> None:
-    """Bytes used / limit, entries, hits, misses and bytes fetched, per dataset."""
+    """Bytes used / limit, entries, hits, misses, bytes fetched, evictions and damaged copies, per dataset."""
     from ferry.datasets import node_cache
 
     s = node_cache().stats()
     click.echo(f"node cache: {human_size(s.used_bytes)} used of {human_size(s.max_bytes)}, {s.entries} entries")
     if s.per_dataset:
-        click.echo(f"{'dataset':30} {'entries':>7} {'cached':>10} {'hits':>6} {'misses':>6} {'fetched':>10} {'evicted':>7}")
+        click.echo(f"{'dataset':30} {'entries':>7} {'cached':>10} {'hits':>6} {'misses':>6} {'fetched':>10} "
+                   f"{'evicted':>7} {'damaged':>7}")
     for name, d in sorted(s.per_dataset.items()):
         click.echo(f"{name:30} {d['entries']:>7} {human_size(d['bytes'] or 0):>10} {d['hits']:>6} {d['misses']:>6} "
-                   f"{human_size(d['bytes_fetched']):>10} {d['evictions']:>7}")
+                   f"{human_size(d['bytes_fetched']):>10} {d['evictions']:>7} {d['damaged']:>7}")
 
 
 @cache.command()
 @click.option("--to", "to_size", default=None, help="Target size, e.g. 5GiB (default: the cache's limit).")
 def prune(to_size: str | None) -> None:
-    """Evict least-recently-used entries (never ones in use) down to --to."""
+    """Remove what killed fills left, then evict least-recently-used entries (never ones in use) down to --to."""
     from ferry.config import parse_size
     from ferry.datasets import node_cache
 
@@ -120,7 +121,7 @@ def prune(to_size: str | None) -> None:
 @click.option("--tasks", "tasks_only", is_flag=True, help="Only the memoized task outputs.")
 @click.option("--datasets", "datasets_only", is_flag=True, help="Only the node dataset cache.")
 def clear(tasks_only: bool, datasets_only: bool) -> None:
-    """Empty the node dataset cache and the memoized task outputs (or one of them)."""
+    """Empty the node dataset cache (but entries in use) and the memoized task outputs (or one of them)."""
     from ferry.config import active_settings
     from ferry.datasets import node_cache
     from ferry.engine.cache import clear as clear_tasks

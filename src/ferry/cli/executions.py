@@ -13,7 +13,7 @@ from ferry.literals import LiteralMap, describe, parse_literal_map
 
 
 @contextlib.contextmanager
-def _records() -> Iterator[Any]:
+def records_of() -> Iterator[Any]:
     from ferry.config import active_settings
     from ferry.engine.records import Records
 
@@ -57,7 +57,7 @@ def list_(limit: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    with _records() as records:
+    with records_of() as records:
         rows = records.list_executions(limit)
     table = Table("id", "workflow", "status", "started", "duration", "executor")
     for column in table.columns:
@@ -70,15 +70,20 @@ def list_(limit: int) -> None:
 
 @executions.command()
 @click.argument("execution_id", required=False)
-def show(execution_id: str | None) -> None:
+@click.option("--traceback", "full_errors", is_flag=True, help="Show each error in full, with its traceback.")
+def show(execution_id: str | None, full_errors: bool) -> None:
     """The node tree with statuses, and each node's input and output meta values (default: the latest)."""
+    from ferry.layout import INPUTS, OUTPUTS
     from ferry.storage import join
 
-    with _records() as records:
+    with records_of() as records:
         rec = records.get_execution(execution_id)
         nodes = records.nodes(rec.id)
     click.echo(f"execution {rec.id}  {rec.workflow}  {rec.status}  {_duration(rec.duration)}  executor={rec.executor}")
-    click.echo(f"  metadata: {rec.metadata_prefix}\n  raw output prefix: {rec.raw_output_prefix}")
+    if rec.launch_plan:
+        click.echo(f"  launch plan: {rec.launch_plan}")
+    source = f"  (from the {rec.raw_output_source})" if rec.raw_output_source else ""
+    click.echo(f"  metadata: {rec.metadata_prefix}\n  raw output prefix: {rec.raw_output_prefix}{source}")
     _show_map("inputs", _read_map(rec.inputs_uri) if rec.inputs_uri else None, "  ")
     if rec.outputs_uri:
         _show_map("outputs", _read_map(rec.outputs_uri), "  ")
@@ -93,10 +98,11 @@ def show(execution_id: str | None) -> None:
         click.secho(f"{indent}{node.path.rsplit('/', 1)[-1]} [{node.kind}] {node.label}{attempt}: {node.status} "
                     f"{_duration((node.ended or 0) - node.started if node.ended else None)}{extra}", fg=color)
         if node.kind == "task" and node.prefix:
-            _show_map("inputs", _read_map(join(node.prefix, "inputs.pb")), indent + "  ")
-            _show_map("outputs", _read_map(join(node.prefix, "outputs.pb")), indent + "  ")
+            _show_map("inputs", _read_map(join(node.prefix, INPUTS)), indent + "  ")
+            _show_map("outputs", _read_map(join(node.prefix, OUTPUTS)), indent + "  ")
         if node.error:
-            click.secho(f"{indent}  error: {node.error.splitlines()[0]}", fg="red")
+            text = node.error.rstrip() if full_errors else node.error.strip().splitlines()[0]
+            click.secho(f"{indent}  error: {text}", fg="red")
 
 
 def _show_map(title: str, lm: LiteralMap | None, indent: str) -> None:
@@ -119,7 +125,7 @@ def outputs(execution_id: str | None, download_dir: str | None) -> None:
     from ferry.literals import references
     from ferry.storage import download_directory, download_file, list_files
 
-    with _records() as records:
+    with records_of() as records:
         rec = records.get_execution(execution_id)
     lm = _read_map(rec.outputs_uri) if rec.outputs_uri else None
     if lm is None:
@@ -141,12 +147,42 @@ def outputs(execution_id: str | None, download_dir: str | None) -> None:
 
 @executions.command()
 @click.argument("execution_id")
+@click.argument("node", required=False)
+@click.option("--attempt", type=int, default=None, help="Attempt number (1 is the first; default: every attempt).")
+def logs(execution_id: str, node: str | None, attempt: int | None) -> None:
+    """What each task attempt printed (stdout and stderr, the last MiB), for NODE or every node."""
+    from ferry.config import active_settings
+    from ferry.errors import FerryError, ObjectNotFoundError
+    from ferry.layout import LOGS
+    from ferry.storage import join, read_bytes
+
+    with records_of() as records:
+        rec = records.get_execution(execution_id)
+        nodes = [n for n in records.nodes(rec.id) if n.kind == "task" and n.prefix]
+    chosen = [n for n in nodes if (node is None or n.path == node) and (attempt is None or n.attempt + 1 == attempt)]
+    if not chosen:
+        known = ", ".join(sorted({n.path for n in nodes})) or "none"
+        raise FerryError(f"Execution {rec.id} has no task attempt {node or ''}"
+                         f"{f' attempt {attempt}' if attempt else ''}; its task nodes: {known}.")
+    options = active_settings().options_for(active_settings().metadata_url)
+    for n in chosen:
+        try:
+            text = read_bytes(join(n.prefix or "", LOGS), options).decode(errors="replace")
+        except ObjectNotFoundError:
+            text = ""
+        if node is None or attempt is None:
+            click.secho(f"== {n.path} {n.label} attempt {n.attempt + 1}: {n.status}", bold=True)
+        click.echo(text.rstrip("\n") if text else "(printed nothing)")
+
+
+@executions.command()
+@click.argument("execution_id")
 @click.option("--executor", default=None, help="Executor to continue with (default: the original one).")
 def resume(execution_id: str, executor: str | None) -> None:
     """Continue an execution whose engine stopped; completed nodes are not run again."""
     from ferry.cli.main import report
     from ferry.cli.progress import NodeProgress
-    from ferry.engine.execution import resume as resume_execution
+    from ferry.client import resume as resume_execution
 
     with NodeProgress(f"resume {execution_id}") as progress:
         execution = resume_execution(execution_id, executor=executor, listener=progress)

@@ -33,10 +33,9 @@ def cli() -> None:
 def inspect(file: str, name: str) -> None:
     """Print the typed interface of task NAME in FILE (protobuf text format)."""
     from ferry.literals import to_text
-    from ferry.sdk.loader import load_object
-    from ferry.sdk.task import Task
+    from ferry.runtime.load import load_object
 
-    task = load_object(file, name, Task, "task")
+    task = load_object(file, name, "task")
     click.echo(f"# {task.name}")
     click.echo("interface {")
     for line in to_text(task.interface.typed).splitlines():
@@ -56,31 +55,34 @@ def inspect(file: str, name: str) -> None:
 @click.pass_context
 def run(ctx: click.Context, file: str, name: str, executor: str, raw_output_prefix: str | None, max_parallel: int,
         workers: int | None, dask_address: str | None, fresh_processes: bool) -> None:
-    """Run workflow NAME from FILE; its inputs are --flags parsed by their declared types."""
+    """Run workflow NAME from FILE (registered under a hash of its code, then launched); its inputs are
+    --flags parsed by their declared types."""
     from ferry.cli.progress import NodeProgress
-    from ferry.engine.execution import run as run_workflow
-    from ferry.sdk.loader import load_object
-    from ferry.sdk.workflow import Workflow
+    from ferry.client import run as run_workflow
+    from ferry.runtime.load import load_object
 
-    wf = load_object(file, name, Workflow, "workflow")
-    inputs = parse_inputs(wf, ctx.args)
-    options: dict[str, Any] = {}
-    if executor == "process":
-        options = {"workers": workers, "warm": not fresh_processes}
-    elif executor == "dask":
-        options = {"address": dask_address} if dask_address else {"workers": workers or 2}
+    wf = load_object(file, name, "workflow")
+    inputs = parse_inputs(wf.name, wf.interface.inputs, wf.interface.defaults, ctx.args)
+    options = executor_options(executor, workers, dask_address, fresh_processes)
     with NodeProgress(name) as progress:
         execution = run_workflow(wf, inputs, executor=executor, raw_output_prefix=raw_output_prefix,
                                  max_parallel=max_parallel, listener=progress, executor_options=options)
     report(execution)
 
 
-def parse_inputs(wf: Any, args: list[str]) -> dict[str, Any]:
-    """``--name value`` pairs (or ``--name=value``) -> inputs, checked against the workflow's interface."""
+def executor_options(executor: str, workers: int | None, dask_address: str | None, fresh: bool) -> dict[str, Any]:
+    if executor == "process":
+        return {"workers": workers, "warm": not fresh}
+    if executor == "dask":
+        return {"address": dask_address} if dask_address else {"workers": workers or 2}
+    return {}
+
+
+def parse_inputs(owner: str, declared: dict[str, Any], defaults: Any, args: list[str]) -> dict[str, Any]:
+    """``--name value`` pairs (or ``--name=value``) -> inputs, checked against the declared types."""
     from ferry.cli.values import parse_value
     from ferry.errors import TypeMismatchError
 
-    declared = wf.interface.inputs
     values: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -94,13 +96,13 @@ def parse_inputs(wf: Any, args: list[str]) -> dict[str, Any]:
             text, i = args[i + 1], i + 1
         name = key.replace("-", "_")
         if name not in declared:
-            raise TypeMismatchError(f"{wf.name} has no input {key!r}; its inputs are: "
+            raise TypeMismatchError(f"{owner} has no input {key!r}; its inputs are: "
                                     + (", ".join(f"--{n}" for n in declared) or "(none)") + ".")
         values[name] = parse_value(key, text, declared[name])
         i += 1
-    missing = [n for n in declared if n not in values and n not in wf.interface.defaults]
+    missing = [n for n in declared if n not in values and n not in defaults]
     if missing:
-        raise TypeMismatchError(f"{wf.name} needs input(s) " + ", ".join(f"--{n}" for n in missing) + ".")
+        raise TypeMismatchError(f"{owner} needs input(s) " + ", ".join(f"--{n}" for n in missing) + ".")
     return values
 
 
@@ -121,10 +123,10 @@ def report(execution: Any) -> None:
 def _add_subcommands() -> None:
     from ferry.cli.datasets import cache, datasets
     from ferry.cli.executions import executions
+    from ferry.cli.registry import launch, launchplans, register, workflows
 
-    cli.add_command(executions)
-    cli.add_command(datasets)
-    cli.add_command(cache)
+    for command in (executions, datasets, cache, register, launch, workflows, launchplans):
+        cli.add_command(command)
 
 
 _add_subcommands()

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ferry.datasets.cache import NodeCache
     from ferry.types.files import Directory, File
 
-# Objects at least this large are read block by block by ``File.open()`` instead of fetched whole.
+# Objects at least this large are read page by page by ``File.open()`` (and on the mount) instead of fetched whole.
 BLOCK_READ_THRESHOLD = 64 << 20
 
 __all__ = ["dataset", "is_persistent", "node_cache", "open_blocks", "check_name", "dataset_of", "relative_name"]
@@ -63,7 +63,7 @@ def dataset(name: str, settings: Settings | None = None) -> "File | Directory":
 
 
 def open_blocks(uri: str, settings: Settings | None = None) -> io.BufferedReader | None:
-    """A seekable reader fetching blocks on demand, or None when the object is small or already cached."""
+    """A seekable reader fetching pages on demand, or None when the object is small or already cached."""
     from ferry.datasets.blocks import BlockReader
 
     s = settings or active_settings()
@@ -71,7 +71,10 @@ def open_blocks(uri: str, settings: Settings | None = None) -> io.BufferedReader
     obj = cache.identify(uri, s.options_for(uri))
     if obj.size < BLOCK_READ_THRESHOLD or cache.object_path(obj.key).exists():
         return None
-    return io.BufferedReader(BlockReader(cache, obj, dataset_of(uri, s), s.options_for(uri)), buffer_size=1 << 20)
+    reader = BlockReader(cache, obj, dataset_of(uri, s), s.options_for(uri))
+    # A buffer of one page: small reads (readline, struct headers) don't each go to the cache's files,
+    # and a read of a page or more goes straight through, so nothing is fetched that wasn't asked for.
+    return io.BufferedReader(reader, buffer_size=reader.page)
 
 
 def local_copy(uri: str, settings: Settings | None = None) -> tuple[str, Any] | None:

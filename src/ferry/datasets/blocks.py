@@ -1,64 +1,137 @@
 """Random access to a large persistent object without downloading all of it.
 
 ``BlockReader`` is a seekable, read-only raw file: a read fetches only the
-blocks it touches (1 MiB by default), with a read-ahead window that doubles
-while reads stay sequential and falls back to one block on a jump (as
-mountpoint-s3 does). Blocks are kept in the node cache, so later reads of
-them are local; once every block is present, the next whole-file access
-joins them into one local file instead of downloading it.
+pages it touches (32 KiB each, so a random 64 KiB read fetches at most
+96 KiB). While reads stay sequential, a read-ahead thread fetches as far
+ahead as the run has read so far (up to 32 MiB), in ranged GETs of up to
+8 MiB; a jump starts over.
+
+Pages live in the node cache, in one sparse file per object beside a map
+holding, per page, whether it is present and its CRC-32. Every page is
+fetched once per node: a fetch holds a lock on its pages' bytes of the map
+(an open-file-description lock, so threads and processes exclude each
+other), re-reads the map, and fetches only what is still missing. Every
+page read is checked against its CRC; a damaged page is fetched again. The
+index counts each page once, and a fetch first reserves room under the
+cache's limit (or streams without caching when there is none). Once every
+page is there, the sparse file is renamed into place as the whole object.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import fcntl
 import io
 import os
-import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+import struct
+import warnings
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator
 
-from ferry.datasets.cache import NodeCache, ObjectIdentity
-from ferry.storage import filesystem, store_errors
+from ferry.datasets.cache import DISK_FULL, CacheDamagedWarning, CacheMissWarning, NodeCache, ObjectIdentity
+from ferry.errors import FerryError
+from ferry.storage import filesystem, retrying, store_errors
+from ferry.testing.faults import kill_point
 
-BLOCK_SIZE = 1 << 20
-MAX_WINDOW = 64  # blocks: read-ahead stops growing at 64 MiB
+PAGE_SIZE = 32 << 10
+MAX_READAHEAD = 32 << 20
+MAX_FETCH = 8 << 20  # one ranged GET, and the most one raw read returns
+SEQUENTIAL_LOAD = 1 << 20  # in a sequential run, present pages are read from disk this much at a time
+RECORD = struct.Struct("<IB3x")  # per page in the map: CRC-32, 1 when present
+_FLOCK = struct.Struct("hh4xqqi4x")  # Linux's struct flock (x86-64, arm64)
+_PUNCH_HOLE = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 
 
-def block_count(size: int, block: int) -> int:
-    return max(1, -(-size // block))
+def page_count(size: int, page: int) -> int:
+    return max(1, -(-size // page))
 
 
-def block_size_of(folder: "os.PathLike[str] | str") -> int | None:
+def _runs(indices: list[int]) -> Iterator[tuple[int, int]]:
+    """Consecutive stretches (first, last) of sorted page numbers."""
+    start = prev = indices[0]
+    for i in indices[1:]:
+        if i != prev + 1:
+            yield start, prev
+            start = i
+        prev = i
+    yield start, prev
+
+
+def _records(map_path: Path, size: int, page: int) -> list[tuple[int, int]]:
+    raw = map_path.read_bytes()
+    return [RECORD.unpack_from(raw, i * RECORD.size) if (i + 1) * RECORD.size <= len(raw) else (0, 0)
+            for i in range(page_count(size, page))]
+
+
+def present_bytes(map_path: Path, size: int, page: int) -> int:
+    """Bytes of the pages the map marks present (the truth the index is recounted from)."""
+    return sum(min(page, size - i * page) for i, (_, flag) in enumerate(_records(map_path, size, page)) if flag)
+
+
+def verify_pages(data_path: Path, map_path: Path, size: int, page: int) -> int:
+    """Check every page against its CRC; marks damaged or missing ones absent and returns their bytes."""
+    lost = 0
+    with open(data_path, "rb") as data, open(map_path, "r+b") as pages:
+        for i, (crc, flag) in enumerate(_records(map_path, size, page)):
+            chunk = data.read(page)
+            if not flag or zlib.crc32(chunk) != crc:
+                lost += len(chunk)
+                pages.seek(i * RECORD.size)
+                pages.write(RECORD.pack(0, 0))
+    return lost
+
+
+@contextlib.contextmanager
+def _locked_pages(map_path: Path, first: int, last: int) -> Iterator[int]:
+    """Exclusive, across threads and processes, over pages first..last (their bytes of the map)."""
+    fd = os.open(map_path, os.O_RDWR)
     try:
-        with open(os.path.join(folder, "BLOCK_SIZE")) as fh:
-            return int(fh.read())
-    except (OSError, ValueError):
-        return None
+        if hasattr(fcntl, "F_OFD_SETLKW"):
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW,
+                        _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, first * RECORD.size, (last - first + 1) * RECORD.size, 0))
+        else:  # no per-range locks here: one fetch per object at a time
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def _punch_hole(fd: int, offset: int, length: int) -> None:
+    """Give back the disk blocks of a failed write (where the platform can)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.fallocate(fd, _PUNCH_HOLE, ctypes.c_int64(offset), ctypes.c_int64(length))
 
 
 class BlockReader(io.RawIOBase):
-    """Reads ``obj`` through block files in the node cache, fetching missing ranges on demand."""
+    """Reads ``obj`` through the node cache's pages, fetching missing ones on demand."""
 
     def __init__(self, cache: NodeCache, obj: ObjectIdentity, dataset: str, options: dict[str, Any] | None,
-                 block_size: int = BLOCK_SIZE) -> None:
+                 page_size: int | None = None) -> None:
         super().__init__()
         self.cache, self.obj, self.dataset, self.options = cache, obj, dataset, options
-        self.fs, self.path = filesystem(obj.uri, options)
-        self.folder = cache.blocks_dir(obj.key)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        existing = block_size_of(self.folder)
-        self.block = existing or block_size
-        if existing is None:
-            (self.folder / "BLOCK_SIZE").write_text(str(self.block))
-        self.count = block_count(obj.size, self.block)
-        self.pos = 0
-        self.window = 1
-        self.next_sequential = 0
+        self.pos = self._next = self._run_start = self._ahead_end = 0
+        self._mem_start, self._mem = 0, memoryview(b"")  # the verified bytes read last
         self.bytes_fetched = 0
-        self._pending: dict[int, Future[None]] = {}
-        self._fresh: dict[int, Any] = {}  # blocks fetched but not yet read (views of the fetched range)
-        self._frontier = -1  # highest block the read-ahead has asked for
+        self.streaming = False  # no room in the cache: read straight from the store
+        self._whole: int | None = None  # fd of the complete object, once it is one
+        self._data = self._map = -1
         self._pool: ThreadPoolExecutor | None = None
         self._pin = cache.pin(obj.key)
+        try:
+            self.fs, self.path = filesystem(obj.uri, options)
+            opened = cache.open_pages(obj, dataset, page_size or PAGE_SIZE)
+            if opened is None:
+                self.page = page_size or PAGE_SIZE
+                self._open_whole()
+            else:
+                self.page, self._data, self._map = opened
+        except BaseException:
+            self.close()
+            raise
 
     def readable(self) -> bool:
         return True
@@ -68,97 +141,198 @@ class BlockReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.obj.size}[whence]
-        target = max(0, base + offset)
-        if target != self.pos:
-            self._fresh.clear()  # a jump: read-ahead kept in memory won't be read in order
-        self.pos = target
+        self.pos = max(0, base + offset)
         return self.pos
 
     def tell(self) -> int:
         return self.pos
 
+    def readall(self) -> bytes:
+        out = bytearray()
+        while chunk := self.read(MAX_FETCH):
+            out += chunk
+        return bytes(out)
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        want = min(len(view), self.obj.size - self.pos)
+        pos = self.pos
+        want = min(len(view), self.obj.size - pos, MAX_FETCH)
         if want <= 0:
             return 0
-        first, last = self.pos // self.block, (self.pos + want - 1) // self.block
-        self._adapt_window()
-        done = 0
-        for index in range(first, last + 1):
-            data = self._block(index, last)
-            start = (self.pos + done) - index * self.block
-            chunk = data[start:start + want - done]
-            view[done:done + len(chunk)] = chunk
-            done += len(chunk)
-        self.pos += done
-        self.next_sequential = self.pos
-        if self.window > 1:
-            self._prefetch(last + 1, last + self.window)
-        return done
+        if pos != self._next:  # a jump: a new run
+            self._run_start = self._ahead_end = pos
+        run = pos - self._run_start  # bytes this run read before this read
+        end = pos + want
+        if not (self._mem_start <= pos and end <= self._mem_start + len(self._mem)):
+            self._load(pos, end, run)
+        view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
+        self.pos = self._next = end
+        if run:
+            self._read_ahead(min(MAX_READAHEAD, run))
+        return want
 
-    def _adapt_window(self) -> None:
-        sequential = self.pos == self.next_sequential and self.pos != 0
-        self.window = min(self.window * 2, MAX_WINDOW) if sequential else 1
+    # ---- reading pages -----------------------------------------------------------------------
 
-    def _present(self, index: int) -> bool:
-        return (self.folder / str(index)).exists()
+    def _load(self, pos: int, end: int, run: int) -> None:
+        """Make ``self._mem`` hold (at least) bytes pos..end, fetching pages that are missing."""
+        if run:  # sequential: read on, from what the read-ahead brought in
+            end = min(self.obj.size, max(end, pos + min(run, SEQUENTIAL_LOAD)))
+        for _ in range(3):
+            if self._whole is not None:
+                self._mem_start, self._mem = pos, memoryview(os.pread(self._whole, end - pos, pos))
+                return
+            first, last = pos // self.page, (end - 1) // self.page
+            start, stop = first * self.page, min(self.obj.size, (last + 1) * self.page)
+            if self.streaming:
+                self._mem_start, self._mem = start, memoryview(self._get(start, stop))
+                return
+            data, missing, damaged = self._read_pages(first, last)
+            if not missing and not damaged:
+                self._mem_start, self._mem = start, data
+                return
+            if damaged:
+                self.cache.count_fetch(self.dataset, damaged=1)
+                warnings.warn(f"ferry: {len(damaged)} cached page(s) of {self.obj.uri} were modified after they "
+                              "were cached; fetching them again.", CacheDamagedWarning, stacklevel=4)
+            if self._fetch(first, last, set(damaged)) == "gone":
+                self._open_whole()
+        raise FerryError(f"The node cache's pages of {self.obj.uri} keep failing their checksum; "
+                         f"clear the cache (`ferry cache clear --datasets`) and check the disk under {self.cache.root}.")
 
-    def _block(self, index: int, last_needed: int) -> bytes:
-        pending = self._pending.pop(index, None)
-        if pending is not None:
-            pending.result()  # the read-ahead already fetching it
-        fresh = self._fresh.pop(index, None)
-        if fresh is not None:  # just fetched: no need to read it back from disk
-            return fresh
+    def _read_pages(self, first: int, last: int) -> tuple[memoryview, list[int], list[int]]:
+        """Pages first..last from disk, with the ones missing and the ones failing their CRC."""
+        count = last - first + 1
+        records = os.pread(self._map, RECORD.size * count, RECORD.size * first)
+        start = first * self.page
+        data = memoryview(os.pread(self._data, min(self.obj.size, start + count * self.page) - start, start))
+        missing, damaged = [], []
+        for k in range(count):
+            crc, flag = RECORD.unpack_from(records, k * RECORD.size) if len(records) >= (k + 1) * RECORD.size else (0, 0)
+            if not flag:
+                missing.append(first + k)
+            elif zlib.crc32(data[k * self.page:(k + 1) * self.page]) != crc:
+                damaged.append(first + k)
+        return data, missing, damaged
+
+    def _open_whole(self) -> None:
+        """The object became one local file (or the cache dropped it): read that, or stream."""
+        path = self.cache.hit(self.obj, self.dataset)
+        if path is None:
+            self.streaming = True
+        else:
+            self._whole = os.open(path, os.O_RDONLY)
+
+    # ---- fetching ----------------------------------------------------------------------------
+
+    def _fetch(self, first: int, last: int, suspect: set[int], background: bool = False) -> str:
+        """Bring pages first..last into the cache, each fetched once per node. Returns "stored",
+        "gone" (the object is now whole: read that) or "stream" (no room: read from the store)."""
+        key = self.obj.key
+        with self.cache.filling(key):
+            if self.cache.pages_gone(key):
+                return "gone"
+            kill_point("blocks.fetch.wait")
+            with _locked_pages(self.cache.map_path(key), first, last):
+                records = os.pread(self._map, RECORD.size * (last - first + 1), RECORD.size * first)
+                need, absent = [], set()
+                for k, i in enumerate(range(first, last + 1)):
+                    crc, flag = RECORD.unpack_from(records, k * RECORD.size) if len(records) >= (k + 1) * RECORD.size else (0, 0)
+                    if not flag:
+                        absent.add(i)
+                        need.append(i)
+                    elif i in suspect and not self._intact(i, crc):
+                        need.append(i)
+                for a, b in _runs(need) if need else ():
+                    if not self._store(a, b, sum(self._length(i) for i in range(a, b + 1) if i in absent), background):
+                        return "stream"
+        return "stored"
+
+    def _store(self, first: int, last: int, new_bytes: int, background: bool) -> bool:
+        """Fetch pages first..last and write them with their map records (their lock is held).
+        False: they could not be stored (the reader streams from now on, unless this is read-ahead)."""
+        start, stop = first * self.page, min(self.obj.size, (last + 1) * self.page)
+        if not self.cache.reserve(self.obj, self.dataset, stop - start, self.page):
+            self._stream("the node cache (or its disk) is full of entries in use", background)
+            return False
         try:
-            with open(self.folder / str(index), "rb") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            pass
-        end_block = min(self.count - 1, max(last_needed, index + self.window - 1))
-        while end_block > index and (self._present(end_block) or end_block in self._pending):
-            end_block -= 1
-        self._fetch(index, end_block)
-        return self._fresh.pop(index)
+            data = memoryview(self._get(start, stop))
+            kill_point("blocks.fetched")
+            written = 0
+            while written < len(data):
+                written += os.pwrite(self._data, data[written:], start + written)
+            records = b"".join(RECORD.pack(zlib.crc32(data[k * self.page:(k + 1) * self.page]), 1)
+                               for k in range(last - first + 1))
+            os.pwrite(self._map, records, first * RECORD.size)
+            kill_point("blocks.written")
+        except OSError as exc:
+            if exc.errno in DISK_FULL:
+                _punch_hole(self._data, start, stop - start)  # first: the index needs room to be updated
+            self.cache.settle(self.obj.key, stop - start)
+            if exc.errno not in DISK_FULL:
+                raise
+            self._stream("the node cache's disk is full", background)
+            return False
+        except BaseException:
+            self.cache.settle(self.obj.key, stop - start)
+            raise
+        self.cache.settle(self.obj.key, stop - start, new_bytes)
+        return True
 
-    def _prefetch(self, first: int, last: int) -> None:
-        """Fetch the next window in the background while the caller consumes this one."""
-        last = min(last, self.count - 1)
-        first = max(first, self._frontier + 1)  # everything up to the frontier is fetched or on its way
-        first = next((i for i in range(first, last + 1) if not self._present(i)), None)
-        if first is None:
+    def _intact(self, index: int, crc: int) -> bool:
+        return zlib.crc32(os.pread(self._data, self._length(index), index * self.page)) == crc
+
+    def _length(self, index: int) -> int:
+        return min(self.page, self.obj.size - index * self.page)
+
+    def _get(self, start: int, stop: int) -> bytes:
+        """One ranged GET from the store."""
+        def attempt() -> bytes:
+            with store_errors("read", self.obj.uri, "persistent"):
+                return bytes(self.fs.cat_file(self.path, start=start, end=stop))
+
+        data = retrying(attempt)
+        if len(data) != stop - start:
+            raise FerryError(f"{self.obj.uri} changed while it was being read; read it again.")
+        self.bytes_fetched += len(data)
+        self.cache.count_fetch(self.dataset, len(data))
+        return data
+
+    def _stream(self, why: str, background: bool) -> None:
+        if not background and not self.streaming:
+            self.streaming = True
+            warnings.warn(f"ferry: {why}; reading {self.obj.uri} from the store.", CacheMissWarning, stacklevel=6)
+
+    def _read_ahead(self, ahead: int) -> None:
+        """Keep up to ``ahead`` bytes past the position fetched or on their way, in the background."""
+        if self._whole is not None or self.streaming or self._ahead_end - self.pos >= ahead // 2:
+            return
+        start, target = max(self._ahead_end, self.pos), min(self.obj.size, self.pos + ahead)
+        if start >= target:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="ferry-readahead")
-        future = self._pool.submit(self._fetch, first, last)
-        self._frontier = max(self._frontier, last)
-        for i in range(first, last + 1):
-            self._pending[i] = future
+        chunk = max(1, MAX_FETCH // self.page)
+        first, last = start // self.page, (target - 1) // self.page
+        for a in range(first, last + 1, chunk):
+            self._pool.submit(self._prefetch, a, min(last, a + chunk - 1))
+        self._ahead_end = (last + 1) * self.page
 
-    def _fetch(self, first: int, last: int) -> None:
-        """One ranged GET for blocks first..last, each stored atomically in the node cache and kept
-        in memory until the reader takes it."""
-        start, end = first * self.block, min(self.obj.size, (last + 1) * self.block)
-        with store_errors("read", self.obj.uri, "persistent"):
-            data = self.fs.cat_file(self.path, start=start, end=end)
-        view = memoryview(data)
-        for i in range(first, last + 1):
-            piece = view[(i - first) * self.block:(i - first + 1) * self.block]
-            tmp = self.folder / f".{i}.part-{uuid.uuid4().hex[:8]}"
-            with open(tmp, "wb") as fh:
-                fh.write(piece)
-            os.replace(tmp, self.folder / str(i))
-            self._fresh[i] = piece
-        self.bytes_fetched += len(data)
-        self.cache.count_fetch(self.dataset, len(data))
-        self.cache.add_partial(self.obj, self.dataset, len(data))
+    def _prefetch(self, first: int, last: int) -> None:
+        with contextlib.suppress(Exception):  # a failed read-ahead is simply fetched again when read
+            self._fetch(first, last, set(), background=True)
 
     def close(self) -> None:
         if not self.closed:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                for future in set(self._pending.values()):
-                    future.exception()  # a failed read-ahead is simply not cached
-            self._pin.close()
+            try:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=True, cancel_futures=True)
+                if self._data >= 0:  # if every page is here (and no one is fetching), make it one file
+                    self.cache.complete_pages(self.obj)
+            finally:
+                for fd in (self._whole, self._data, self._map):
+                    if fd is not None and fd >= 0:
+                        os.close(fd)
+                pin = getattr(self, "_pin", None)
+                if pin is not None:
+                    pin.close()
         super().close()

@@ -1,8 +1,12 @@
 """``ferry datasets mount``: the persistent store as a read-only folder, backed by the node cache.
 
-Non-Python tools (samtools, a shell) can then read datasets as plain files;
-the first read of an object fills the node cache, later reads are local.
-Needs FUSE (``/dev/fuse``, libfuse2) and the ``fusepy`` package.
+Non-Python tools (samtools, a shell, SQLite, HDF5) can then read datasets as
+plain files. Small objects are filled into the node cache whole on open; large
+ones (``BLOCK_READ_THRESHOLD`` and up) are read through the block reader, so
+opening a 100 GiB file and reading a header fetches only the pages touched.
+File locks (``fcntl.lockf``, ``flock``) work: the filesystem implements no
+``lock`` operation, so the kernel keeps them, as for a local file.
+Needs FUSE (``/dev/fuse``, libfuse 2 or 3) and the ``mfusepy`` package.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import stat
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.config import Settings, active_settings
@@ -23,9 +28,10 @@ def fuse_available() -> tuple[bool, str]:
     if not os.path.exists("/dev/fuse"):
         return False, "/dev/fuse does not exist (FUSE is not available in this kernel or container)"
     try:
-        import fuse  # noqa: F401  (fusepy; loads libfuse2)
-    except (ImportError, OSError, EnvironmentError) as exc:
-        return False, f"fusepy / libfuse2 unavailable ({exc}); pip install fusepy and apt-get install libfuse2 fuse3"
+        import mfusepy  # type: ignore[import-untyped]  # noqa: F401  (loads libfuse)
+    except (ImportError, OSError, AttributeError) as exc:
+        return False, (f"mfusepy / libfuse unavailable ({exc}); pip install 'ferry[fuse]' "
+                       "and apt-get install fuse3 (or libfuse2)")
     return True, ""
 
 
@@ -34,7 +40,7 @@ class _Tree:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.lock = threading.Lock()
+        self.refreshing = threading.Lock()
         self.loaded = 0.0
         self.files: dict[str, int] = {}
         self.dirs: dict[str, set[str]] = {}
@@ -43,7 +49,7 @@ class _Tree:
         from ferry.datasets import node_cache
         from ferry.datasets.store import MANIFESTS
 
-        with self.lock:
+        with self.refreshing:
             if time.time() - self.loaded < self.settings.cache_ttl:
                 return
             url = self.settings.persistent_url
@@ -58,27 +64,74 @@ class _Tree:
             self.loaded = time.time()
 
 
-def build_operations(settings: Settings) -> Any:
-    from fuse import FuseOSError, Operations
+@dataclass
+class _Handle:
+    """An open file on the mount: a pinned local copy (``fd``), or a block reader."""
 
+    pin: Any = None
+    fd: int = -1
+    reader: Any = None
+    reading: threading.Lock = field(default_factory=threading.Lock)  # a reader's position is its state
+
+    def read(self, size: int, offset: int) -> bytes:
+        if self.reader is None:
+            return os.pread(self.fd, size, offset)
+        with self.reading:
+            self.reader.seek(offset)
+            chunks = []
+            while size > 0 and (chunk := self.reader.read(size)):
+                chunks.append(chunk)
+                size -= len(chunk)
+            return b"".join(chunks)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+        if self.pin is not None:
+            self.pin.close()
+
+
+def _open_object(uri: str, settings: Settings) -> _Handle:
+    import ferry.datasets as datasets
     from ferry.datasets import dataset_of, node_cache
+    from ferry.datasets.blocks import BlockReader
+
+    cache = node_cache(settings)
+    options = settings.options_for(uri)
+    obj = cache.identify(uri, options)
+    if obj.size < datasets.BLOCK_READ_THRESHOLD or cache.object_path(obj.key).exists():
+        copy = cache.local_copy(uri, dataset_of(uri, settings), options)
+        if copy is not None:
+            local, pin = copy
+            return _Handle(pin=pin, fd=os.open(local, os.O_RDONLY))
+    # Large, or no room to cache it whole: pages on demand (streamed if the cache is full).
+    return _Handle(reader=BlockReader(cache, obj, dataset_of(uri, settings), options))
+
+
+def build_operations(settings: Settings) -> Any:
+    from mfusepy import FuseOSError, Operations
 
     tree = _Tree(settings)
-    started = time.time()
+    started = time.time_ns()
 
     class ReadOnlyStore(Operations):  # type: ignore[misc]
+        use_ns = True  # times in nanoseconds
+
         def __init__(self) -> None:
-            self.handles: dict[int, tuple[Any, Any]] = {}
+            self.handles: dict[int, _Handle] = {}
             self.next_handle = 1
-            self.lock = threading.Lock()
+            # Not named ``lock``: that is the FUSE operation for POSIX locks, which the kernel keeps for us.
+            self.handles_lock = threading.Lock()
 
         def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
             tree.refresh()
+            times = {"st_mtime": started, "st_ctime": started, "st_atime": started}
             if path in tree.dirs:
-                return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, "st_mtime": started, "st_ctime": started, "st_atime": started}
+                return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, **times}
             if path in tree.files:
-                return {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": tree.files[path],
-                        "st_mtime": started, "st_ctime": started, "st_atime": started}
+                return {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": tree.files[path], **times}
             raise FuseOSError(errno.ENOENT)
 
         def readdir(self, path: str, fh: Any) -> list[str]:
@@ -93,26 +146,28 @@ def build_operations(settings: Settings) -> Any:
             tree.refresh()
             if path not in tree.files:
                 raise FuseOSError(errno.ENOENT)
-            uri = settings.persistent_url.rstrip("/") + path
-            copy = node_cache(settings).local_copy(uri, dataset_of(uri, settings), settings.options_for(uri))
-            if copy is None:
-                raise FuseOSError(errno.EFBIG)
-            local, pin = copy
-            with self.lock:
-                handle = self.next_handle
+            try:
+                handle = _open_object(settings.persistent_url.rstrip("/") + path, settings)
+            except FileNotFoundError as exc:
+                raise FuseOSError(errno.ENOENT) from exc
+            except FerryError as exc:
+                raise FuseOSError(errno.EIO) from exc
+            with self.handles_lock:
+                number = self.next_handle
                 self.next_handle += 1
-                self.handles[handle] = (open(local, "rb"), pin)
-            return handle
+                self.handles[number] = handle
+            return number
 
         def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-            local, _ = self.handles[fh]
-            return os.pread(local.fileno(), size, offset)
+            try:
+                return self.handles[fh].read(size, offset)
+            except FerryError as exc:
+                raise FuseOSError(errno.EIO) from exc
 
         def release(self, path: str, fh: int) -> int:
-            with self.lock:
-                local, pin = self.handles.pop(fh)
-            local.close()
-            pin.close()
+            with self.handles_lock:
+                handle = self.handles.pop(fh)
+            handle.close()
             return 0
 
     return ReadOnlyStore()
@@ -123,7 +178,7 @@ def mount(mountpoint: str, *, foreground: bool = True, settings: Settings | None
     ok, why = fuse_available()
     if not ok:
         raise FerryError(f"Can't mount: {why}.")
-    from fuse import FUSE
+    from mfusepy import FUSE
 
     os.makedirs(mountpoint, exist_ok=True)
     s = settings or active_settings()

@@ -1,6 +1,6 @@
 """Task memoization keys, computed from meta values only.
 
-The key covers the task's name, cache version and interface, and each input
+The key covers the task template's name, cache version and interface, and each input
 literal: primitives by value, offloaded data by the content hash its producer
 recorded (``Literal.hash``) or, failing that, by its immutable URI.
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from flyteidl.core import tasks_pb2
+
 from ferry.literals import Literal, LiteralMap, serialize
 from ferry.storage import join
 
 if TYPE_CHECKING:
     from ferry.config import Settings
-    from ferry.sdk.task import Task
 
 CACHE_FOLDER = "task-cache"
 
@@ -46,10 +47,11 @@ def _fingerprint(lit: Literal, digest: "hashlib._Hash") -> None:
     digest.update(b"v" + serialize(plain))
 
 
-def cache_key(task: "Task", inputs: LiteralMap) -> str:
+def cache_key(task: tasks_pb2.TaskTemplate, inputs: LiteralMap) -> str:
+    """What makes two runs of a task the same: its name, cache version, interface and inputs."""
     digest = hashlib.sha256()
-    digest.update(f"{task.name}\0{task.cache_version}\0".encode())
-    digest.update(serialize(task.interface.typed))
+    digest.update(f"{task.id.name}\0{task.metadata.discovery_version}\0".encode())
+    digest.update(serialize(task.interface))
     for name in sorted(inputs.literals):
         digest.update(name.encode() + b"\0")
         _fingerprint(inputs.literals[name], digest)

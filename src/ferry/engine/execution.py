@@ -1,174 +1,247 @@
-"""``ferry.run``: execute a workflow through the metadata store, an executor and the records.
+"""Launch a registered launch plan, run its compiled workflow, and resume it after a crash.
 
-The launcher converts the caller's Python inputs to literals (uploading local
-files, as a client would), then the engine takes over and moves metadata only.
+A launch is prepared first (``prepare``: the launch plan and the closure it
+runs, the execution id, the raw-output prefix and which setting chose it), so
+that a client can turn its inputs into literals under that prefix; ``start``
+then records the execution and walks the spec. Everything here reads and
+writes metadata only: the engine never imports user code and never opens raw data.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ferry.config import Settings, active_settings
-from ferry.engine.graph import GraphRunner
-from ferry.engine.records import ExecutionRecord, Records
-from ferry.engine.runner import Listener, StoreRunner
-from ferry.errors import FerryError, TaskFailedError
-from ferry.literals import LiteralMap, parse_literal_map, serialize
+from flyteidl.admin import launch_plan_pb2
+from flyteidl.core import compiler_pb2
+
+from ferry.config import Settings, active_settings, as_url
+from ferry.engine.attempts import Listener, StoreRunner
+from ferry.engine.graph import DEFAULT_PARALLEL, GraphRunner
+from ferry.engine.records import ExecutionRecord, Records, Registration
+from ferry.engine.registry import Registry
+from ferry.engine.spec import Closure, describe_id, parse_closure
+from ferry.errors import FerryError
+from ferry.layout import CLOSURE, INPUTS, OUTPUTS, execution_prefix
+from ferry.literals import LiteralMap, literal_mismatch, parse_literal_map, serialize, type_text
 from ferry.storage import join, read_bytes, write_bytes
 
 if TYPE_CHECKING:
     from ferry.executors.base import Executor
-    from ferry.sdk.workflow import Workflow
 
-DEFAULT_PARALLEL = 8
 IN_TASK_ENV = "FERRY_IN_TASK"  # set in task processes, where starting a run would recurse
 
 
+class LaunchError(FerryError):
+    """A launch the engine refuses before anything is recorded: missing or unknown inputs, a fixed input overridden."""
+
+
 @dataclass
-class Execution:
-    """The result of ``ferry.run``: id, status, and the outputs (converted on first access)."""
+class ExecutionResult:
+    """How an execution ended, as meta values."""
 
     id: str
-    status: str
-    workflow: "Workflow"
-    settings: Settings
-    output_literals: LiteralMap | None = None
+    status: str  # succeeded | failed | aborted
+    outputs: LiteralMap | None = None
     error: str | None = None
 
-    @property
-    def outputs(self) -> Any:
-        """The workflow's outputs as Python values (Files stay lazy references)."""
-        if self.output_literals is None:
-            raise TaskFailedError(f"Execution {self.id} {self.status}: {self.error}", kind="user", task=self.workflow.name)
-        from ferry.runtime.execute import outputs_to_result
-        from ferry.types import TransferContext
 
-        ctx = TransferContext(self.settings, self.settings.raw_output_prefix, f"{self.id}/outputs")
-        return outputs_to_result(self.workflow, self.output_literals, ctx)  # type: ignore[arg-type]
+@dataclass
+class Launch:
+    """A launch plan resolved and ready to start: everything but the inputs."""
+
+    id: str
+    launch_plan: launch_plan_pb2.LaunchPlan
+    registration: Registration
+    closure: compiler_pb2.CompiledWorkflowClosure
+    raw_output_prefix: str
+    raw_output_source: str  # "execution", "launch plan", "registration" or "settings"
+    settings: Settings
+    records: Records  # open until the launch has run (``start`` closes it)
+
+    @property
+    def name(self) -> str:
+        return describe_id(self.launch_plan.id)
+
+    @property
+    def workflow(self) -> str:
+        return self.launch_plan.spec.workflow_id.name
+
+    def inputs(self, given: LiteralMap) -> LiteralMap:
+        """The literals the workflow runs on: given ones, then defaults, then fixed ones; checked against the types."""
+        spec = self.launch_plan.spec
+        params, fixed = spec.default_inputs.parameters, spec.fixed_inputs.literals
+        unknown = sorted(set(given.literals) - set(params) - set(fixed))
+        if unknown:
+            raise LaunchError(f"{self.name} has no input(s) {unknown}; its inputs are: "
+                              + (", ".join(params) or "(none)") + ".")
+        overridden = sorted(set(given.literals) & set(fixed))
+        if overridden:
+            raise LaunchError(f"{self.name} fixes input(s) {overridden}; a launch can't change them. "
+                              "Use another launch plan, or the workflow's own.")
+        out = LiteralMap()
+        for name, param in params.items():
+            if name in given.literals:
+                why = literal_mismatch(given.literals[name], param.var.type)
+                if why:
+                    raise LaunchError(f"{self.name}: input {name!r} ({type_text(param.var.type)}): {why}.")
+                out.literals[name].CopyFrom(given.literals[name])
+            elif param.HasField("default"):
+                out.literals[name].CopyFrom(param.default)
+            else:
+                raise LaunchError(f"{self.name} needs input {name!r} ({type_text(param.var.type)}).")
+        for name, lit in fixed.items():
+            out.literals[name].CopyFrom(lit)
+        return out
 
 
 def new_execution_id() -> str:
     return time.strftime("%Y%m%d%H%M%S-") + uuid.uuid4().hex[:6]
 
 
-def _executor(executor: "str | Executor", settings: Settings, options: dict[str, Any]) -> "Executor":
-    if not isinstance(executor, str):
-        return executor
-    from ferry.executors import make_executor
+def prepare(name: str, version: str | None = None, *, raw_output_prefix: str | None = None,
+            settings: Settings | None = None, execution_id: str | None = None, records: Records | None = None) -> Launch:
+    """Resolve launch plan ``name`` (its newest version unless one is given) and where its raw data goes.
 
-    if executor in ("process", "dask") and not options.get("address"):
-        options = {"env": worker_environment(settings), **options}
-        if executor == "dask":
-            options.setdefault("cache_base", str(settings.cache_dir / "dask-workers"))
-    return make_executor(executor, **options)
-
-
-def worker_environment(settings: Settings) -> dict[str, str | None]:
-    """Environment changes for the task processes this engine starts.
-
-    With a worker settings file (FERRY_WORKER_CONFIG), tasks read only that file: none of the
-    engine's FERRY_* variables reach them, and the engine never holds their credentials. Without
-    one, they get the engine's settings, with only the store options the engine itself holds.
+    The raw-output prefix is the first of: this execution's, the launch plan's own,
+    the registration's default (``ferry register --raw-output-prefix``), the settings'.
     """
-    import os
-
-    if settings.worker_config:
-        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("FERRY_")}
-        env.update({"FERRY_CONFIG": os.path.abspath(settings.worker_config), "FERRY_HOME": str(settings.home)})
-        return env
-    held = tuple(k for k, v in settings.store_options.items() if v)
-    return dict(settings.to_env(stores=held))
-
-
-def run(
-    wf: "Workflow",
-    inputs: dict[str, Any] | None = None,
-    *,
-    executor: "str | Executor" = "inline",
-    raw_output_prefix: str | None = None,
-    max_parallel: int = DEFAULT_PARALLEL,
-    settings: Settings | None = None,
-    listener: Listener | None = None,
-    executor_options: dict[str, Any] | None = None,
-) -> Execution:
-    """Run ``wf`` with ``inputs``; returns an Execution whose ``status`` is succeeded or failed."""
-    import os
-
-    from ferry.runtime.execute import values_to_literals
-    from ferry.types import TransferContext
-
     if os.environ.get(IN_TASK_ENV):
         raise FerryError(
-            f"ferry.run({wf.name}) was called inside a task process, most likely because the workflow file "
+            f"An execution of {name} was started inside a task process, most likely because the workflow file "
             "starts a run when imported. Guard it with `if __name__ == \"__main__\":`."
         )
     settings = settings or active_settings()
-    raw_prefix = (raw_output_prefix or settings.raw_output_prefix).rstrip("/")
-    values = wf.bind((), dict(inputs or {}))
-    execution_id = new_execution_id()
-    ctx = TransferContext(settings, raw_prefix, f"{execution_id}/inputs")
-    literals = values_to_literals(wf, {n: wf.interface.inputs[n] for n in values}, values, ctx, "inputs")  # type: ignore[arg-type]
-    for name, lit in wf.default_literals.items():  # record the values the run really uses
-        if name not in literals.literals:
-            literals.literals[name].CopyFrom(lit)
-    records = Records(settings.database_url)
-    exec_prefix = join(settings.metadata_url, execution_id)
-    inputs_uri = join(exec_prefix, "inputs.pb")
-    write_bytes(inputs_uri, serialize(literals), settings.options_for(settings.metadata_url), "metadata")
-    name = executor if isinstance(executor, str) else executor.name
-    records.create_execution(ExecutionRecord(
-        execution_id, wf.name, wf.reference, "running", time.time(), None, exec_prefix, raw_prefix, name,
-        inputs_uri, None, None,
-    ))
-    return _drive(wf, literals, settings, records, execution_id, raw_prefix,
-                  _executor(executor, settings, executor_options or {}), max_parallel, listener, resume=False)
-
-
-def _drive(wf: "Workflow", literals: LiteralMap, settings: Settings, records: Records, execution_id: str,
-           raw_prefix: str, executor: "Executor", max_parallel: int, listener: Listener | None, *, resume: bool) -> Execution:
-    """Walk the graph, then record how it ended; the records are closed whatever happens."""
-    runner = StoreRunner(settings, executor, records, execution_id, raw_prefix, resume=resume, listener=listener)
-    outputs_uri = join(settings.metadata_url, execution_id, "outputs.pb")
+    records = records or Records(settings.database_url)
     try:
-        try:
-            outputs = GraphRunner(runner, max_parallel).run(wf, literals)
-        finally:
-            executor.close()
-        write_bytes(outputs_uri, serialize(outputs), settings.options_for(outputs_uri), "metadata")
-    except KeyboardInterrupt:
-        records.finish_execution(execution_id, "aborted", error="aborted by the user (Ctrl-C)")
-        raise
-    except FerryError as exc:
-        records.finish_execution(execution_id, "failed", error=str(exc))
-        return Execution(execution_id, "failed", wf, settings, None, str(exc))
-    else:
-        records.finish_execution(execution_id, "succeeded", outputs_uri)
-        return Execution(execution_id, "succeeded", wf, settings, outputs)
-    finally:
+        registry = Registry(settings, records)
+        lp, registration = registry.launch_plan(name, version)
+        closure = registry.closure(lp.spec.workflow_id)
+    except BaseException:
         records.close()
+        raise
+    choices = [("execution", raw_output_prefix), ("launch plan", lp.spec.raw_output_data_config.output_location_prefix),
+               ("registration", registration.raw_output_prefix), ("settings", settings.raw_output_prefix)]
+    source, prefix = next((s, p) for s, p in choices if p)
+    return Launch(execution_id or new_execution_id(), lp, registration, closure, as_url(prefix), source, settings,
+                  records)
+
+
+def start(launch: Launch, inputs: LiteralMap, *, executor: "str | Executor" = "inline",
+          max_parallel: int = DEFAULT_PARALLEL, listener: Listener | None = None,
+          executor_options: dict[str, Any] | None = None) -> ExecutionResult:
+    """Record the execution, write its inputs and closure to the metadata store, and run it to the end."""
+    settings, records = launch.settings, launch.records
+    try:
+        literals = launch.inputs(inputs)
+    except BaseException:
+        records.close()
+        raise
+    prefix = execution_prefix(settings.metadata_url, launch.id)
+    meta = settings.options_for(settings.metadata_url)
+    inputs_uri, closure_uri = join(prefix, INPUTS), join(prefix, CLOSURE)
+    write_bytes(closure_uri, serialize(launch.closure), meta, "metadata")
+    write_bytes(inputs_uri, serialize(literals), meta, "metadata")
+    executor_name = executor if isinstance(executor, str) else executor.name
+    records.create_execution(ExecutionRecord(
+        launch.id, launch.workflow, launch.name, "running", time.time(), None, prefix, launch.raw_output_prefix,
+        executor_name, inputs_uri, None, None, launch.name, launch.raw_output_source, closure_uri,
+    ))
+    return _drive(Closure(launch.closure), literals, settings, records, launch.id, launch.raw_output_prefix,
+                  executor, executor_options or {}, max_parallel, listener, resume=False)
 
 
 def resume(execution_id: str, *, executor: "str | Executor | None" = None, max_parallel: int = DEFAULT_PARALLEL,
-           settings: Settings | None = None, listener: Listener | None = None) -> Execution:
-    """Continue an execution whose engine stopped: nodes whose outputs exist are not run again."""
-    from ferry.sdk.loader import load_object, split_reference
-    from ferry.sdk.workflow import Workflow
-
+           settings: Settings | None = None, listener: Listener | None = None) -> ExecutionResult:
+    """Continue an execution whose engine stopped, from its stored closure: finished nodes are not run again."""
     settings = settings or active_settings()
     records = Records(settings.database_url)
     try:
         record = records.get_execution(execution_id)
         if record.status == "succeeded":
             raise FerryError(f"Execution {record.id} already succeeded; nothing to resume.")
-        wf = load_object(*split_reference(record.reference), Workflow, "workflow")
-        meta_options = settings.options_for(settings.metadata_url)
-        literals = parse_literal_map(read_bytes(record.inputs_uri or "", meta_options), record.inputs_uri or "")
+        meta = settings.options_for(settings.metadata_url)
+        closure_uri = record.closure_uri or join(record.metadata_prefix, CLOSURE)
+        closure = parse_closure(read_bytes(closure_uri, meta, "metadata"), closure_uri)
+        literals = parse_literal_map(read_bytes(record.inputs_uri or "", meta, "metadata"), record.inputs_uri or "")
     except BaseException:
         records.close()
         raise
     records.set_status(record.id, "running")
-    return _drive(wf, literals, settings, records, record.id, record.raw_output_prefix,
-                  _executor(executor or record.executor, settings, {}), max_parallel, listener, resume=True)
+    return _drive(closure, literals, settings, records, record.id, record.raw_output_prefix,
+                  executor or record.executor, {}, max_parallel, listener, resume=True)
+
+
+def make_executor(executor: "str | Executor", settings: Settings, options: dict[str, Any]) -> "Executor":
+    if not isinstance(executor, str):
+        return executor
+    from ferry.executors import make_executor as by_name
+
+    if executor in ("process", "dask") and not options.get("address"):
+        options = {"env": worker_environment(settings), **options}
+        if executor == "dask":
+            options.setdefault("cache_base", str(settings.cache_dir / "dask-workers"))
+    return by_name(executor, **options)
+
+
+TASK_ENV_BASE = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
+                 "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "SYSTEMROOT")
+
+
+def worker_environment(settings: Settings) -> dict[str, str | None]:
+    """Environment changes (None removes a variable) for the task processes this engine starts.
+
+    With a worker settings file (FERRY_WORKER_CONFIG), tasks get a minimal environment: the
+    variables any program needs (``TASK_ENV_BASE``, ``LC_*``), those the worker settings name
+    (``task_env = ["OMP_NUM_THREADS", ...]``) and FERRY_CONFIG pointing at that file; nothing else of
+    the engine's (its credentials, its FERRY_* settings) reaches them. Without one, they get the
+    engine's environment with the engine's settings, carrying only the store options the engine holds.
+    """
+    if settings.worker_config:
+        from ferry.config import read_settings_file
+
+        named = read_settings_file(settings.worker_config).get("task_env", [])
+        if not isinstance(named, list) or not all(isinstance(n, str) for n in named):
+            from ferry.errors import ConfigError
+
+            raise ConfigError(f"{settings.worker_config}: task_env must be a list of variable names, "
+                              'e.g. task_env = ["OMP_NUM_THREADS"].')
+        keep = set(TASK_ENV_BASE) | set(named)
+        env: dict[str, str | None] = {k: None for k in os.environ if k not in keep and not k.startswith("LC_")}
+        env.update({"FERRY_CONFIG": os.path.abspath(settings.worker_config), "FERRY_HOME": str(settings.home)})
+        return env
+    held = tuple(k for k, v in settings.store_options.items() if v)
+    return dict(settings.to_env(stores=held))
+
+
+def _drive(closure: Closure, literals: LiteralMap, settings: Settings, records: Records, execution_id: str,
+           raw_prefix: str, executor: "str | Executor", executor_options: dict[str, Any], max_parallel: int,
+           listener: Listener | None, *, resume: bool) -> ExecutionResult:
+    """Walk the graph, then record how it ended, whatever happened: nothing stays "running" by mistake."""
+    outputs_uri = join(settings.metadata_url, execution_id, OUTPUTS)
+    try:
+        running = make_executor(executor, settings, executor_options)
+        runner = StoreRunner(settings, running, records, execution_id, raw_prefix, resume=resume, listener=listener)
+        try:
+            outputs = GraphRunner(closure, runner, max_parallel).run(literals)
+        finally:
+            running.close()
+        write_bytes(outputs_uri, serialize(outputs), settings.options_for(outputs_uri), "metadata")
+    except KeyboardInterrupt:
+        records.finish_execution(execution_id, "aborted", error="aborted by the user (Ctrl-C)")
+        raise
+    except FerryError as exc:
+        records.finish_execution(execution_id, "failed", error=str(exc))
+        return ExecutionResult(execution_id, "failed", None, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug of the engine's own: the execution fails, it doesn't hang
+        message = f"system error in the engine: {type(exc).__name__}: {exc}"
+        records.finish_execution(execution_id, "failed", error=message)
+        return ExecutionResult(execution_id, "failed", None, message)
+    else:
+        records.finish_execution(execution_id, "succeeded", outputs_uri)
+        return ExecutionResult(execution_id, "succeeded", outputs)
+    finally:
+        records.close()

@@ -37,6 +37,9 @@ EXECUTIONS = sa.Table(
     sa.Column("inputs_uri", sa.Text),
     sa.Column("outputs_uri", sa.Text),
     sa.Column("error", sa.Text),
+    sa.Column("launch_plan", sa.Text),  # name@version of the launch plan it ran
+    sa.Column("raw_output_source", sa.String(32)),  # which setting chose the raw-output prefix
+    sa.Column("closure_uri", sa.Text),  # the compiled workflow it ran (resume reads it)
     sa.Index("executions_started", "started"),
 )
 NODES = sa.Table(
@@ -53,6 +56,18 @@ NODES = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("detail", sa.Text),
 )
+REGISTRATIONS = sa.Table(
+    "registrations", _meta,
+    sa.Column("kind", sa.String(16), primary_key=True),  # "task" | "workflow" | "launch plan"
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("version", sa.String(128), primary_key=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("uri", sa.Text, nullable=False),  # the spec in the metadata store
+    sa.Column("digest", sa.String(64), nullable=False),  # sha256 of the spec: same version, same content
+    sa.Column("raw_output_prefix", sa.Text),  # the registration's default (ferry register --raw-output-prefix)
+    sa.Column("interface", sa.Text),  # JSON {"inputs": {name: type}, "outputs": {...}} for listings
+    sa.Index("registrations_created", "created"),
+)
 SCHEMA_VERSION = sa.Table("ferry_schema", sa.MetaData(), sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -60,8 +75,17 @@ def _v1(conn: sa.Connection) -> None:
     _meta.create_all(conn, tables=[EXECUTIONS, NODES])
 
 
+def _v2(conn: sa.Connection) -> None:
+    """Registered specs; executions say which launch plan, raw-prefix source and closure they ran."""
+    _meta.create_all(conn, tables=[REGISTRATIONS])
+    have = {c["name"] for c in sa.inspect(conn).get_columns("executions")}
+    for column in ("launch_plan", "raw_output_source", "closure_uri"):
+        if column not in have:  # a database created before these columns existed
+            conn.execute(sa.text(f"ALTER TABLE executions ADD COLUMN {column} TEXT"))
+
+
 # Append-only: (version, migration). A database at version N gets every migration after N.
-MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1)]
+MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1), (2, _v2)]
 
 
 CONNECT_TIMEOUT = 10  # seconds; libpq waits forever by default for a host that drops packets
@@ -85,10 +109,25 @@ class ExecutionRecord:
     inputs_uri: str | None
     outputs_uri: str | None
     error: str | None
+    launch_plan: str | None = None
+    raw_output_source: str | None = None
+    closure_uri: str | None = None
 
     @property
     def duration(self) -> float | None:
         return None if self.ended is None else self.ended - self.started
+
+
+@dataclass
+class Registration:
+    kind: str
+    name: str
+    version: str
+    created: float
+    uri: str
+    digest: str
+    raw_output_prefix: str | None
+    interface: str | None
 
 
 @dataclass
@@ -192,13 +231,17 @@ class Records:
                     migration(self._conn)
                     self._conn.execute(SCHEMA_VERSION.insert().values(version=version))
 
-    def _prepare(self) -> None:
-        """Build the statements once; executing them with parameters reuses SQLAlchemy's compiled form."""
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that can say what to do on conflict (both dialects spell it the same way)."""
         if self.sqlite:
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert
-        upsert = insert(NODES)
+        return insert(table)
+
+    def _prepare(self) -> None:
+        """Build the statements once; executing them with parameters reuses SQLAlchemy's compiled form."""
+        upsert = self._insert(NODES)
         keys = ["execution_id", "path", "attempt"]
         keep_detail = sa.func.coalesce(upsert.excluded.detail, NODES.c.detail)
         self._node_running = upsert.on_conflict_do_update(
@@ -208,7 +251,7 @@ class Records:
                                        "ended": upsert.excluded.ended, "error": upsert.excluded.error})
         self._finish = EXECUTIONS.update().where(EXECUTIONS.c.id == sa.bindparam("execution_id"))
 
-    def _write(self, statement: Any, params: dict[str, Any] | None = None) -> None:
+    def _write(self, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
         with self._lock, self._conn.begin():
             self._conn.execute(statement, params or {})
 
@@ -223,13 +266,15 @@ class Records:
         self._write(self._finish, {"execution_id": execution_id, "status": status, "ended": None})
 
     def node(self, execution_id: str, path: str, attempt: int, kind: str, label: str, status: str,
-             prefix: str | None = None, error: str | None = None, detail: str | None = None) -> None:
-        """Insert or update one node attempt; 'running' starts the clock, anything else stops it."""
+             prefix: str | None = None, error: str | None = None, detail: str | None = None,
+             ended: float | None = None) -> None:
+        """Insert or update one node attempt; 'running' starts the clock, anything else stops it
+        (at ``ended`` when known, e.g. when the outputs of an attempt adopted after a resume were written)."""
         now = time.time()
         running = status == "running"
         self._write(self._node_running if running else self._node_ended, {
             "execution_id": execution_id, "path": path, "attempt": attempt, "kind": kind, "label": label,
-            "status": status, "started": now, "ended": None if running else now, "prefix": prefix,
+            "status": status, "started": now, "ended": None if running else (ended or now), "prefix": prefix,
             "error": error, "detail": detail,
         })
 
@@ -258,6 +303,21 @@ class Records:
         if not rows:
             raise NotFoundError(f"No execution {execution_id!r}. See `ferry executions list` for recent ids.")
         return ExecutionRecord(*rows[0])
+
+    def add_registrations(self, rows: list[Registration]) -> None:
+        """Index registered specs, all in one transaction: a registration is visible whole or not at all."""
+        if rows:
+            self._write(self._insert(REGISTRATIONS).on_conflict_do_nothing(), [dict(r.__dict__) for r in rows])
+
+    def registrations(self, kind: str, name: str | None = None, version: str | None = None) -> list[Registration]:
+        """Registered specs of ``kind`` (by name, and version), newest first."""
+        query = sa.select(REGISTRATIONS).where(REGISTRATIONS.c.kind == kind)
+        if name is not None:
+            query = query.where(REGISTRATIONS.c.name == name)
+        if version is not None:
+            query = query.where(REGISTRATIONS.c.version == version)
+        rows = self._rows(query.order_by(REGISTRATIONS.c.created.desc(), REGISTRATIONS.c.name))
+        return [Registration(*row) for row in rows]
 
     def nodes(self, execution_id: str) -> list[NodeRecord]:
         rows = self._rows(sa.select(NODES).where(NODES.c.execution_id == execution_id)

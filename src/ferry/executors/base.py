@@ -1,35 +1,94 @@
-"""The executor interface: run one task attempt, given only URIs, and say how the process ended."""
+"""The executor interface: run one task attempt, given its TaskTemplate and URIs, and say how the process ended.
+
+What an executor reads from the template is spelled here once: whether it is a
+ferry task (run by the warm ferry runtime) or any other container command
+(run with its ``{{.input}}``-style templates filled in), its timeout, and its
+resource requests, which every executor honours or refuses with a clear error.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
+
+from flyteidl.core import tasks_pb2
+
+from ferry.config import parse_quantity
+from ferry.errors import ConfigError
+from ferry.layout import STATUS_OF_EXIT, Status
+
+RUNTIME_FLAVOR = "ferry"  # TaskTemplate.metadata.runtime.flavor of tasks the ferry runtime runs
+
+
+def runtime_args(reference: str) -> list[str]:
+    """The container args of a ferry task; the engine fills in the ``{{.x}}`` templates per attempt."""
+    return ["python", "-m", "ferry.runtime", "--task", reference, "--inputs", "{{.input}}",
+            "--output-prefix", "{{.outputPrefix}}", "--raw-output-prefix", "{{.rawOutputDataPrefix}}"]
 
 
 @dataclass(frozen=True)
 class TaskRequest:
-    """Everything a task attempt needs, as a pod would get it: a task reference and URIs."""
+    """Everything a task attempt needs, as a pod would get it: the task's spec and URIs."""
 
-    task_ref: str  # MODULE:NAME or FILE.py:NAME
+    task: tasks_pb2.TaskTemplate
     inputs_uri: str
-    output_prefix: str
-    raw_output_prefix: str
-    scope: str  # execution/node/attempt
-    task: Any = None  # the Task object, for in-process executors only
+    output_prefix: str  # where outputs.pb / error.pb go
+    raw_output_prefix: str  # this attempt's own raw folder
     cache_uri: str = ""  # memoized outputs to reuse or fill
     datasets: tuple[str, ...] = ()  # persistent-store objects among the inputs (placement hints)
-    resources: Any = None  # e.g. {"CPU": 2, "MEMORY": 4e9, "GPU": 1}
+
+    @property
+    def reference(self) -> str | None:
+        return ferry_reference(self.task)
+
+    @property
+    def timeout(self) -> float | None:
+        return timeout_of(self.task)
+
+    @property
+    def resources(self) -> dict[str, float]:
+        return resources_of(self.task)
+
+    def command(self) -> list[str]:
+        """The template's container command and args with the attempt's values filled in."""
+        values = {
+            "{{.input}}": self.inputs_uri, "{{.Input}}": self.inputs_uri,
+            "{{.inputPrefix}}": self.inputs_uri.rsplit("/", 1)[0],
+            "{{.outputPrefix}}": self.output_prefix, "{{.OutputPrefix}}": self.output_prefix,
+            "{{.rawOutputDataPrefix}}": self.raw_output_prefix, "{{.RawOutputDataPrefix}}": self.raw_output_prefix,
+            "{{.checkpointOutputPrefix}}": self.output_prefix + "/checkpoint", "{{.prevCheckpointPrefix}}": '""',
+        }
+        out = []
+        for arg in [*self.task.container.command, *self.task.container.args]:
+            for name, value in values.items():
+                arg = arg.replace(name, value)
+            out.append(arg)
+        return out
 
 
 @dataclass(frozen=True)
 class TaskResult:
-    """How the attempt ended. The outcome itself is in outputs.pb / error.pb under output_prefix."""
+    """How the attempt's process ended. The outcome itself is in outputs.pb / error.pb under output_prefix."""
 
-    exit_code: int
-    detail: str = ""  # e.g. the tail of stderr when a process died without writing error.pb
-    worker: str = ""  # where it ran (process id, Dask worker address)
-    cached: bool = False  # outputs came from the memoization cache
+    status: Status | None  # None: the process ended without saying (killed, crashed)
+    detail: str = ""  # e.g. the tail of stderr, or why the attempt was stopped
+    worker: str = ""  # where it ran (process id, Dask worker)
     note: str = ""  # anything else worth recording, e.g. node-cache hits
+    exit_code: int | None = None
+    timed_out: bool = False  # stopped at the task's timeout
+
+    @classmethod
+    def from_exit(cls, code: int, **fields: str) -> "TaskResult":
+        return cls(STATUS_OF_EXIT.get(code), exit_code=code, **fields)
+
+    def describe(self) -> str:
+        if self.exit_code is None:
+            return "no exit code"
+        if self.exit_code < 0:
+            return f"killed by signal {-self.exit_code}"
+        return f"exit code {self.exit_code}"
 
 
 class Executor(Protocol):
@@ -46,3 +105,72 @@ class Executor(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def ferry_reference(task: tasks_pb2.TaskTemplate) -> str | None:
+    """MODULE:NAME of a task the ferry runtime runs; None for any other container."""
+    if task.metadata.runtime.flavor != RUNTIME_FLAVOR:
+        return None
+    args = list(task.container.args)
+    try:
+        return args[args.index("--task") + 1]
+    except (ValueError, IndexError):
+        return None
+
+
+def timeout_of(task: tasks_pb2.TaskTemplate) -> float | None:
+    seconds = task.metadata.timeout.ToTimedelta().total_seconds() if task.metadata.HasField("timeout") else 0.0
+    return seconds or None
+
+
+def resources_of(task: tasks_pb2.TaskTemplate) -> dict[str, float]:
+    """Requests as numbers: {"CPU": 2.0, "MEMORY": bytes, "GPU": 1.0}; limits count as requests when no request is set."""
+    names = {tasks_pb2.Resources.CPU: "CPU", tasks_pb2.Resources.MEMORY: "MEMORY", tasks_pb2.Resources.GPU: "GPU"}
+    out: dict[str, float] = {}
+    for entry in [*task.container.resources.limits, *task.container.resources.requests]:  # requests win
+        name = names.get(entry.name)
+        if name is None:
+            continue
+        try:
+            out[name] = parse_quantity(entry.value, cpu=name == "CPU")
+        except ValueError:
+            raise ConfigError(f"Task {task.id.name}: resource {name} = {entry.value!r} is not a quantity.") from None
+    return out
+
+
+def machine_capacity() -> dict[str, float]:
+    """What this machine offers tasks that run on it: its CPUs, its memory, no GPUs unless FERRY_GPUS says."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"CPU": float(os.cpu_count() or 1), "MEMORY": float(memory), "GPU": float(os.environ.get("FERRY_GPUS", 0))}
+
+
+class ResourcePool:
+    """Requests honoured on one machine: an attempt waits until what it asks for is free; one that
+    asks for more than the machine has is refused with the numbers."""
+
+    def __init__(self, capacity: dict[str, float], executor: str) -> None:
+        self.capacity = capacity
+        self.executor = executor
+        self.free = dict(capacity)
+        self._cond = threading.Condition()
+
+    def check(self, task: str, wanted: dict[str, float]) -> None:
+        too_big = {k: v for k, v in wanted.items() if v > self.capacity.get(k, 0)}
+        if too_big:
+            raise ConfigError(
+                f"Task {task} requests {too_big}, more than the {self.executor} executor has here "
+                f"({ {k: self.capacity.get(k, 0) for k in too_big} }). Lower the request, or run on a Dask cluster "
+                "whose workers offer it (--executor dask)."
+            )
+
+    def acquire(self, wanted: dict[str, float]) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: all(self.free.get(k, 0) >= v for k, v in wanted.items()))
+            for k, v in wanted.items():
+                self.free[k] -= v
+
+    def release(self, wanted: dict[str, float]) -> None:
+        with self._cond:
+            for k, v in wanted.items():
+                self.free[k] += v
+            self._cond.notify_all()

@@ -21,43 +21,61 @@ MAX_QUEUED_PER_WORKER = 4  # a cache holder busier than this is passed over (ano
 PLACEMENT_RECHECK_SECONDS = 10  # how often a placed, still-waiting attempt checks its worker is there
 
 
-def run_on_worker(request: dict[str, Any]) -> dict[str, Any]:
-    """What a Dask worker runs: the task runtime, from the request's URIs."""
+def run_on_worker(request: TaskRequest) -> dict[str, Any]:
+    """What a Dask worker runs: the task runtime (or the task's command, in a child process), from URIs."""
     from distributed import get_worker
 
     from ferry.datasets import node_cache
+    from ferry.executors.command import ChildProcesses
+    from ferry.layout import Status
     from ferry.runtime.execute import run_task
-    from ferry.runtime.load import load_task
+    from ferry.runtime.load import load_task_or_report
 
     worker = get_worker()
-    task = load_task(request["task"], request["output_prefix"])
+    reply: dict[str, Any] = {"worker": worker.address, "name": worker.name, "datasets": []}
+    reference = request.reference
+    if reference is None or request.timeout:  # stoppable, or not Python: a child process of the worker
+        result = ChildProcesses().run(request)
+        return {**reply, "status": result.status.value if result.status else None, "detail": result.detail,
+                "exit_code": result.exit_code, "timed_out": result.timed_out}
+    task = load_task_or_report(reference, request.output_prefix)
     if task is None:
-        return {"exit": 2, "worker": worker.address, "datasets": []}
+        return {**reply, "status": Status.NOT_LOADED.value}
     cache = node_cache()
     hits, misses = cache.session_hits, cache.session_misses
     report: dict[str, Any] = {}
-    single_threaded = worker.state.nthreads == 1  # a fresh working folder is only safe then
-    status = run_task(task, request["inputs"], request["output_prefix"], request["raw_output_prefix"],
-                      scope=request["scope"], chdir=single_threaded, cache_uri=request.get("cache_uri", ""),
-                      report=report)
-    hits, misses = cache.session_hits - hits, cache.session_misses - misses
-    return {"exit": 1 if status == "failed" else 0, "cached": status == "cached", "worker": worker.address,
-            "name": worker.name,
-            "datasets": report.get("datasets", []), "cache_hits": hits, "cache_misses": misses}
+    status = run_task(task, request.inputs_uri, request.output_prefix, request.raw_output_prefix,
+                      cache_uri=request.cache_uri, report=report)
+    return {**reply, "status": status.value, "datasets": report.get("datasets", []),
+            "cache_hits": cache.session_hits - hits, "cache_misses": cache.session_misses - misses}
 
 
-def per_worker_cache(base: str) -> Any:
-    """A Dask worker plugin: each worker of a local cluster gets its own node-cache folder."""
+def _cluster_errors() -> tuple[type[BaseException], ...]:
+    """What Dask raises when the cluster, not the task, failed; anything else is a bug that fails the execution."""
+    from asyncio import CancelledError
+
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    return KilledWorker, CommClosedError, CancelledError, OSError, TimeoutError
+
+
+def worker_setup(cache_base: str | None, remove: list[str]) -> Any:
+    """A Dask worker plugin for a local cluster: drop the engine's variables a task must not see, and give
+    each worker (a node) its own node-cache folder."""
     from distributed import WorkerPlugin
 
-    class PerWorkerCache(WorkerPlugin):  # type: ignore[misc]
+    class LocalWorkerSetup(WorkerPlugin):  # type: ignore[misc]
         def setup(self, worker: Any) -> None:
             from ferry.config import reset_settings
 
-            os.environ["FERRY_CACHE_DIR"] = os.path.join(base, str(worker.name))
+            for name in remove:
+                os.environ.pop(name, None)
+            if cache_base:
+                os.environ["FERRY_CACHE_DIR"] = os.path.join(cache_base, str(worker.name))
             reset_settings()
 
-    return PerWorkerCache()
+    return LocalWorkerSetup()
 
 
 class DaskExecutor:
@@ -73,14 +91,15 @@ class DaskExecutor:
             self.client = Client(address, set_as_default=False)
         else:
             # Each worker process (and any the nanny restarts) starts from this environment with
-            # ``env`` applied: its own settings. An emptied variable counts as unset for ferry.
-            worker_env = {k: ("" if v is None else v) for k, v in {**(env or {}), "FERRY_IN_TASK": "1"}.items()}
+            # ``env`` applied (its own settings); the plugin removes what ``env`` says to remove.
+            changes = {**(env or {}), "FERRY_IN_TASK": "1"}
+            worker_env = {k: v for k, v in changes.items() if v is not None}
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                         dashboard_address=":0", host="127.0.0.1", env=worker_env,
                                         resources={"CPU": 1, "MEMORY": 2**31})
             self.client = Client(self.cluster, set_as_default=False)
-            if cache_base:
-                self.client.register_plugin(per_worker_cache(cache_base), name="ferry-per-worker-cache")
+            removed = sorted(k for k, v in changes.items() if v is None)
+            self.client.register_plugin(worker_setup(cache_base, removed), name="ferry-local-worker")
         self._lock = threading.Lock()
         self.locations: dict[str, set[Any]] = {}  # dataset URI -> names of workers whose cache holds it
         self.task_datasets: dict[str, set[str]] = {}  # task reference -> datasets it read last time
@@ -94,7 +113,7 @@ class DaskExecutor:
         together don't each download it; a holder with a long queue is passed over.
         """
         with self._lock:
-            wanted = set(request.datasets) | self.task_datasets.get(request.task_ref, set())
+            wanted = set(request.datasets) | self.task_datasets.get(request.task.id.name, set())
         if not wanted:
             return []
         alive = [info["name"] for info in self.client.scheduler_info()["workers"].values()]
@@ -115,7 +134,7 @@ class DaskExecutor:
             self.inflight[best] = self.inflight.get(best, 0) + 1
             return [best]
 
-    def _check_resources(self, resources: dict[str, float]) -> None:
+    def _check_resources(self, task: str, resources: dict[str, float]) -> None:
         offered: dict[str, float] = {}
         for info in self.client.scheduler_info()["workers"].values():
             for name, amount in (info.get("resources") or {}).items():
@@ -123,28 +142,26 @@ class DaskExecutor:
         missing = {k: v for k, v in resources.items() if offered.get(k, 0) < v}
         if missing:
             raise ConfigError(
-                f"No Dask worker offers the resources {missing} (workers offer at most {offered or 'none'}). "
+                f"Task {task}: no Dask worker offers the resources {missing} (workers offer at most {offered or 'none'}). "
                 "Start workers with e.g. `dask worker ... --resources 'CPU=4,MEMORY=16e9,GPU=1'`, or lower the request."
             )
 
     def run(self, request: TaskRequest) -> TaskResult:
-        resources = dict(request.resources or {})
+        from ferry.layout import Status
+
+        resources = request.resources
         if resources:
-            self._check_resources(resources)
+            self._check_resources(request.task.id.name, resources)
         preferred = self._preferred(request) if self.placement else []
-        payload = {
-            "task": request.task_ref, "inputs": request.inputs_uri, "output_prefix": request.output_prefix,
-            "raw_output_prefix": request.raw_output_prefix, "scope": request.scope, "cache_uri": request.cache_uri,
-        }
         # By worker name, which survives a nanny restart; strict, or the scheduler would spread tasks
         # started together over every worker, and each would download the dataset.
         placement: dict[str, Any] = {"workers": preferred, "allow_other_workers": False} if preferred else {}
-        future = self.client.submit(run_on_worker, payload, key=f"ferry-{request.scope}", pure=False,
+        future = self.client.submit(run_on_worker, request, key=f"ferry-{request.output_prefix}", pure=False,
                                     resources=resources or None, **placement)
         try:
-            reply = self._wait(future, preferred, payload, resources)
-        except Exception as exc:  # noqa: BLE001 - a worker died for good, or the cluster broke
-            return TaskResult(-1, f"the Dask task failed: {type(exc).__name__}: {exc}")
+            reply = self._wait(future, preferred, request, resources)
+        except _cluster_errors() as exc:  # a worker died for good, or the connection broke: retried
+            return TaskResult(None, f"the Dask cluster lost the attempt: {type(exc).__name__}: {exc}")
         finally:
             with self._lock:
                 for worker in preferred:
@@ -154,14 +171,15 @@ class DaskExecutor:
             for uri in reply.get("datasets", []):
                 self.locations.setdefault(uri, set()).add(reply.get("name", worker))
             if reply.get("datasets"):
-                self.task_datasets[request.task_ref] = set(reply["datasets"])
+                self.task_datasets[request.task.id.name] = set(reply["datasets"])
         note = ""
         if reply.get("cache_hits") or reply.get("cache_misses"):
             note = f"node cache: {reply.get('cache_hits', 0)} hits, {reply.get('cache_misses', 0)} misses"
-        return TaskResult(int(reply["exit"]), worker=f"worker {reply.get('name', '?')} {worker}",
-                          cached=bool(reply.get("cached")), note=note)
+        return TaskResult(Status(reply["status"]) if reply.get("status") else None, reply.get("detail", ""),
+                          worker=f"worker {reply.get('name', '?')} {worker}", note=note,
+                          exit_code=reply.get("exit_code"), timed_out=bool(reply.get("timed_out")))
 
-    def _wait(self, future: Any, preferred: list[Any], payload: dict[str, Any], resources: dict[str, float]) -> Any:
+    def _wait(self, future: Any, preferred: list[Any], request: TaskRequest, resources: dict[str, float]) -> Any:
         """The reply; an attempt held for a worker that has left for good is resubmitted anywhere."""
         from distributed import TimeoutError as DaskTimeout
 
@@ -180,7 +198,7 @@ class DaskExecutor:
                     future.cancel()
                     with self._lock:
                         self._futures.discard(future)
-                        future = self.client.submit(run_on_worker, payload, pure=False, resources=resources or None)
+                        future = self.client.submit(run_on_worker, request, pure=False, resources=resources or None)
                         self._futures.add(future)
                     preferred = []
         finally:

@@ -1,23 +1,43 @@
-"""Run task attempts in the engine's own process: the quickest loop, with the same store writes."""
+"""Run task attempts in the engine's own process: the quickest loop, with the same store writes.
+
+Each attempt runs in its own working folder; since the working folder belongs to
+the process, inline attempts take turns. A task with a timeout, or one that is
+not a ferry task, runs as a child process instead, so that it can be stopped.
+"""
 
 from __future__ import annotations
 
 import os
 
-from ferry.executors.base import TaskRequest, TaskResult
-from ferry.runtime.execute import run_task
+from ferry.executors.base import ResourcePool, TaskRequest, TaskResult, machine_capacity
+from ferry.executors.command import ChildProcesses
 
 
 class InlineExecutor:
     name = "inline"
 
+    def __init__(self) -> None:
+        self.pool = ResourcePool(machine_capacity(), self.name)
+        self.children = ChildProcesses()
+
     def run(self, request: TaskRequest) -> TaskResult:
-        status = run_task(request.task, request.inputs_uri, request.output_prefix, request.raw_output_prefix,
-                          scope=request.scope, cache_uri=request.cache_uri)
-        return TaskResult(1 if status == "failed" else 0, worker=f"pid {os.getpid()}", cached=status == "cached")
+        from ferry.layout import Status
+        from ferry.runtime.execute import run_task
+        from ferry.runtime.load import load_task_or_report
+
+        self.pool.check(request.task.id.name, request.resources)
+        reference = request.reference
+        if reference is None or request.timeout:
+            return self.children.run(request)
+        task = load_task_or_report(reference, request.output_prefix)
+        if task is None:
+            return TaskResult(Status.NOT_LOADED, worker=f"pid {os.getpid()}")
+        status = run_task(task, request.inputs_uri, request.output_prefix, request.raw_output_prefix,
+                          cache_uri=request.cache_uri)
+        return TaskResult(status, worker=f"pid {os.getpid()}")
 
     def cancel_all(self) -> None:
-        pass  # attempts run on the engine's threads; Ctrl-C reaches them directly
+        self.children.kill_all()  # in-process attempts run on the engine's threads; Ctrl-C reaches them directly
 
     def close(self) -> None:
         pass

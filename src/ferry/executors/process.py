@@ -1,8 +1,11 @@
 """Run each task attempt in a separate OS process that is given only URIs, like a pod.
 
-By default a pool of warm worker processes is reused, so that the per-task
-cost is not Python's start-up; ``warm=False`` starts a fresh process per task.
-A worker that dies mid-task is replaced; the engine sees a system error.
+By default a pool of warm worker processes runs ferry tasks, so that the
+per-task cost is not Python's start-up; ``warm=False`` starts a fresh process
+per attempt, and a task that isn't a ferry task always gets one. A worker that
+dies mid-task is replaced; one that outlives its task's timeout is killed. The
+engine sees either as a system error. Resource requests are honoured: an
+attempt waits until the CPUs (worker slots), memory and GPUs it asks for are free.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import tempfile
 import threading
 from typing import IO, Any
 
-from ferry.executors.base import TaskRequest, TaskResult
+from ferry.executors.base import ResourcePool, TaskRequest, TaskResult, machine_capacity
+from ferry.executors.command import ChildProcesses
 
 
 def apply_env(base: dict[str, str], changes: dict[str, str | None]) -> dict[str, str]:
@@ -51,9 +55,15 @@ class _Worker:
         self.stdin: IO[str] = self.proc.stdin
         self.stdout: IO[str] = self.proc.stdout
         self.ready = False
+        self.expired = False  # killed because its task outlived its timeout
 
-    def call(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        """Send one request; the reply, or None if the process died."""
+    def _expire(self) -> None:
+        self.expired = True
+        self.proc.kill()
+
+    def call(self, request: dict[str, Any], timeout: float | None) -> dict[str, Any] | None:
+        """Send one request; the reply, or None if the process died (or was killed at ``timeout``)."""
+        timer = threading.Timer(timeout, self._expire) if timeout else None
         try:
             if not self.ready:
                 if not self.stdout.readline():
@@ -61,9 +71,14 @@ class _Worker:
                 self.ready = True
             self.stdin.write(json.dumps(request) + "\n")
             self.stdin.flush()
+            if timer is not None:
+                timer.start()
             line = self.stdout.readline()
         except (BrokenPipeError, OSError):
             return None
+        finally:
+            if timer is not None:
+                timer.cancel()
         return json.loads(line) if line else None
 
     def kill(self) -> None:
@@ -86,15 +101,22 @@ class ProcessExecutor:
         self.max_workers = workers or os.cpu_count() or 2
         self.warm = warm
         self.env = apply_env(dict(os.environ), {**(env or {}), "FERRY_IN_TASK": "1"})
+        self.pool = ResourcePool({**machine_capacity(), "CPU": float(self.max_workers)}, self.name)
+        self.children = ChildProcesses()
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._all: set[_Worker] = set()
-        self._fresh: set[subprocess.Popen[str]] = set()
         self._lock = threading.Lock()
-        self._slots = threading.Semaphore(self.max_workers)
 
     def run(self, request: TaskRequest) -> TaskResult:
-        with self._slots:
-            return self._run_warm(request) if self.warm else self._run_fresh(request)
+        wanted = {"CPU": 1.0, **request.resources}
+        self.pool.check(request.task.id.name, wanted)
+        self.pool.acquire(wanted)
+        try:
+            if self.warm and request.reference is not None:
+                return self._run_warm(request)
+            return self.children.run(request, self.env)
+        finally:
+            self.pool.release(wanted)
 
     def _take_worker(self) -> _Worker:
         try:
@@ -106,43 +128,32 @@ class ProcessExecutor:
             return worker
 
     def _run_warm(self, request: TaskRequest) -> TaskResult:
+        from ferry.layout import Status
+
         worker = self._take_worker()
         reply = worker.call({
-            "task": request.task_ref, "inputs": request.inputs_uri, "output_prefix": request.output_prefix,
-            "raw_output_prefix": request.raw_output_prefix, "scope": request.scope, "cache_uri": request.cache_uri,
-        })
-        if reply is None:  # the worker died mid-task: replace it, report a system failure
+            "task": request.reference, "inputs": request.inputs_uri, "output_prefix": request.output_prefix,
+            "raw_output_prefix": request.raw_output_prefix, "cache_uri": request.cache_uri,
+        }, request.timeout)
+        where = f"pid {worker.proc.pid}"
+        if reply is None:  # the worker died mid-task, or was killed at the timeout: replace it
             code = worker.proc.wait()
             detail = _tail(worker.log_path)
             with self._lock:
                 self._all.discard(worker)
             worker.kill()
-            return TaskResult(code if code else -1, f"worker process {worker.proc.pid} exited with {code}: {detail}",
-                              worker=f"pid {worker.proc.pid}")
+            return TaskResult(None, f"worker process {worker.proc.pid} exited with {code}: {detail}", worker=where,
+                              exit_code=code, timed_out=worker.expired)
         self._idle.put(worker)
-        return TaskResult(int(reply["exit"]), worker=f"pid {worker.proc.pid}", cached=bool(reply.get("cached")))
-
-    def _run_fresh(self, request: TaskRequest) -> TaskResult:
-        args = [sys.executable, "-m", "ferry.runtime", "--task", request.task_ref, "--inputs", request.inputs_uri,
-                "--output-prefix", request.output_prefix, "--raw-output-prefix", request.raw_output_prefix,
-                "--scope", request.scope, "--cache-uri", request.cache_uri]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env, text=True)
-        with self._lock:
-            self._fresh.add(proc)
-        _, err = proc.communicate()
-        with self._lock:
-            self._fresh.discard(proc)
-        cached = proc.returncode == 3
-        return TaskResult(0 if cached else proc.returncode, err[-4000:], worker=f"pid {proc.pid}", cached=cached)
+        return TaskResult(Status(reply["status"]), worker=where)
 
     def cancel_all(self) -> None:
         with self._lock:
-            workers, fresh = list(self._all), list(self._fresh)
+            workers = list(self._all)
             self._all.clear()
         for worker in workers:
             worker.kill()
-        for proc in fresh:
-            proc.kill()
+        self.children.kill_all()
 
     def close(self) -> None:
         with self._lock:

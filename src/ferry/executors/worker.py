@@ -1,7 +1,8 @@
-"""A warm worker process: runs task attempts sent as JSON lines, one at a time, like a reusable pod.
+"""A warm worker process: runs ferry task attempts sent as JSON lines, one at a time, like a reusable pod.
 
 The protocol uses a private copy of the original stdout; the task's own prints
 go to stderr, so they can't corrupt it. Tasks are imported once per worker.
+Each reply carries the attempt's ``ferry.layout.Status``.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ def main() -> int:
     os.dup2(2, 1)  # anything the task prints goes to stderr
     sys.stdout = sys.stderr
 
+    from ferry.layout import Status
     from ferry.runtime.execute import run_task
-    from ferry.runtime.load import load_task
+    from ferry.runtime.load import load_task_or_report
 
     protocol.write(json.dumps({"ready": os.getpid()}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
-        task = load_task(request["task"], request["output_prefix"])
+        task = load_task_or_report(request["task"], request["output_prefix"])
         if task is None:
-            protocol.write(json.dumps({"exit": 2}) + "\n")
-            continue
-        status = run_task(task, request["inputs"], request["output_prefix"], request["raw_output_prefix"],
-                          scope=request["scope"], chdir=True, cache_uri=request.get("cache_uri", ""))
-        protocol.write(json.dumps({"exit": 1 if status == "failed" else 0, "cached": status == "cached"}) + "\n")
+            status = Status.NOT_LOADED
+        else:
+            status = run_task(task, request["inputs"], request["output_prefix"], request["raw_output_prefix"],
+                              cache_uri=request.get("cache_uri", ""), capture="fd")
+        protocol.write(json.dumps({"status": status.value}) + "\n")
     return 0
 
 

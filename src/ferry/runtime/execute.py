@@ -7,13 +7,16 @@ This is the only place that turns literals into Python values for a task.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import sys
+import threading
+import time
 import traceback as tb
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Iterator, Protocol
 
-from flyteidl.core import errors_pb2, execution_pb2
+from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
 
 from ferry.errors import (
     CorruptMetadataError,
@@ -23,18 +26,23 @@ from ferry.errors import (
     TaskFailedError,
     TypeMismatchError,
 )
+from ferry.interface import Interface
+from ferry.layout import ERROR, FUTURES, OUTPUTS, ErrorInfo, Status
 from ferry.literals import Literal, LiteralMap, literal_map, parse_literal_map, serialize
 from ferry.types import TransferContext, default_engine, using_context
+from ferry.types.context import empty_folder
 
-if TYPE_CHECKING:
-    from ferry.sdk.task import Task
 
-OUTPUTS = "outputs.pb"
-ERROR = "error.pb"
+class Task(Protocol):
+    """What the runtime needs of a task: its name, typed interface and function (``@task`` objects)."""
+
+    name: str
+    interface: Interface
+    fn: Callable[..., Any]
 
 
 def values_to_literals(
-    task: "Task", variables: dict[str, Any], values: dict[str, Any], ctx: TransferContext, direction: str
+    task: Task, variables: dict[str, Any], values: dict[str, Any], ctx: TransferContext, direction: str
 ) -> LiteralMap:
     """Convert Python values to literals, then enforce the metadata limit on each."""
     engine = default_engine()
@@ -45,7 +53,7 @@ def values_to_literals(
     return literal_map(out)
 
 
-def enforce_literal_limit(task: "Task", literals: dict[str, Literal], ctx: TransferContext, direction: str) -> None:
+def enforce_literal_limit(task: Task, literals: dict[str, Literal], ctx: TransferContext, direction: str) -> None:
     """Each inline literal must fit the metadata limit, or be offloaded when that is enabled."""
     limit = ctx.settings.max_literal_bytes
     for name, lit in literals.items():
@@ -75,7 +83,7 @@ def offload_literal(lit: Literal, name: str, ctx: TransferContext) -> Literal:
     return ref
 
 
-def literals_to_values(task: "Task", inputs: LiteralMap, ctx: TransferContext) -> dict[str, Any]:
+def literals_to_values(task: Task, inputs: LiteralMap, ctx: TransferContext) -> dict[str, Any]:
     engine = default_engine()
     declared = task.interface.inputs
     unknown = sorted(set(inputs.literals) - set(declared))
@@ -94,7 +102,7 @@ def literals_to_values(task: "Task", inputs: LiteralMap, ctx: TransferContext) -
     return values
 
 
-def result_to_dict(task: "Task", result: Any) -> dict[str, Any]:
+def result_to_dict(task: Task, result: Any) -> dict[str, Any]:
     """The function's return value, by output name."""
     outputs = task.interface.outputs
     if not outputs:
@@ -109,7 +117,7 @@ def result_to_dict(task: "Task", result: Any) -> dict[str, Any]:
     return dict(zip(outputs, result, strict=True))
 
 
-def outputs_to_result(task: "Task", outputs: LiteralMap, ctx: TransferContext) -> Any:
+def outputs_to_result(task: Task, outputs: LiteralMap, ctx: TransferContext) -> Any:
     """Output literals -> what the function returns (None, a value, a tuple, or its NamedTuple).
 
     Works for anything with ``name`` and ``interface``: tasks and workflows alike."""
@@ -127,12 +135,22 @@ def outputs_to_result(task: "Task", outputs: LiteralMap, ctx: TransferContext) -
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def execute(task: "Task", inputs: LiteralMap, ctx: TransferContext) -> LiteralMap:
-    """Literals in, run the function, literals out. User exceptions become TaskFailedError(kind="user")."""
+def execute(task: Task, inputs: LiteralMap, ctx: TransferContext) -> LiteralMap | DynamicJobSpec:
+    """Literals in, run the function, literals out. User exceptions become TaskFailedError(kind="user").
+
+    The function runs in ``ctx.work_dir`` when there is one, so that what it writes by relative
+    path lands in its attempt's own folder. A dynamic task (one with ``expand``) returns the
+    DynamicJobSpec its body builds instead of outputs.
+    """
     with using_context(ctx):
         values = literals_to_values(task, inputs, ctx)
+        expand = getattr(task, "expand", None)
         try:
-            result = task.fn(**values)
+            with working_folder(ctx.work_dir):
+                if expand is not None:
+                    engine = default_engine()
+                    return expand(values, lambda c: engine.to_literal(c.value, c.python_type, ctx, c.where))  # type: ignore[no-any-return]
+                result = task.fn(**values)
         except Exception as exc:  # noqa: BLE001 - any exception of the user's function
             raise TaskFailedError(
                 f"Task {task.name} failed: {type(exc).__name__}: {exc}",
@@ -143,87 +161,156 @@ def execute(task: "Task", inputs: LiteralMap, ctx: TransferContext) -> LiteralMa
         return values_to_literals(task, task.interface.outputs, result_to_dict(task, result), ctx, "outputs")
 
 
-def error_document(exc: BaseException) -> errors_pb2.ErrorDocument:
-    """An ErrorDocument that tells user errors from system ones, and retryable from final.
+def error_info(exc: BaseException) -> ErrorInfo:
+    """What the engine needs to know of a failure: user or system, retryable or final.
 
     The function raised: user, retryable (``@task(retries=N)``). Bad input or
     interface: user, final. Store unreachable: system, retryable. Other store
     errors: system, final. Anything else broke in the runtime: system, retryable.
     """
     if isinstance(exc, TaskFailedError):
-        origin, recoverable, code = "user", True, type(exc.__cause__ or exc).__name__
+        origin, retryable, code = "user", True, type(exc.__cause__ or exc).__name__
     elif isinstance(exc, StorageError):
-        origin, recoverable, code = "system", exc.retryable, type(exc).__name__
+        origin, retryable, code = "system", exc.retryable, type(exc).__name__
     elif isinstance(exc, FerryError):
-        origin, recoverable, code = "user", False, type(exc).__name__
+        origin, retryable, code = "user", False, type(exc).__name__
     else:
-        origin, recoverable, code = "system", True, type(exc).__name__
+        origin, retryable, code = "system", True, type(exc).__name__
     trace = exc.traceback if isinstance(exc, TaskFailedError) and exc.traceback else "".join(tb.format_exception(exc))
-    return errors_pb2.ErrorDocument(
-        error=errors_pb2.ContainerError(
-            code=code,
-            message=f"{exc}\n\n{trace}",
-            kind=errors_pb2.ContainerError.RECOVERABLE if recoverable else errors_pb2.ContainerError.NON_RECOVERABLE,
-            origin=execution_pb2.ExecutionError.USER if origin == "user" else execution_pb2.ExecutionError.SYSTEM,
-        )
-    )
+    return ErrorInfo(message=f"{exc}\n\n{trace}", code=code, origin=origin, retryable=retryable)
+
+
+def write_error(output_prefix: str, exc: BaseException, settings: Any) -> ErrorInfo:
+    """Print the error and its traceback to stderr, as a pod's log would show them, and write error.pb."""
+    info = report_error(exc)
+    write_error_document(output_prefix, info, settings.options_for(output_prefix))
+    return info
+
+
+def report_error(exc: BaseException) -> ErrorInfo:
+    info = error_info(exc)
+    print(f"ferry.runtime: {info.origin} error ({info.code}): {info.message}", file=sys.stderr, flush=True)
+    return info
+
+
+def write_error_document(output_prefix: str, info: ErrorInfo, options: dict[str, Any]) -> None:
+    from ferry.storage import join, write_bytes
+
+    write_bytes(join(output_prefix, ERROR), serialize(info.to_document()), options, "metadata")
 
 
 def run_task(
-    task: "Task",
+    task: Task,
     inputs_uri: str,
     output_prefix: str,
     raw_output_prefix: str,
     *,
     settings: Any = None,
-    scope: str = "",
-    chdir: bool = False,
     cache_uri: str = "",
     report: dict[str, Any] | None = None,
-) -> str:
-    """Run one task as a pod would: "succeeded", "cached" (outputs reused) or "failed" (error.pb written).
+    capture: str = "thread",
+) -> Status:
+    """Run one task as a pod would; ``outputs.pb`` is written last and atomically, or ``error.pb``.
 
-    Needs only the URIs and the settings' store credentials. ``outputs.pb`` is
-    written last and atomically, so its presence means the attempt succeeded.
-    With ``cache_uri``, a valid memoized entry is reused without running the function.
+    Needs only the URIs and the settings' store credentials. ``raw_output_prefix``
+    is this attempt's own folder. With ``cache_uri``, a valid memoized entry is
+    reused without running the function. The function runs in a working folder of its own
+    (empty when it starts), so tasks writing relative paths never see each other's files.
+    What the attempt prints is kept in ``logs.txt`` beside its outputs (``capture``: "fd" when
+    the attempt has the process to itself, "thread" when it shares it).
     ``report``, if given, receives the persistent-store objects the task read ("datasets").
     """
     from ferry.config import active_settings
     from ferry.runtime import memo
+    from ferry.runtime.logs import capture as capturing
+    from ferry.runtime.logs import write_logs
     from ferry.storage import join, read_bytes, write_bytes
 
     settings = settings or active_settings()
     meta_options = settings.options_for(output_prefix)
-    # A pod gets a fresh working folder; in-process runs create theirs only if they download.
-    work_dir = Path(tempfile.mkdtemp(prefix="ferry-task-")) if chdir else None
-    ctx = TransferContext(settings, raw_prefix=raw_output_prefix, scope=scope or "task", work_dir=work_dir)
-    previous = os.getcwd()
+    ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=empty_folder())
+    result: LiteralMap | DynamicJobSpec | None = None
+    info: ErrorInfo | None = None
     try:
-        if work_dir is not None:
-            os.chdir(work_dir)
         cached = memo.lookup(cache_uri, settings) if cache_uri else None
         if cached is not None:
             write_bytes(join(output_prefix, OUTPUTS), serialize(cached), meta_options, "metadata")
-            return "cached"
-        inputs = parse_literal_map(read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata"), inputs_uri,
-                                   nonempty=any(n not in task.interface.defaults for n in task.interface.inputs))
-        outputs = execute(task, inputs, ctx)
-        write_bytes(join(output_prefix, OUTPUTS), serialize(outputs), meta_options, "metadata")
-        if cache_uri:
-            memo.store(cache_uri, outputs, settings)
-        return "succeeded"
-    except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
-        write_bytes(join(output_prefix, ERROR), serialize(error_document(exc)), meta_options, "metadata")
-        return "failed"
+            return Status.CACHED
+        with capturing(capture) as printed:
+            try:
+                data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
+                inputs = parse_literal_map(data, inputs_uri, nonempty=any(n not in task.interface.defaults
+                                                                          for n in task.interface.inputs))
+                with beating(output_prefix, meta_options):
+                    result = execute(task, inputs, ctx)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
+                info = report_error(exc)
+        write_logs(output_prefix, printed, meta_options)
+        if isinstance(result, DynamicJobSpec):  # the engine runs the subgraph, then writes outputs.pb
+            write_bytes(join(output_prefix, FUTURES), serialize(result), meta_options, "metadata")
+            return Status.SUCCEEDED
+        if result is not None:
+            write_bytes(join(output_prefix, OUTPUTS), serialize(result), meta_options, "metadata")
+            if cache_uri:
+                memo.store(cache_uri, result, settings)
+            return Status.SUCCEEDED
+    except Exception as exc:  # noqa: BLE001 - the store failed us after the task ran
+        info = report_error(exc)
     finally:
-        if work_dir is not None:
-            os.chdir(previous)
         if report is not None:
             report["datasets"] = sorted(ctx.datasets)
         ctx.cleanup()
+    assert info is not None
+    write_error_document(output_prefix, info, meta_options)
+    return Status.FAILED
 
 
-def read_error(data: bytes) -> errors_pb2.ErrorDocument:
-    doc = errors_pb2.ErrorDocument()
-    doc.ParseFromString(data)
-    return doc
+@contextlib.contextmanager
+def beating(output_prefix: str, options: dict[str, Any]) -> Iterator[None]:
+    """Write the attempt's heartbeat while the task runs (from FIRST_HEARTBEAT seconds on), so that an
+    engine resuming after a crash can tell this attempt is alive and wait for it instead of starting another."""
+    import socket
+
+    from ferry.layout import FIRST_HEARTBEAT, HEARTBEAT, HEARTBEAT_EVERY, Heartbeat
+    from ferry.storage import join, write_bytes
+
+    stop = threading.Event()
+    started = time.time()
+
+    def beat() -> None:
+        if stop.wait(FIRST_HEARTBEAT):
+            return
+        while True:
+            try:
+                doc = Heartbeat(socket.gethostname(), os.getpid(), started, time.time())
+                write_bytes(join(output_prefix, HEARTBEAT), doc.to_bytes(), options, "metadata")
+            except FerryError:
+                pass  # the store is unreachable: the next beat may get through
+            if stop.wait(HEARTBEAT_EVERY):
+                return
+
+    thread = threading.Thread(target=beat, name="ferry-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()  # a beat being written now may land after outputs.pb: harmless, the outcome wins
+
+
+_cwd_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def working_folder(folder: Path | None) -> Iterator[None]:
+    """Run in ``folder`` (None: stay). The working folder is per process, so functions of attempts that
+    run on several threads of one process take turns (their reads and writes of the stores don't)."""
+    if folder is None:
+        yield
+        return
+    with _cwd_lock:
+        previous = os.getcwd()
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            os.chdir(previous)

@@ -13,9 +13,8 @@ from typing import Any
 
 from flyteidl.core import condition_pb2, literals_pb2, types_pb2
 
+from ferry.engine.spec import START
 from ferry.errors import InterfaceError
-
-START = "start"  # the node id that stands for the workflow's own inputs
 
 _OPS = {
     "==": condition_pb2.ComparisonExpression.EQ, "!=": condition_pb2.ComparisonExpression.NEQ,
@@ -35,6 +34,12 @@ class Promise:
 
     @property
     def ref(self) -> str:
+        """How messages name it: ``n2.o0``, or ``input x`` for the workflow's own input."""
+        return f"input {self.var}" if self.node_id == START else f"{self.node_id}.{self.var}"
+
+    @property
+    def var_name(self) -> str:
+        """The name a branch node's condition refers to it by (``n2.o0``, ``start-node.x``), as Flyte spells it."""
         return f"{self.node_id}.{self.var}"
 
     def binding(self) -> literals_pb2.BindingData:
@@ -63,13 +68,13 @@ class Promise:
 
     def __bool__(self) -> bool:
         raise InterfaceError(
-            f"Output {self.ref} is not known while the workflow is compiled, so Python `if`/`and`/`or` can't "
+            f"The value {self.ref} is not known while the workflow is compiled, so Python `if`/`and`/`or` can't "
             "use it. Use ferry.conditional(...).if_(x > 3) and combine conditions with & and |."
         )
 
     def __index__(self) -> int:
         raise InterfaceError(
-            f"Output {self.ref} is a promise, not a number, while the workflow is compiled; compute with it "
+            f"The value {self.ref} is a promise, not a number, while the workflow is compiled; compute with it "
             "inside a task (e.g. a task that returns list(range(n)))."
         )
 
@@ -77,7 +82,7 @@ class Promise:
 
     def __iter__(self) -> Any:
         raise InterfaceError(
-            f"Output {self.ref} is a promise and can't be iterated while the workflow is compiled; "
+            f"The value {self.ref} is a promise and can't be iterated while the workflow is compiled; "
             "use ferry.map_task(task)(xs=...) to fan out over a list."
         )
 
@@ -129,8 +134,8 @@ def _operand(value: Any, promises: dict[str, Promise]) -> condition_pb2.Operand:
                 f"Conditions compare primitive meta values only; {value.ref} is not a primitive. "
                 "Compute a bool/int/str in a task and branch on that."
             )
-        promises[value.ref] = value
-        return condition_pb2.Operand(var=value.ref)
+        promises[value.var_name] = value
+        return condition_pb2.Operand(var=value.var_name)
     prim = literals_pb2.Primitive()
     if isinstance(value, bool):
         prim.boolean = value

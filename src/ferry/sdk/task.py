@@ -1,24 +1,36 @@
-"""``@task``: a typed Python function that ferry can run anywhere.
+"""``@task``: a typed Python function that ferry can run anywhere, and its flyteidl TaskTemplate.
 
 The interface is extracted when the function is decorated, so an untyped or
-unsupported parameter fails at import, not at run time. Calling a task with
-Python values runs it through the same path as a pod: values -> literals ->
-values -> function -> literals -> values.
+unsupported parameter fails at import, not at run time. ``template()`` is the
+spec the engine runs: a container whose command is the ferry task runtime,
+``python -m ferry.runtime --task MODULE:NAME --inputs {{.input}} ...``.
+Calling a task with Python values runs it through the same path as a pod.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 from typing import Any, Callable, TypeVar, overload
 
+from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
+
+from ferry.executors.base import RUNTIME_FLAVOR, runtime_args
 from ferry.interface import Interface, bind_inputs, extract
 
 F = TypeVar("F", bound=Callable[..., Any])
+PROJECT, DOMAIN = "ferry", "default"  # the Identifier scope of everything ferry registers
+
+
+def identifier(kind: int, name: str, version: str = "") -> identifier_pb2.Identifier:
+    return identifier_pb2.Identifier(resource_type=kind, project=PROJECT, domain=DOMAIN, name=name, version=version)
 
 
 class Task:
     """A decorated function with its typed interface and run options."""
+
+    ferry_kind = "task"
 
     def __init__(
         self,
@@ -28,27 +40,61 @@ class Task:
         cache: bool = False,
         cache_version: str = "",
         name: str | None = None,
-        cpu: float | None = None,
+        timeout: float | dt.timedelta | None = None,
+        cpu: float | str | None = None,
         memory: str | int | None = None,
         gpu: int | None = None,
     ) -> None:
+        from ferry.errors import InterfaceError
         from ferry.types import default_engine
 
         self.fn = fn
-        self.resources = _resources(cpu, memory, gpu)
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        if retries < 0:
+            raise InterfaceError(f"Task {self.name}: retries must be 0 or more, got {retries}.")
         self.retries = retries
         self.cache = cache
         self.cache_version = cache_version
+        self.timeout = _seconds(self.name, timeout)
+        self.resources = resource_requests(self.name, cpu, memory, gpu)
         self.interface: Interface = extract(fn, default_engine())
         self._signature = inspect.signature(fn)
+        self._templates: dict[str, tasks_pb2.TaskTemplate] = {}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     @property
     def reference(self) -> str:
-        from ferry.sdk.loader import reference_of
+        from ferry.runtime.load import reference_of
 
         return reference_of(self.fn)
+
+    def template(self, version: str = "") -> tasks_pb2.TaskTemplate:
+        """The flyteidl TaskTemplate of this task (built once per version)."""
+        cached = self._templates.get(version)
+        if cached is not None:
+            return cached
+        from ferry import __version__
+
+        metadata = tasks_pb2.TaskMetadata(
+            discoverable=self.cache, discovery_version=self.cache_version,
+            runtime=tasks_pb2.RuntimeMetadata(type=tasks_pb2.RuntimeMetadata.OTHER, version=__version__,
+                                              flavor=RUNTIME_FLAVOR),
+            retries=literals_pb2.RetryStrategy(retries=self.retries),
+        )
+        if self.timeout:
+            metadata.timeout.FromTimedelta(dt.timedelta(seconds=self.timeout))
+        from ferry.runtime.load import source_digest
+
+        digest = source_digest(self.fn)  # the runtime refuses to run this version if the file changes
+        container = tasks_pb2.Container(args=runtime_args(f"{self.reference}#{digest}" if digest else self.reference))
+        for name, value in self.resources.items():
+            container.resources.requests.add(name=getattr(tasks_pb2.Resources, name), value=value)
+        template = tasks_pb2.TaskTemplate(
+            id=identifier(identifier_pb2.TASK, self.name, version), type="python-task", metadata=metadata,
+            interface=self.interface.typed, container=container,
+        )
+        self._templates[version] = template
+        return template
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Positional and keyword arguments -> {input name: value}, with a clear error when they don't fit."""
@@ -61,7 +107,7 @@ class Task:
         if compiling() is not None:  # inside a @workflow body: record a node, return promises
             i = self.interface
             return add_node("task", self.name, self, i.inputs, i.outputs, values, i.output_tuple)
-        from ferry.sdk.local import call_task
+        from ferry.client import call_task
 
         return call_task(self, values)
 
@@ -69,23 +115,35 @@ class Task:
         return f"<ferry task {self.name}>"
 
 
-def _resources(cpu: float | None, memory: str | int | None, gpu: int | None) -> dict[str, float]:
-    """Resource requests, as executors that place tasks (Dask) understand them."""
-    from ferry.config import parse_size
+def _seconds(name: str, timeout: float | dt.timedelta | None) -> float | None:
     from ferry.errors import InterfaceError
 
-    out: dict[str, float] = {}
-    if cpu is not None:
-        out["CPU"] = float(cpu)
-    if memory is not None:
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else float(timeout)
+    if seconds <= 0:
+        raise InterfaceError(f"Task {name}: timeout must be positive (seconds or a timedelta), got {timeout!r}.")
+    return seconds
+
+
+def resource_requests(name: str, cpu: float | str | None, memory: str | int | None, gpu: int | None) -> dict[str, str]:
+    """Resource requests as flyteidl spells them (``{"CPU": "2", "MEMORY": "4294967296", "GPU": "1"}``),
+    checked now so that a typo fails at import."""
+    from ferry.config import parse_quantity
+    from ferry.errors import InterfaceError
+
+    out: dict[str, str] = {}
+    for key, value, unit in (("CPU", cpu, "CPUs, e.g. 2 or '500m'"), ("MEMORY", memory, "a size, e.g. '4GiB' or '512Mi'"),
+                             ("GPU", gpu, "a whole number of GPUs")):
+        if value is None:
+            continue
         try:
-            out["MEMORY"] = float(parse_size(str(memory)))
+            amount = parse_quantity(str(value), cpu=key == "CPU")
         except ValueError:
-            raise InterfaceError(f"memory={memory!r} is not a size; use e.g. '2GiB' or a number of bytes.") from None
-    if gpu is not None:
-        out["GPU"] = float(gpu)
-    if any(v < 0 for v in out.values()):
-        raise InterfaceError(f"Resource requests can't be negative: {out}.")
+            raise InterfaceError(f"Task {name}: {key.lower()}={value!r} is not {unit}.") from None
+        if amount < 0 or (key == "GPU" and amount != int(amount)):
+            raise InterfaceError(f"Task {name}: {key.lower()}={value!r} must be {unit}, not negative.")
+        out[key] = f"{amount:g}" if key != "MEMORY" else str(int(amount))
     return out
 
 
@@ -93,11 +151,12 @@ def _resources(cpu: float | None, memory: str | int | None, gpu: int | None) -> 
 def task(fn: F) -> Task: ...
 @overload
 def task(*, retries: int = 0, cache: bool = False, cache_version: str = "", name: str | None = None,
-         cpu: float | None = None, memory: str | int | None = None, gpu: int | None = None) -> Callable[[F], Task]: ...
+         timeout: float | dt.timedelta | None = None, cpu: float | str | None = None,
+         memory: str | int | None = None, gpu: int | None = None) -> Callable[[F], Task]: ...
 
 
 def task(fn: Any = None, **options: Any) -> Any:
-    """Declare a task: ``@task`` or ``@task(retries=2, cache=True, cache_version="1", cpu=2, memory="4GiB")``."""
+    """Declare a task: ``@task`` or ``@task(retries=2, cache=True, cache_version="1", timeout=60, cpu=2, memory="4GiB")``."""
     if fn is None:
         return lambda f: Task(f, **options)
     return Task(fn, **options)

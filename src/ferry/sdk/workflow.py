@@ -1,9 +1,11 @@
-"""``@workflow``: compile a function body, once, into a graph of typed nodes.
+"""``@workflow``: compile a function body, once, into a flyteidl WorkflowTemplate.
 
 At decoration the body runs with promises for inputs; every task call adds a
 node whose inputs are flyteidl BindingData (promises to upstream outputs, or
-constants). Each edge is type-checked then, so a mismatch fails at import
-with both ends and both types named.
+constants). Each edge is type-checked then, so a mismatch fails at import with
+both ends and both types named. Constants that live in the raw store (a local
+File, a data frame) stay Python values until launch: compiling uploads nothing.
+``template()`` renders the WorkflowTemplate the engine runs.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from flyteidl.core import condition_pb2, literals_pb2
+from flyteidl.core import condition_pb2, identifier_pb2, interface_pb2, literals_pb2, types_pb2, workflow_pb2
 
 from ferry.errors import InterfaceError
 from ferry.interface import Interface, bind_inputs, extract
 from ferry.literals import Literal, LiteralType
+from ferry.sdk.constants import Bound, Constant, Convert, binding_from_literal, constant, has_constants, render
 from ferry.sdk.promise import START, Condition, Promise
+from ferry.sdk.task import identifier
 from ferry.sdk.typecheck import castable, describe_type
 
 
@@ -38,14 +42,49 @@ class Node:
     id: str
     kind: str  # "task" | "workflow" | "branch" | "map"
     label: str  # task / workflow name, or the branch's name
-    target: Any = None  # Task or Workflow
-    bindings: dict[str, literals_pb2.BindingData] = field(default_factory=dict)
+    target: Any = None  # Task or Workflow (compile time only: the spec refers to it by id)
+    bindings: dict[str, Bound] = field(default_factory=dict)
     upstream: set[str] = field(default_factory=set)
     outputs: dict[str, Any] = field(default_factory=dict)  # output name -> python type
     cases: list[Case] = field(default_factory=list)
     concurrency: int = 0
     min_success_ratio: float = 1.0
     bound: tuple[str, ...] = ()  # map inputs passed whole to every element
+
+    def to_proto(self, version: str, convert: Convert | None) -> workflow_pb2.Node:
+        node = workflow_pb2.Node(id=self.id, metadata=workflow_pb2.NodeMetadata(name=self.label),
+                                 upstream_node_ids=sorted(self.upstream))
+        for name, bound in self.bindings.items():
+            node.inputs.add(var=name).binding.CopyFrom(render(bound, convert))
+        if self.kind == "task":
+            node.task_node.reference_id.CopyFrom(identifier(identifier_pb2.TASK, self.target.name, version))
+        elif self.kind == "workflow":
+            node.workflow_node.sub_workflow_ref.CopyFrom(identifier(identifier_pb2.WORKFLOW, self.target.name, version))
+        elif self.kind == "map":
+            inner = workflow_pb2.Node(id=f"{self.id}-element", metadata=workflow_pb2.NodeMetadata(name=self.target.name))
+            inner.task_node.reference_id.CopyFrom(identifier(identifier_pb2.TASK, self.target.name, version))
+            array = node.array_node
+            array.node.CopyFrom(inner)
+            array.parallelism = self.concurrency
+            array.min_success_ratio = self.min_success_ratio
+            array.bound_inputs.extend(self.bound)
+            array.is_original_sub_node_interface.value = True
+        else:
+            self._branch(node.branch_node.if_else, version, convert)
+        return node
+
+    def _branch(self, block: workflow_pb2.IfElseBlock, version: str, convert: Convert | None) -> None:
+        arms = [c for c in self.cases if c.condition is not None]
+        for i, case in enumerate(arms):
+            target = block.case if i == 0 else block.other.add()
+            target.condition.CopyFrom(case.condition)
+            assert case.node is not None
+            target.then_node.CopyFrom(case.node.to_proto(version, convert))
+        otherwise = self.cases[-1]
+        if otherwise.node is not None:
+            block.else_node.CopyFrom(otherwise.node.to_proto(version, convert))
+        else:
+            block.error.CopyFrom(types_pb2.Error(failed_node_id=self.id, message=otherwise.fail_message))
 
 
 @dataclass
@@ -78,26 +117,12 @@ def contains_promise(value: Any) -> bool:
     return False
 
 
-def binding_from_literal(lit: Literal) -> literals_pb2.BindingData:
-    kind = lit.WhichOneof("value")
-    if kind == "collection":
-        return literals_pb2.BindingData(collection=literals_pb2.BindingDataCollection(
-            bindings=[binding_from_literal(x) for x in lit.collection.literals]))
-    if kind == "map":
-        return literals_pb2.BindingData(map=literals_pb2.BindingDataMap(
-            bindings={k: binding_from_literal(v) for k, v in lit.map.literals.items()}))
-    if kind == "offloaded_metadata":
-        return literals_pb2.BindingData(offloaded_metadata=lit.offloaded_metadata)
-    return literals_pb2.BindingData(scalar=lit.scalar)
-
-
-def to_binding(value: Any, expected: Any, where: str, upstream: set[str]) -> literals_pb2.BindingData:
-    """A value given to a node input -> BindingData, type-checking promises against ``expected``."""
+def to_binding(value: Any, expected: Any, where: str, upstream: set[str]) -> Bound:
+    """A value given to a node input -> a binding, type-checking promises against ``expected``."""
     from ferry.types import default_engine
 
-    engine = default_engine()
     if isinstance(value, Promise):
-        want = engine.literal_type(expected)
+        want = default_engine().literal_type(expected)
         if not castable(value.literal_type, want):
             raise InterfaceError(
                 f"Type mismatch: {value.ref} ({describe_type(value.python_type)}) is bound to {where} "
@@ -108,24 +133,22 @@ def to_binding(value: Any, expected: Any, where: str, upstream: set[str]) -> lit
         return value.binding()
     origin = typing.get_origin(expected)
     if contains_promise(value):
+        parts: list[Bound] | dict[str, Bound]
         if origin is list and isinstance(value, (list, tuple)):
             (item,) = typing.get_args(expected)
-            return literals_pb2.BindingData(collection=literals_pb2.BindingDataCollection(
-                bindings=[to_binding(v, item, f"{where}[{i}]", upstream) for i, v in enumerate(value)]))
+            parts = [to_binding(v, item, f"{where}[{i}]", upstream) for i, v in enumerate(value)]
+            if any(has_constants(p) for p in parts):
+                return parts
+            return literals_pb2.BindingData(collection=literals_pb2.BindingDataCollection(bindings=parts))  # type: ignore[arg-type]
         if origin is dict and isinstance(value, dict):
             _, item = typing.get_args(expected)
-            return literals_pb2.BindingData(map=literals_pb2.BindingDataMap(
-                bindings={k: to_binding(v, item, f"{where}[{k!r}]", upstream) for k, v in value.items()}))
+            parts = {k: to_binding(v, item, f"{where}[{k!r}]", upstream) for k, v in value.items()}
+            if any(has_constants(p) for p in parts.values()):
+                return parts
+            return literals_pb2.BindingData(map=literals_pb2.BindingDataMap(bindings=parts))  # type: ignore[arg-type]
         raise InterfaceError(f"{where} ({describe_type(expected)}) can't take {value!r}: only list[T] and dict[str, T] inputs compose promises.")
-    return binding_from_literal(engine.to_literal(value, expected, _compile_context(), where))
-
-
-def _compile_context() -> Any:
-    from ferry.config import active_settings
-    from ferry.types import TransferContext
-
-    settings = active_settings()
-    return TransferContext(settings, raw_prefix=settings.raw_output_prefix, scope="constants")
+    converted = constant(value, expected, where)
+    return converted if isinstance(converted, Constant) else binding_from_literal(converted)
 
 
 def add_node(kind: str, label: str, target: Any, inputs: dict[str, Any], outputs: dict[str, Any],
@@ -148,8 +171,58 @@ def add_node(kind: str, label: str, target: Any, inputs: dict[str, Any], outputs
     return promises[0] if len(promises) == 1 else tuple(promises)
 
 
+def compile_body(owner: str, fn: Callable[..., Any], args: dict[str, Any],
+                 interface: Interface) -> tuple[list[Node], dict[str, Bound], set[str]]:
+    """Run a workflow body (or a dynamic task's, with values for arguments): its nodes and output bindings."""
+    state = _Compilation(owner)
+    token = _compiling.set(state)
+    try:
+        result = fn(**args)
+    finally:
+        _compiling.reset(token)
+    if state.open_branches:
+        raise InterfaceError(
+            f"{owner}: conditional {state.open_branches[0]!r} has no else_(); end it with "
+            ".else_().then(...) or .else_().fail('message')."
+        )
+    outputs = interface.outputs
+    bindings: dict[str, Bound] = {}
+    upstream: set[str] = set()
+    for name, value in _result_values(owner, outputs, interface.output_tuple, result).items():
+        bindings[name] = to_binding(value, outputs[name], f"{owner} output {name}", upstream)
+    return state.nodes, bindings, upstream
+
+
+def with_arms(nodes: list[Node]) -> list[Node]:
+    """The nodes and the arms of their branches."""
+    out: list[Node] = []
+    for node in nodes:
+        out.append(node)
+        out.extend(c.node for c in node.cases if c.node is not None)
+    return out
+
+
+def used_by(nodes: list[Node]) -> tuple[list[Any], list["Workflow"]]:
+    """Every task and subworkflow that ``nodes`` use, directly or through subworkflows, once each."""
+    tasks: dict[str, Any] = {}
+    subs: dict[str, Workflow] = {}
+
+    def visit(these: list[Node]) -> None:
+        for node in with_arms(these):
+            if node.kind in ("task", "map"):
+                tasks.setdefault(node.target.name, node.target)
+            elif node.kind == "workflow" and node.target.name not in subs:
+                subs[node.target.name] = node.target
+                visit(node.target.nodes)
+
+    visit(nodes)
+    return list(tasks.values()), list(subs.values())
+
+
 class Workflow:
-    """A compiled workflow: its interface, nodes and output bindings."""
+    """A compiled workflow: its interface, nodes and output bindings; ``template()`` is its spec."""
+
+    ferry_kind = "workflow"
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
         from ferry.types import default_engine
@@ -158,15 +231,16 @@ class Workflow:
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.interface: Interface = extract(fn, default_engine())
         self.nodes: list[Node] = []
-        self.output_bindings: dict[str, literals_pb2.BindingData] = {}
+        self.output_bindings: dict[str, Bound] = {}
         self.output_upstream: set[str] = set()
-        self.default_literals: dict[str, Literal] = {}
+        self.defaults: dict[str, Literal | Constant] = {}
+        self._templates: dict[str, workflow_pb2.WorkflowTemplate] = {}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         self._compile()
 
     @property
     def reference(self) -> str:
-        from ferry.sdk.loader import reference_of
+        from ferry.runtime.load import reference_of
 
         return reference_of(self.fn)
 
@@ -175,25 +249,74 @@ class Workflow:
 
         engine = default_engine()
         for name, value in self.interface.defaults.items():
-            where = f"{self.name}: default of {name}"
-            self.default_literals[name] = engine.to_literal(value, self.interface.inputs[name], _compile_context(), where)
-        state = _Compilation(self.name)
-        token = _compiling.set(state)
-        try:
-            args = {n: Promise(START, n, t, engine.literal_type(t)) for n, t in self.interface.inputs.items()}
-            result = self.fn(**args)
-        finally:
-            _compiling.reset(token)
-        if state.open_branches:
-            raise InterfaceError(
-                f"Workflow {self.name}: conditional {state.open_branches[0]!r} has no else_(); end it with "
-                ".else_().then(...) or .else_().fail('message')."
-            )
-        self.nodes = state.nodes
-        outputs = self.interface.outputs
-        values = _result_values(self.name, outputs, self.interface.output_tuple, result)
-        for name, value in values.items():
-            self.output_bindings[name] = to_binding(value, outputs[name], f"{self.name} output {name}", self.output_upstream)
+            self.defaults[name] = constant(value, self.interface.inputs[name], f"{self.name}: default of {name}")
+        args = {n: Promise(START, n, t, engine.literal_type(t)) for n, t in self.interface.inputs.items()}
+        self.nodes, self.output_bindings, self.output_upstream = compile_body(
+            f"Workflow {self.name}", self.fn, args, self.interface)
+
+    @property
+    def has_constants(self) -> bool:
+        """Whether the body holds constants that are uploaded at launch (then every launch renders anew)."""
+        return any(has_constants(b) for n in self._all_nodes() for b in n.bindings.values()) or any(
+            has_constants(b) for b in self.output_bindings.values())
+
+    def _all_nodes(self) -> list[Node]:
+        return with_arms(self.nodes)
+
+    def template(self, version: str = "", convert: Convert | None = None) -> workflow_pb2.WorkflowTemplate:
+        """The flyteidl WorkflowTemplate; ``convert`` uploads the constants the body holds, if any."""
+        static = not self.has_constants
+        if static and version in self._templates:
+            return self._templates[version]
+        template = workflow_pb2.WorkflowTemplate(
+            id=identifier(identifier_pb2.WORKFLOW, self.name, version),
+            interface=self.interface.typed,
+            nodes=[node.to_proto(version, convert) for node in self.nodes],
+        )
+        for name, bound in self.output_bindings.items():
+            template.outputs.add(var=name).binding.CopyFrom(render(bound, convert))
+        if static:
+            self._templates[version] = template
+        return template
+
+    def parameters(self, convert: Convert | None) -> interface_pb2.ParameterMap:
+        """Every input as a launch-plan parameter: required, or with its default."""
+        params = interface_pb2.ParameterMap()
+        for name, variable in self.interface.typed.inputs.variables.items():
+            param = params.parameters[name]
+            param.var.CopyFrom(variable)
+            default = self.defaults.get(name)
+            if default is None:
+                param.required = True
+            elif isinstance(default, Constant):
+                if convert is None:
+                    raise InterfaceError(f"{default.where}: this default must be uploaded before the workflow can run.")
+                param.default.CopyFrom(convert(default))
+            else:
+                param.default.CopyFrom(default)
+        return params
+
+    def dependencies(self) -> tuple[list[Any], list["Workflow"]]:
+        """Every task and subworkflow this workflow uses, directly or through its subworkflows, once each."""
+        return used_by(self.nodes)
+
+    def closure(self, convert: Convert | None, version: str = "") -> Any:
+        """The CompiledWorkflowClosure the engine runs: this workflow, its subworkflows and tasks."""
+        from ferry.sdk.compile import closure
+
+        return closure(self, convert, version)
+
+    def bundle(self, version: str, convert: Convert | None) -> Any:
+        """The specs a registration of this workflow holds (with its default launch plan)."""
+        from ferry.sdk.compile import bundle
+
+        return bundle([self], version, convert)
+
+    def code_version(self) -> str:
+        """A hash of this workflow's code: the version ``ferry.run`` registers it under."""
+        from ferry.sdk.compile import code_version
+
+        return code_version([self])
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         return bind_inputs(self.name, self.interface, inspect.signature(self.fn), args, kwargs)
@@ -203,21 +326,21 @@ class Workflow:
         if compiling() is not None:
             return add_node("workflow", self.name, self, self.interface.inputs, self.interface.outputs, values,
                             self.interface.output_tuple)
-        from ferry.engine.local import run_in_memory
+        from ferry.client import call_workflow
 
-        return run_in_memory(self, values)
+        return call_workflow(self, values)
 
     def __repr__(self) -> str:
         return f"<ferry workflow {self.name}>"
 
 
-def _result_values(name: str, outputs: dict[str, Any], output_tuple: type | None, result: Any) -> dict[str, Any]:
+def _result_values(owner: str, outputs: dict[str, Any], output_tuple: type | None, result: Any) -> dict[str, Any]:
     if not outputs:
         return {}
     if len(outputs) == 1 and output_tuple is None:
         return {next(iter(outputs)): result}
     if not isinstance(result, tuple) or len(result) != len(outputs):
-        raise InterfaceError(f"Workflow {name} declares outputs {list(outputs)} but returns {result!r}.")
+        raise InterfaceError(f"{owner} declares outputs {list(outputs)} but returns {result!r}.")
     return dict(zip(outputs, result, strict=True))
 
 
@@ -247,7 +370,7 @@ class conditional:  # noqa: N801 - reads as a keyword in workflow bodies
         self._pending: Condition | None = None
         self._else = False
         self._upstream: set[str] = set()
-        self._bindings: dict[str, literals_pb2.BindingData] = {}
+        self._bindings: dict[str, Bound] = {}
         state.open_branches.append(name)
 
     def if_(self, condition: Condition) -> "conditional":
@@ -345,6 +468,8 @@ class MapTask:
                  bound_inputs: tuple[str, ...] = ()) -> None:
         if not 0 < min_success_ratio <= 1:
             raise InterfaceError(f"map_task: min_success_ratio must be in (0, 1], got {min_success_ratio}.")
+        if getattr(task, "ferry_kind", None) != "task":
+            raise InterfaceError(f"map_task takes a @task, got {task!r}.")
         self.task = task
         self.concurrency = concurrency
         self.min_success_ratio = min_success_ratio

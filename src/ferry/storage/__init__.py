@@ -7,6 +7,7 @@ from ferry.storage.io import (
     join,
     list_files,
     local_path_of,
+    modified,
     open_read,
     publishing,
     read_bytes,
@@ -20,6 +21,6 @@ from ferry.storage.registry import filesystem, known_protocols, protocol_of, reg
 
 __all__ = [
     "download_directory", "download_file", "exists", "filesystem", "join", "known_protocols", "list_files",
-    "local_path_of", "open_read", "protocol_of", "publishing", "read_bytes", "register_protocol", "retrying",
+    "local_path_of", "modified", "open_read", "protocol_of", "publishing", "read_bytes", "register_protocol", "retrying",
     "store_errors", "upload_directory", "upload_file", "write_bytes",
 ]

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from ferry.errors import (
     AccessDeniedError,
+    DiskFullError,
     FerryError,
     ObjectNotFoundError,
     StorageError,
@@ -78,6 +79,10 @@ def map_store_error(exc: BaseException, action: str, uri: str, store: str) -> St
     names = {cls.__name__ for cls in type(exc).__mro__}
     detail = str(exc) or type(exc).__name__
     where = f"{action} {uri} ({store} store)"
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(code, f"Could not {where}: the local disk is full ({detail}). Free some space, "
+                                   "or point the download somewhere with room (FERRY_CACHE_DIR for the node cache).")
     if isinstance(exc, FileNotFoundError) or "NoSuchKey" in detail or "NoSuchBucket" in detail:
         return ObjectNotFoundError(f"Could not {where}: it does not exist ({detail}). Check the URI and that the bucket exists.")
     if isinstance(exc, PermissionError) or names & _DENIED_NAMES or "AccessDenied" in detail or "Forbidden" in detail:
@@ -86,7 +91,7 @@ def map_store_error(exc: BaseException, action: str, uri: str, store: str) -> St
             f"(FERRY_{store.upper()}_OPTIONS or [stores.{store}] in ferry.toml)."
         )
     if (isinstance(exc, (TimeoutError, ConnectionError)) or names & _UNAVAILABLE_NAMES
-            or getattr(exc, "errno", None) in (errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH)):
+            or code in (errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH)):
         return StoreUnavailableError(
             f"Could not {where}: the store is unreachable ({detail}). Check that the server is up "
             "and the endpoint is right; ferry retried with backoff."
@@ -218,6 +223,30 @@ def exists(uri: str, options: Options = None, store: str = "store", *, roots: It
         with store_errors("check", uri, store):
             fs, path = filesystem(uri, options)
             return bool(fs.exists(path))
+
+    return retrying(attempt)
+
+
+def modified(uri: str, options: Options = None, store: str = "store") -> float | None:
+    """When the object at ``uri`` was last written (seconds since the epoch), None if it isn't there."""
+    path = local_path_of(uri)
+    if path is not None:
+        try:
+            return os.stat(path).st_mtime
+        except FileNotFoundError:
+            return None
+
+    def attempt() -> float | None:
+        with store_errors("check", uri, store):
+            fs, path = filesystem(uri, options)
+            try:
+                info = fs.info(path)
+            except FileNotFoundError:
+                return None
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("created")
+        if hasattr(stamp, "timestamp"):
+            return float(stamp.timestamp())
+        return float(stamp) if stamp else None
 
     return retrying(attempt)
 

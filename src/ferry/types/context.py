@@ -9,8 +9,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import os
 import shutil
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,17 +24,22 @@ from ferry.config import Settings, active_settings
 @dataclass
 class TransferContext:
     settings: Settings
-    raw_prefix: str
-    scope: str = "local"  # "{execution}/{node}/{attempt}" inside an execution
+    raw_prefix: str  # this attempt's own raw folder (``ferry.layout.raw_attempt_prefix``)
     work_dir: Path | None = None  # created on first download
     pins: list[Any] = field(default_factory=list)  # node-cache entries this task holds open
     datasets: set[str] = field(default_factory=set)  # persistent objects this task read
+    _names: set[str] = field(default_factory=set)
 
     def new_raw_uri(self, name: str) -> str:
-        """``{raw_prefix}/{random}/{scope}/{name}``: the random folder keeps writers apart."""
+        """``{raw_prefix}/{name}``, with a number added when this attempt already used the name."""
         from ferry.storage import join
 
-        return join(self.raw_prefix, uuid.uuid4().hex[:16], self.scope, name)
+        stem, dot, ext = name.partition(".")
+        unique, n = name, 1
+        while unique in self._names:
+            unique, n = f"{stem}-{n}{dot}{ext}", n + 1
+        self._names.add(unique)
+        return join(self.raw_prefix, unique)
 
     def local_path(self, name: str) -> Path:
         """A fresh local path in the scratch folder for a downloaded object."""
@@ -43,7 +50,8 @@ class TransferContext:
         return folder / (name or "data")
 
     def options(self, uri: str) -> dict[str, Any]:
-        return self.settings.options_for(uri)
+        """The store options for ``uri``; a bucket ferry doesn't know is reached as the raw store."""
+        return self.settings.options_for(uri, fallback="raw")
 
     def hold(self, pin: Any, uri: str) -> None:
         """Keep a node-cache entry from eviction until this task is done (and remember it was read)."""
@@ -56,8 +64,46 @@ class TransferContext:
             pin.close()
         self.pins.clear()
         if self.work_dir is not None:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+            release_folder(self.work_dir)
             self.work_dir = None
+
+
+_spare: list[Path] = []  # empty folders of finished attempts, handed to the next: no mkdir / rmdir per attempt
+_spare_lock = threading.Lock()
+
+
+def empty_folder() -> Path:
+    """An empty folder of this process's own, for one attempt to work in."""
+    with _spare_lock:
+        if _spare:
+            return _spare.pop()
+    if not _spare_cleanup:
+        _spare_cleanup.append(atexit.register(_drop_spares))
+    return Path(tempfile.mkdtemp(prefix="ferry-task-"))
+
+
+def release_folder(folder: Path) -> None:
+    """Give an attempt's folder back: kept for the next attempt if the task left it empty, else removed."""
+    try:
+        with os.scandir(folder) as entries:
+            empty = next(entries, None) is None
+    except OSError:
+        return
+    if empty:
+        with _spare_lock:
+            _spare.append(folder)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_spare_cleanup: list[Any] = []
+
+
+def _drop_spares() -> None:
+    with _spare_lock:
+        for folder in _spare:
+            shutil.rmtree(folder, ignore_errors=True)
+        _spare.clear()
 
 
 _current: contextvars.ContextVar[TransferContext | None] = contextvars.ContextVar("ferry_transfer_context", default=None)
@@ -78,7 +124,9 @@ def current_context() -> TransferContext:
             atexit.register(_release_outside_tasks)
         else:
             _outside_tasks.cleanup()
-        _outside_tasks = TransferContext(settings, raw_prefix=settings.raw_output_prefix)
+        from ferry.layout import raw_attempt_prefix
+
+        _outside_tasks = TransferContext(settings, raw_attempt_prefix(settings.raw_output_prefix, "local", "client", 0))
     return _outside_tasks
 
 
@@ -94,3 +142,27 @@ def using_context(ctx: TransferContext) -> Iterator[TransferContext]:
         yield ctx
     finally:
         _current.reset(token)
+
+
+class Deferred(Exception):
+    """A value can't become a literal without writing to a store; it is converted later, at launch."""
+
+
+class _DeferringContext(TransferContext):
+    """What a workflow body's constants are converted with at compile time: any store access defers them."""
+
+    def __init__(self) -> None:
+        super().__init__(settings=None, raw_prefix="")  # type: ignore[arg-type]
+
+    def new_raw_uri(self, name: str) -> str:
+        raise Deferred(name)
+
+    def options(self, uri: str) -> dict[str, Any]:
+        raise Deferred(uri)
+
+    def local_path(self, name: str) -> Path:
+        raise Deferred(name)
+
+
+def deferring_context() -> TransferContext:
+    return _DeferringContext()

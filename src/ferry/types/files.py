@@ -214,7 +214,10 @@ class BlobTransformer(Transformer):
 
     def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: TransferContext, path: str) -> Literal:
         if isinstance(value, (str, os.PathLike)) and not isinstance(value, _Blob):
-            value = self.cls(value)
+            text = os.fspath(value)
+            if ctx.work_dir is not None and "://" not in text and not os.path.isabs(text):
+                text = os.path.join(ctx.work_dir, text)  # relative to the task's own folder, not the process's
+            value = self.cls(text)
         if not isinstance(value, self.cls):
             raise TypeMismatchError(
                 f"{path}: expected {type_name(python_type)} (or a path), got {value_type_name(value)}."

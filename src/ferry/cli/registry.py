@@ -1,0 +1,123 @@
+"""``ferry register``, ``ferry launch``, ``ferry workflows list``, ``ferry launchplans list``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import click
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("file")
+@click.option("--version", "version", default=None, help="Version to register under (default: a hash of the code).")
+@click.option("--raw-output-prefix", default=None,
+              help="Default raw-output prefix for the launch plans registered without their own.")
+def register(file: str, version: str | None, raw_output_prefix: str | None) -> None:
+    """Register every task, workflow and launch plan in FILE (a Python file or module) under a version."""
+    from ferry.client import register as register_bundle
+    from ferry.config import as_url
+    from ferry.errors import FerryError
+    from ferry.runtime.load import entities, load_module
+    from ferry.sdk.compile import bundle, code_version
+
+    found = list(entities(load_module(file)).values())
+    if not found:
+        raise FerryError(f"{file} defines no task, workflow or launch plan; nothing to register.")
+    raw = as_url(raw_output_prefix) if raw_output_prefix else None
+    chosen = version or code_version(found, *([raw] if raw else []))
+    report = register_bundle(lambda convert: bundle(found, chosen, convert), raw_output_prefix=raw,
+                             skip_if_registered=version is None)
+    for line in report.registered:
+        click.echo(f"registered {line}")
+    for line in report.unchanged:
+        click.echo(f"unchanged  {line}")
+    click.echo(f"version {chosen}: {len(report.registered)} registered, {len(report.unchanged)} already there", err=True)
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name")
+@click.option("--executor", default="inline", show_default=True, help="inline, process or dask.")
+@click.option("--raw-output-prefix", default=None, help="Where this execution's offloaded data goes (overrides the launch plan's).")
+@click.option("--max-parallel", default=8, show_default=True, help="How many ready nodes run at once.")
+@click.option("--workers", default=None, type=int, help="Worker processes for --executor process / a local Dask cluster.")
+@click.option("--dask-address", default=None, help="With --executor dask: tcp://host:port of an existing scheduler.")
+@click.option("--fresh-processes", is_flag=True, help="With --executor process: a new process per task.")
+@click.pass_context
+def launch(ctx: click.Context, name: str, executor: str, raw_output_prefix: str | None, max_parallel: int,
+           workers: int | None, dask_address: str | None, fresh_processes: bool) -> None:
+    """Launch registered launch plan NAME[@VERSION]; its inputs are --flags parsed by their registered types."""
+    from ferry.cli.main import executor_options, parse_inputs, report
+    from ferry.cli.progress import NodeProgress
+    from ferry.client import input_types, start_launch
+    from ferry.engine.execution import prepare
+
+    plan, _, version = name.partition("@")
+    launch_ = prepare(plan, version or None, raw_output_prefix=raw_output_prefix)
+    params = launch_.launch_plan.spec.default_inputs.parameters
+    defaults = {n for n, p in params.items() if p.HasField("default")}
+    values = parse_inputs(launch_.name, input_types(launch_), defaults, ctx.args)
+    click.echo(f"execution {launch_.id}: {launch_.name}, raw output under {launch_.raw_output_prefix} "
+               f"(from the {launch_.raw_output_source})", err=True)
+    with NodeProgress(plan) as progress:
+        execution = start_launch(launch_, values, executor=executor, max_parallel=max_parallel, listener=progress,
+                                 executor_options=executor_options(executor, workers, dask_address, fresh_processes))
+    report(execution)
+
+
+def _listing(kind: str, as_json: bool) -> None:
+    from ferry.cli.executions import records_of
+
+    with records_of() as records:
+        rows = records.registrations(kind)
+    grouped: dict[str, list[Any]] = {}
+    for row in rows:
+        grouped.setdefault(row.name, []).append(row)
+    entries = []
+    for name in sorted(grouped):
+        newest = grouped[name][0]
+        interface = json.loads(newest.interface or "{}")
+        entries.append({"name": name, "version": newest.version, "versions": [r.version for r in grouped[name]],
+                        "registered": dt.datetime.fromtimestamp(newest.created).isoformat(timespec="seconds"),
+                        **interface})
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    if not entries:
+        click.echo(f"No {kind}s registered yet. Register a file with `ferry register FILE.py`.")
+    for e in entries:
+        more = f" (+{len(e['versions']) - 1} older)" if len(e["versions"]) > 1 else ""
+        click.echo(f"{e['name']}  @{e['version']}{more}  registered {e['registered']}")
+        inputs = ", ".join(f"{k}: {v}" for k, v in e.get("inputs", {}).items()) or "none"
+        click.echo(f"    inputs: {inputs}")
+        if e.get("fixed"):
+            click.echo(f"    fixed: {', '.join(e['fixed'])}")
+        if e.get("outputs"):
+            click.echo(f"    outputs: {', '.join(f'{k}: {v}' for k, v in e['outputs'].items())}")
+        if e.get("workflow"):
+            click.echo(f"    workflow: {e['workflow']}")
+
+
+@click.group()
+def workflows() -> None:
+    """Registered workflows."""
+
+
+@workflows.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_workflows(as_json: bool) -> None:
+    """Every registered workflow: newest version, typed inputs and outputs."""
+    _listing("workflow", as_json)
+
+
+@click.group()
+def launchplans() -> None:
+    """Registered launch plans."""
+
+
+@launchplans.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_launchplans(as_json: bool) -> None:
+    """Every registered launch plan: newest version, its workflow, typed inputs (with defaults) and fixed inputs."""
+    _listing("launch plan", as_json)

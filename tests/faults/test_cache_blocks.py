@@ -1,0 +1,121 @@
+"""Block reads: each page fetched once per node however many readers overlap, an index that counts
+bytes on disk once, the size limit kept, and random reads that fetch little more than they ask."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from cachekit import cache_files, finish
+
+from ferry import File
+from ferry.config import reset_settings
+from ferry.datasets import node_cache
+from ferry.datasets.cache import CacheMissWarning
+from ferry.testing.faults import fault_environment, release, wait_for
+
+Put = Callable[[str, bytes], str]
+
+
+def test_sixteen_overlapping_readers_fetch_each_page_once(store: str, put: Put, reader: Callable[..., object],
+                                                         barrier: Path) -> None:
+    data = os.urandom(16 << 20)
+    uri = put("shared/blob.bin", data)
+    env = fault_environment(barrier, pause_at=("reader.ready", "blocks.fetched"), mark_at=("blocks.fetch.wait",))
+    procs = [reader(uri, "open", env, threshold=1 << 20) for _ in range(16)]
+    wait_for(barrier, "reader.ready", 16, alive=procs)  # all imported: start together
+    release(barrier, "reader.ready")
+    # One reader holds the first pages' lock with their bytes in hand; all 16 asked for them.
+    wait_for(barrier, "blocks.fetched", 1, alive=procs)
+    wait_for(barrier, "blocks.fetch.wait", 16, alive=procs)
+    release(barrier, "blocks.fetched")
+    results = [finish(p) for p in procs]  # type: ignore[arg-type]
+    assert all(code == 0 for code, _, _ in results), [err for _, _, err in results]
+    assert {out for _, out, _ in results} == {hashlib.sha256(data).hexdigest()}
+    cache = node_cache()
+    assert cache.stats().per_dataset["shared"]["bytes_fetched"] == len(data)  # not 16x
+    assert cache.used_bytes() == len(data)  # counted once...
+    assert sum(cache_files(cache.root).values()) == len(data)  # ...as on disk: one file, the whole object
+    assert cache.stats().entries == 1
+
+
+def test_opening_an_object_never_waits_for_another_readers_fetch(store: str, put: Put, reader: Callable[..., object],
+                                                                  barrier: Path) -> None:
+    data = os.urandom(4 << 20)
+    uri = put("shared/blob.bin", data)
+    late = reader(uri, "open", fault_environment(barrier, pause_at=("cache.pages.wait",), mark_at=("blocks.fetch.wait",)),
+                  threshold=1 << 20)
+    wait_for(barrier, "cache.pages.wait", 1, alive=[late])  # found no pages: about to create them
+    first = reader(uri, "open", fault_environment(barrier, pause_at=("blocks.fetched",), mark_at=("blocks.fetch.wait",)),
+                   threshold=1 << 20)
+    wait_for(barrier, "blocks.fetched", 1, alive=[first])  # created them, and is mid-fetch
+    release(barrier, "cache.pages.wait")
+    wait_for(barrier, "blocks.fetch.wait", 2, alive=[late], timeout=30)  # the late one got past opening anyway
+    release(barrier, "blocks.fetched")
+    results = [finish(p) for p in (first, late)]  # type: ignore[arg-type]
+    assert [(code, out) for code, out, _ in results] == [(0, hashlib.sha256(data).hexdigest())] * 2
+    assert node_cache().stats().per_dataset["shared"]["bytes_fetched"] == len(data)
+
+
+def test_threads_of_one_process_share_page_fetches(store: str, put: Put, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.datasets as datasets
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    data = os.urandom(8 << 20)
+    uri = put("shared/blob.bin", data)
+    start = threading.Barrier(4)
+    digests: list[str] = []
+
+    def read() -> None:
+        with File(uri).open("rb") as fh:
+            start.wait()
+            digests.append(hashlib.sha256(fh.read()).hexdigest())
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert digests == [hashlib.sha256(data).hexdigest()] * 4
+    assert node_cache().stats().per_dataset["shared"]["bytes_fetched"] == len(data)
+
+
+def test_block_reads_keep_the_size_limit(store: str, put: Put, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.datasets as datasets
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    monkeypatch.setenv("FERRY_CACHE_MAX_BYTES", str(4 << 20))
+    reset_settings()
+    old = put("old/a.bin", os.urandom(2 << 20))
+    node_cache().local_copy(old, "old")[1].close()  # cached whole, then released: evictable
+    data = os.urandom(16 << 20)
+    uri = put("big/data.bin", data)
+    cache = node_cache()
+    with pytest.warns(CacheMissWarning, match="full"):
+        with File(uri).open("rb") as fh:
+            assert fh.read() == data
+    assert cache.used_bytes() <= 4 << 20
+    assert sum(cache_files(cache.root).values()) <= (4 << 20) + 4096  # the disk agrees (plus the page map)
+    assert cache.stats().per_dataset["old"]["evictions"] == 1  # room was made before streaming
+    assert cache.stats().per_dataset["big"]["bytes_fetched"] == len(data)  # streamed pages fetched once too
+
+
+def test_random_64k_reads_fetch_at_most_twice_what_they_ask(store: str, put: Put) -> None:
+    size = 64 << 20  # the default block-read threshold
+    data = os.urandom(size)
+    uri = put("vol/data.bin", data)
+    rng = random.Random(7)
+    asked = 0
+    with File(uri).open("rb") as fh:
+        for _ in range(200):
+            offset = rng.randrange(0, size - (64 << 10))
+            fh.seek(offset)
+            assert fh.read(64 << 10) == data[offset:offset + (64 << 10)]
+            asked += 64 << 10
+    fetched = node_cache().stats().per_dataset["vol"]["bytes_fetched"]
+    assert fetched <= 2 * asked, f"fetched {fetched / asked:.2f}x the bytes asked"

@@ -1,0 +1,132 @@
+"""A task can't corrupt the node cache for the others: entries are read-only and private, and a
+modified entry (by any means, root included) is detected on the next hit and fetched again."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from ferry import File, task
+from ferry.config import active_settings, reset_settings
+from ferry.datasets import node_cache
+from ferry.datasets.cache import CacheDamagedWarning
+
+Put = Callable[[str, bytes], str]
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+def test_cached_files_are_read_only_and_private(store: str, put: Put, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.datasets as datasets
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    whole = put("refs/a.fa", os.urandom(100_000))
+    paged = put("refs/big.bin", os.urandom(2 << 20))
+    path = File(whole).download()
+    with File(paged).open("rb") as fh:  # a partial object: pages and their map
+        fh.seek(1 << 20)
+        fh.read(4096)
+    modes = _modes(node_cache().root)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o400
+    assert all(mode == 0o700 for name, mode in modes.items() if (node_cache().root / name).is_dir()), modes
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes  # nothing for group or others
+    assert any(name.endswith(".data") for name in modes) and any(name.endswith(".map") for name in modes)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_another_user_cannot_read_the_cache(tmp_path: Path, put: Put, store: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="ferry-node-"))  # like /var/cache on a shared node: others may traverse
+    shared.chmod(0o755)
+    monkeypatch.setenv("FERRY_CACHE_DIR", str(shared / "cache"))
+    reset_settings()
+    try:
+        path = File(put("refs/a.fa", b">chr1\nACGT\n")).download()
+        as_nobody = subprocess.run(["cat", path], user=65534, capture_output=True, text=True)
+        assert as_nobody.returncode != 0 and "Permission denied" in as_nobody.stderr
+        listing = subprocess.run(["ls", str(shared / "cache" / "objects")], user=65534, capture_output=True)
+        assert listing.returncode != 0
+    finally:
+        node_cache().close()
+        subprocess.run(["rm", "-rf", str(shared)], check=True)
+
+
+def _write_as_a_task_would(path: str, offset: int, data: bytes, *, chmod: bool, keep_mtime: bool = False) -> None:
+    before = os.stat(path)
+    if chmod:  # a non-root task must first make the file writable
+        os.chmod(path, 0o600)
+    with open(path, "r+b") as fh:  # root writes a 0400 file as it is
+        fh.seek(offset)
+        fh.write(data)
+    if chmod:
+        os.chmod(path, 0o400)
+    if keep_mtime:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+@pytest.mark.parametrize("where, chmod, keep_mtime", [
+    ("start", False, False),  # root, straight through the 0400 mode
+    ("middle", True, False),  # chmod, write where no fingerprint sample falls, chmod back
+    ("end", True, True),  # and put the mtime back as well
+], ids=["root-writes-start", "chmod-writes-middle", "mtime-restored"])
+def test_a_modified_entry_is_detected_and_fetched_again(store: str, put: Put, where: str, chmod: bool,
+                                                        keep_mtime: bool) -> None:
+    data = os.urandom(3 << 20)
+    digest = hashlib.sha256(data).hexdigest()
+    uri = put("refs/genome.fa", data)
+
+    @task
+    def first(f: File) -> str:
+        path = os.fspath(f)
+        offset = {"start": 0, "middle": (3 << 20) // 2 + 12345, "end": (3 << 20) - 2}[where]
+        _write_as_a_task_would(path, offset, b"XX", chmod=chmod, keep_mtime=keep_mtime)
+        return path
+
+    @task
+    def second(f: File) -> str:
+        return hashlib.sha256(Path(f).read_bytes()).hexdigest()
+
+    path = first(f=File(uri))
+    assert Path(path).read_bytes() != data  # the shared copy really was changed
+    with pytest.warns(CacheDamagedWarning, match="modified after it was cached"):
+        assert second(f=File(uri)) == digest
+    assert Path(path).read_bytes() == data  # the same path now holds the store's bytes again
+    stats = node_cache().stats().per_dataset["refs"]
+    assert (stats["damaged"], stats["misses"], stats["bytes_fetched"]) == (1, 2, 2 * len(data))
+    assert second(f=File(uri)) == digest  # and it is a plain hit again
+    assert node_cache().stats().per_dataset["refs"]["hits"] == 1
+
+
+def test_a_damaged_page_is_detected_and_only_it_is_fetched_again(store: str, put: Put,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.datasets as datasets
+    from ferry.datasets.blocks import PAGE_SIZE
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    data = os.urandom(4 << 20)
+    uri = put("vol/data.bin", data)
+    with File(uri).open("rb") as fh:
+        fh.seek(1 << 20)
+        assert fh.read(256 << 10) == data[1 << 20:(1 << 20) + (256 << 10)]
+    cache = node_cache()
+    pages = cache.pages_path(cache.identify(uri, active_settings().options_for(uri)).key)
+    with open(pages, "r+b") as fh:  # flip bytes inside one present page
+        fh.seek((1 << 20) + 100)
+        fh.write(b"\0\0\0\0")
+    fetched = cache.stats().per_dataset["vol"]["bytes_fetched"]
+    with pytest.warns(CacheDamagedWarning, match="page"):
+        with File(uri).open("rb") as fh:
+            fh.seek(1 << 20)
+            assert fh.read(64 << 10) == data[1 << 20:(1 << 20) + (64 << 10)]
+    stats = cache.stats().per_dataset["vol"]
+    assert stats["bytes_fetched"] - fetched == PAGE_SIZE and stats["damaged"] == 1
+    assert cache.used_bytes() == 256 << 10  # the refetched page is still counted once
