@@ -363,15 +363,20 @@ def _confinement(uri: str, roots: Iterable[str]) -> list[str]:
 
 def _local_files(folder: str, uri: str, roots: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
-    for parent, dirs, files in os.walk(folder):
-        for name in (*files, *(d for d in dirs if os.path.islink(os.path.join(parent, d)))):
-            path = os.path.join(parent, name)
-            rel = os.path.relpath(path, folder).replace(os.sep, "/")
-            if os.path.islink(path):
-                local_path_of(join(uri, rel), roots)
-                if os.path.isdir(path):
-                    continue
-            found[rel] = os.stat(path).st_size
+    todo = [("", folder)] if os.path.isdir(folder) else []  # a missing folder lists as empty, as in fsspec
+    while todo:
+        prefix, parent = todo.pop()
+        with os.scandir(parent) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    local_path_of(join(uri, rel), roots)  # refuses a link out of the root
+                    if not entry.is_dir():  # linked folders are not descended
+                        found[rel] = entry.stat().st_size
+                elif entry.is_dir(follow_symlinks=False):
+                    todo.append((rel + "/", entry.path))
+                else:
+                    found[rel] = entry.stat(follow_symlinks=False).st_size
     return found
 
 

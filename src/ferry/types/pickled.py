@@ -62,15 +62,22 @@ class PickleTransformer(Transformer):
         return pickle.loads(verified_payload(data, ctx.settings, f"{path} ({blob.uri})"))
 
 
-def signature_header(payload: bytes, key: bytes) -> bytes:
-    return MAGIC + key_id(key) + hmac.new(key, MAGIC + payload, hashlib.sha256).digest()
+def signature_header(payload: bytes | memoryview, key: bytes) -> bytes:
+    return MAGIC + key_id(key) + _mac(key, payload)
 
 
-def verified_payload(data: bytes, settings: Any, where: str) -> bytes:
+def _mac(key: bytes, payload: bytes | memoryview) -> bytes:
+    mac = hmac.new(key, MAGIC, hashlib.sha256)  # the format is signed with the data
+    mac.update(payload)
+    return mac.digest()
+
+
+def verified_payload(data: bytes, settings: Any, where: str) -> memoryview:
     """The pickle inside ``data`` if its signature is good (or the user trusts pickles); else a refusal."""
     signed = data.startswith(MAGIC) and len(data) >= HEADER_BYTES
+    view = memoryview(data)  # slices without copying
     if settings.trust_pickles:
-        return data[HEADER_BYTES:] if signed else data
+        return view[HEADER_BYTES:] if signed else view
     if not signed:
         raise UntrustedPickleError(
             f"{where}: this pickle has no ferry signature, so it was not loaded: unpickling runs code, and "
@@ -79,9 +86,9 @@ def verified_payload(data: bytes, settings: Any, where: str) -> bytes:
         )
     found_id = data[len(MAGIC):len(MAGIC) + KEY_ID_BYTES]
     mac = data[len(MAGIC) + KEY_ID_BYTES:HEADER_BYTES]
-    payload = data[HEADER_BYTES:]
+    payload = view[HEADER_BYTES:]
     key = signing_key(settings)
-    if hmac.compare_digest(mac, hmac.new(key, MAGIC + payload, hashlib.sha256).digest()):
+    if hmac.compare_digest(mac, _mac(key, payload)):
         return payload
     if found_id != key_id(key):
         raise UntrustedPickleError(
