@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import pathlib
-from typing import Annotated
+import typing
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+from flyteidl.core import errors_pb2, execution_pb2
 
 from ferry import Directory, File, task
 from ferry.errors import TypeMismatchError, TypeTransformerError, UnknownProtocolError
@@ -194,6 +197,88 @@ def test_declared_column_missing_from_frame() -> None:
 
     with pytest.raises(TypeMismatchError, match=r"lacks declared column\(s\) \['zzz'\]"):
         produce()
+
+
+def raw_files() -> list[pathlib.Path]:
+    from ferry.config import active_settings
+
+    raw = pathlib.Path(active_settings().raw_output_prefix.removeprefix("file://"))
+    return [p for p in raw.rglob("*") if p.is_file()]
+
+
+def stored_ids() -> Any:
+    """A frame as a producing task stored it: columns id (int64) and v (double)."""
+    from ferry.config import active_settings
+    from ferry.types import TransferContext, default_engine
+
+    s = active_settings()
+    frame = pd.DataFrame({"id": [1, 2], "v": [0.5, 1.5]})
+    return default_engine().to_literal(frame, pd.DataFrame, TransferContext(s, s.raw_output_prefix))
+
+
+def read_as(lit: Any, python_type: Any) -> Any:
+    from ferry.config import active_settings
+    from ferry.types import TransferContext, default_engine
+
+    s = active_settings()
+    return default_engine().to_python(lit, python_type, TransferContext(s, s.raw_output_prefix), "inputs.df")
+
+
+def test_declared_column_missing_on_read_is_a_final_user_error() -> None:
+    from ferry.config import active_settings
+    from ferry.layout import parse_error_document
+    from ferry.literals import literal_map, serialize
+    from ferry.runtime.execute import run_task
+    from ferry.storage import read_bytes
+
+    @task
+    def wants_zzz(df: Annotated[pd.DataFrame, {"zzz": int}]) -> int:
+        return len(df)
+
+    lit = stored_ids()
+    with pytest.raises(TypeMismatchError, match=r"inputs.df: the stored frame file://.* lacks declared column\(s\) "
+                                                 r"\['zzz'\]; it has \['id', 'v'\]\. Declare the columns"):
+        read_as(lit, Annotated[pd.DataFrame, {"zzz": int}])
+    s = active_settings()
+    write_bytes(f"{s.metadata_url}/pod/inputs.pb", serialize(literal_map({"df": lit})))
+    assert run_task(wants_zzz, f"{s.metadata_url}/pod/inputs.pb", f"{s.metadata_url}/pod/0", s.raw_output_prefix) == "failed"
+    doc = parse_error_document(read_bytes(f"{s.metadata_url}/pod/0/error.pb"), "error.pb")
+    assert doc.error.code == "TypeMismatchError" and "FieldRef" not in doc.error.message.split("\n")[0]
+    assert doc.error.kind == errors_pb2.ContainerError.NON_RECOVERABLE  # not retried
+    assert doc.error.origin == execution_pb2.ExecutionError.USER
+
+
+def test_declared_column_type_must_match_the_data_on_write_and_on_read() -> None:
+    @task
+    def ids_declared_as_text() -> Annotated[pd.DataFrame, {"id": str}]:
+        return pd.DataFrame({"id": [1, 2]})
+
+    before = raw_files()
+    with pytest.raises(TypeMismatchError, match=r"column 'id' is declared as str, but the frame holds int64 values\. Fix"):
+        ids_declared_as_text()
+    assert raw_files() == before  # refused before anything was written
+    with pytest.raises(TypeMismatchError, match=r"column 'id' is declared as str, but the stored frame .* holds int64 "
+                                                 r"values\. Declare the columns and types that the producing task writes"):
+        read_as(stored_ids(), Annotated[pd.DataFrame, {"id": str}])
+
+
+FITTING = Annotated[pd.DataFrame, {"i": float, "c": str, "n": int, "l": list[int], "t": datetime.datetime}]
+
+
+def test_declared_column_types_that_fit_the_data() -> None:
+    @task
+    def mixed() -> pd.DataFrame:
+        return pd.DataFrame({"i": [1, 2], "c": pd.Categorical(["x", "y"]), "n": [None, None],
+                             "l": [[1], [2, 3]], "t": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+
+    frame = mixed()
+
+    @task
+    def passes(df: pd.DataFrame) -> FITTING:  # ints as float, categories as str, no values, lists, times
+        return df
+
+    assert list(read_as(stored_ids(), Annotated[pd.DataFrame, {"id": typing.Optional[int]}]).columns) == ["id"]
+    assert len(passes(df=frame)) == 2  # written and read with the declared types
 
 
 def test_frame_literal_records_columns_and_size() -> None:

@@ -96,3 +96,61 @@ def test_engines_migrating_a_fresh_database_at_once(database: str) -> None:
         versions = [row[0] for row in conn.execute(sa.text("SELECT version FROM ferry_schema"))]
     engine.dispose()
     assert versions == [v for v, _ in MIGRATIONS]
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
+    import socket
+
+    from ferry.errors import StoreUnavailableError
+
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://ferry:hunter2@127.0.0.1:{port}/ferry"
+    with pytest.raises(StoreUnavailableError, match=rf"Could not reach the records database postgresql://ferry:\*\*\*@127.0.0.1:{port}/"
+                                                    r"ferry \(.*Connection refused.*\)\. Check that PostgreSQL is running"):
+        Records(url)
+    env = {**os.environ, "FERRY_DATABASE_URL": url}
+    done = subprocess.run([sys.executable, "-m", "ferry.cli.main", "executions", "list"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "hunter2" not in done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # not a traceback
+
+
+def test_a_wrong_password_is_a_config_error_without_the_password(postgres_server: Any, database: str) -> None:
+    import sqlalchemy as sa
+
+    from ferry.errors import ConfigError
+
+    role = f"r{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgres_server.url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD 'the-right-one'"))
+        hba = Path(conn.execute(sa.text("SHOW hba_file")).scalar())
+        rules = hba.read_text()
+        # The test server trusts everyone; this role alone must give a password (first matching rule wins).
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + rules)
+        conn.execute(sa.text("SELECT pg_reload_conf()"))
+    owner = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with owner.connect() as conn:
+        conn.execute(sa.text(f"GRANT ALL ON SCHEMA public TO {role}"))
+    owner.dispose()
+    try:
+        host = database.split("@", 1)[1]
+        Records(f"postgresql://{role}:the-right-one@{host}").close()  # the rule is in force
+        with pytest.raises(ConfigError, match=rf"The records database postgresql://{role}:\*\*\*@.* refused the login "
+                                              r"\(.*password authentication failed.*\)\. Fix the user and password"):
+            Records(f"postgresql://{role}:hunter2-wrong@{host}")
+    finally:
+        with admin.connect() as conn:
+            hba.write_text(rules)
+            conn.execute(sa.text("SELECT pg_reload_conf()"))
+        admin.dispose()
+
+
+def test_a_missing_database_says_to_create_it(postgres_server: Any) -> None:
+    from ferry.errors import ConfigError
+
+    url = postgres_server.url.rsplit("/", 1)[0] + f"/nodb{uuid.uuid4().hex[:6]}"
+    with pytest.raises(ConfigError, match=r"The records database .*/nodb\w+ does not exist .*createdb"):
+        Records(url)

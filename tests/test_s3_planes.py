@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -83,6 +82,13 @@ def test_dataset_on_s3_read_by_dask_workers(separated: dict[str, Any]) -> None:
 
 
 def test_a_store_outage_mid_workflow_is_survived(s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store stops right before the engine reads its 10th outputs.pb and comes back once the engine has
+    retried that read: the outage starts at a known point, a retry surely happens, nothing depends on timing.
+
+    (A read, not a write: a PUT to a stopped server waits for "100 Continue" with no timeout, so it is held
+    until the server returns instead of being retried.)"""
+    from ferry.storage import io
+
     run = uuid.uuid4().hex[:8]
     options = {**s3_server.options(), "config_kwargs": {"connect_timeout": 1, "read_timeout": 1,
                                                         "retries": {"max_attempts": 1}}}
@@ -92,21 +98,28 @@ def test_a_store_outage_mid_workflow_is_survived(s3_server: Any, tmp_path: Path,
         monkeypatch.setenv(f"FERRY_{store}_OPTIONS", json.dumps(options))
     reset_settings()
     wf = load_object(str(Path(__file__).parent / "flows" / "pipeline.py"), "map_reduce", "workflow")
-    monkeypatch.setenv("MARKS", str(tmp_path / "marks"))
+    lock = threading.Lock()
+    seen = {"outputs": 0, "retries": 0, "paused": False, "resumed": False}
 
-    def outage() -> None:
-        time.sleep(0.5)
-        s3_server.pause()
-        time.sleep(3)
-        s3_server.resume()
+    def outage(event: str, detail: str) -> None:
+        with lock:
+            if event == "read" and detail.endswith("/outputs.pb"):
+                seen["outputs"] += 1
+                if seen["outputs"] == 10:  # this very read meets the outage
+                    s3_server.pause()
+                    seen["paused"] = True
+            elif event == "retry" and seen["paused"]:
+                seen["retries"] += 1
+                if not seen["resumed"]:
+                    s3_server.resume()
+                    seen["resumed"] = True
 
-    stopper = threading.Thread(target=outage)
-    stopper.start()
+    monkeypatch.setattr(io, "observers", [outage])
     try:
         execution = ferry.run(wf, {"xs": list(range(60))}, executor="process", executor_options={"workers": 2})
     finally:
-        stopper.join()
         s3_server.resume()
+    assert seen["paused"] and seen["resumed"] and seen["retries"] >= 1  # the engine met the outage and retried
     assert execution.status == "succeeded", execution.error
     assert execution.outputs == sum(x * x for x in range(60))  # nothing lost or duplicated
     from ferry.engine.records import Records

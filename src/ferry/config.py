@@ -2,11 +2,12 @@
 
 Nothing is read at import time; ``Settings.load()`` does the I/O. Each store
 carries its own fsspec options, so that a process holds only the credentials
-for the stores it is given.
+for the stores it is given; printing settings never shows them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tomllib
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ferry.errors import ConfigError
+from ferry.errors import ConfigError, redact
 
 DEFAULT_MAX_LITERAL_BYTES = 1024 * 1024
 DEFAULT_CACHE_MAX_BYTES = 10 * 1024**3
@@ -38,6 +39,12 @@ class Settings:
     offload_large_literals: bool = False
     worker_config: str = ""  # settings file that task processes read instead of the engine's
     store_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    pickle_key: str = ""  # signs pickled values; empty: a key generated once in $FERRY_HOME/pickle.key
+    trust_pickles: bool = False  # load pickles without a valid signature (only for stores you trust)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self))
+        return redact(f"Settings({shown})")
 
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> "Settings":
@@ -69,6 +76,8 @@ class Settings:
             offload_large_literals=_bool(pick("offload_large_literals", "FERRY_OFFLOAD_LARGE_LITERALS")),
             worker_config=str(pick("worker_config", "FERRY_WORKER_CONFIG") or ""),
             store_options=options,
+            pickle_key=str(pick("pickle_key", "FERRY_PICKLE_KEY") or ""),
+            trust_pickles=_bool(pick("trust_pickles", "FERRY_TRUST_PICKLES")),
         )
 
     def options_for(self, uri: str, fallback: str | None = None) -> dict[str, Any]:
@@ -107,7 +116,10 @@ class Settings:
             "FERRY_DATABASE_URL": self.database_url,
             "FERRY_MAX_LITERAL_BYTES": str(self.max_literal_bytes),
             "FERRY_OFFLOAD_LARGE_LITERALS": "1" if self.offload_large_literals else "0",
+            "FERRY_TRUST_PICKLES": "1" if self.trust_pickles else "0",
         }
+        if self.pickle_key:
+            env["FERRY_PICKLE_KEY"] = self.pickle_key
         for store in stores:
             if self.store_options.get(store):
                 env[f"FERRY_{store.upper()}_OPTIONS"] = json.dumps(self.store_options[store])

@@ -2,14 +2,17 @@
 
 Each message says what went wrong, why, and how to fix it. Errors from
 dependencies (OSError, botocore, protobuf) are mapped into this tree at the
-boundary where they happen, chained with ``from exc``.
+boundary where they happen, chained with ``from exc``. No message shows a
+credential: ``redact`` masks passwords in URLs and secret-looking options, and
+every ferry error's text goes through it.
 
     FerryError
     ├── ConfigError                   bad setting value or settings file
     ├── InterfaceError                a task's signature can't become a typed interface
     ├── TypeTransformerError          a value can't become a literal or back
     │   ├── TypeMismatchError         value or literal doesn't match the declared type
-    │   └── UnsupportedTypeError      no transformer for a Python type
+    │   ├── UnsupportedTypeError      no transformer for a Python type
+    │   └── UntrustedPickleError      a pickle without a valid signature (never loaded)
     ├── LiteralTooLargeError          an inline literal is over the metadata limit
     ├── CorruptMetadataError          an inputs.pb / outputs.pb can't be parsed
     ├── StorageError                  anything a store did wrong
@@ -17,16 +20,45 @@ boundary where they happen, chained with ``from exc``.
     │   ├── ObjectNotFoundError       the object isn't there
     │   ├── AccessDeniedError         the credentials don't allow it
     │   ├── StoreUnavailableError     network / server trouble; retryable
-    │   └── DiskFullError             the local disk (or quota) filled up while writing; keeps the OSError errno
+    │   ├── DiskFullError             the local disk (or quota) filled up while writing; keeps the OSError errno
+    │   └── UnsafePathError           a store key or link reaches outside its folder
     ├── TaskLoadError                 MODULE:NAME doesn't name a task
     └── TaskFailedError               a task raised (user) or its runtime broke (system)
 """
 
 from __future__ import annotations
 
+import re
+
+_SECRET_NAME = r"[\w.-]*(?:secret|passw(?:or)?d|pwd|token|credentials?|signature|key(?:_?id)?)"
+_VALUE = r"(?:\"[^\"]*\"|'[^']*'|[^\s,;&)\]}]+)"
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]*):[^\s/]*@")
+_ASSIGNED_SECRET = re.compile(rf"(?P<head>\b{_SECRET_NAME}\s*=\s*)(?P<value>{_VALUE})", re.IGNORECASE)
+_QUOTED_SECRET = re.compile(rf"(?P<head>([\"']){_SECRET_NAME}\2\s*:\s*)(?P<value>{_VALUE})", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials masked: URL passwords (``user:***@host``) and the values of secret-looking
+    options (``key``, ``secret``, ``token``, ``password``, ... as ``name=value`` or ``"name": value``)."""
+    text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
+    for pattern in (_ASSIGNED_SECRET, _QUOTED_SECRET):
+        text = pattern.sub(lambda m: m.group("head") + _masked(m.group("value")), text)
+    return text
+
+
+def _masked(value: str) -> str:
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    return f"{quote}***{quote}"
+
 
 class FerryError(Exception):
-    """Base class of all ferry errors."""
+    """Base class of all ferry errors. Its text never shows credentials (see ``redact``)."""
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 class ConfigError(FerryError):
@@ -47,6 +79,10 @@ class TypeMismatchError(TypeTransformerError, TypeError):
 
 class UnsupportedTypeError(TypeTransformerError, TypeError):
     """No transformer handles a Python type."""
+
+
+class UntrustedPickleError(TypeTransformerError):
+    """A pickled value has no valid signature from this process's key, so it is not loaded."""
 
 
 class LiteralTooLargeError(FerryError):
@@ -93,6 +129,10 @@ class DiskFullError(StorageError, OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+class UnsafePathError(StorageError):
+    """A store key (``../x``) or a symlink would make ferry read or write outside the folder it works in."""
 
 
 class TaskLoadError(FerryError):

@@ -35,8 +35,18 @@ def serialize(message: Any) -> bytes:
     return message.SerializeToString(deterministic=True)
 
 
-def parse_literal_map(data: bytes, source: str = "literal map") -> LiteralMap:
-    """Parse a serialized LiteralMap, with an error that names where it came from."""
+def parse_literal_map(data: bytes, source: str = "literal map", *, nonempty: bool = False) -> LiteralMap:
+    """Parse a serialized LiteralMap, with an error that names where it came from.
+
+    An empty map serializes to zero bytes, so a truncated file can parse as one: a caller that knows
+    the map holds something (``nonempty``: outputs, the inputs of a task with required inputs) gets a
+    CorruptMetadataError for empty data instead.
+    """
+    if nonempty and not data:
+        raise CorruptMetadataError(
+            f"{source} is empty (0 bytes), but it must hold values: it is corrupt or truncated. Re-create it "
+            "(re-run the execution, or `ferry executions resume`), and check the store for failing writes."
+        )
     result = LiteralMap()
     try:
         result.ParseFromString(data)

@@ -48,6 +48,8 @@ def from_plain(obj: Any, python_type: Any) -> Any:
             raise ValueError("expected true or false")
         return lowered in ("true", "1", "yes")
     if base in (int, float, str):
+        if isinstance(obj, bool) or (base is str and not isinstance(obj, str)):
+            raise ValueError(f"expected {'a string' if base is str else 'a number'}, got {json.dumps(obj)}")
         if base is int and isinstance(obj, float):
             raise ValueError("expected a whole number")
         return base(obj)
@@ -65,7 +67,7 @@ def from_plain(obj: Any, python_type: Any) -> Any:
         (item,) = typing.get_args(base)
         if not isinstance(obj, list):
             raise ValueError(f"expected a JSON list, got {type(obj).__name__}")
-        return [from_plain(x, item) for x in obj]
+        return [_item(i, x, item) for i, x in enumerate(obj)]
     if origin is dict:
         _, item = typing.get_args(base)
         if not isinstance(obj, dict):
@@ -88,3 +90,10 @@ def from_plain(obj: Any, python_type: Any) -> Any:
     if base is type(None) and obj is None:
         return None
     raise TypeError(f"{type_name(base)} can't be given on the command line")
+
+
+def _item(index: int, obj: Any, python_type: Any) -> Any:
+    try:
+        return from_plain(obj, python_type)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"item {index}: {exc}") from None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ferry.errors import ConfigError, FerryError
+from ferry.errors import ConfigError, FerryError, StoreUnavailableError, redact
 
 try:  # SQLAlchemy is imported lazily by callers; this module is only loaded by the engine.
     import sqlalchemy as sa
@@ -88,6 +88,9 @@ def _v2(conn: sa.Connection) -> None:
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1), (2, _v2)]
 
 
+CONNECT_TIMEOUT = 10  # seconds; libpq waits forever by default for a host that drops packets
+
+
 class NotFoundError(FerryError):
     """No execution with that id."""
 
@@ -150,8 +153,32 @@ def engine_url(url: str) -> str:
     if url.startswith(("sqlite:///", "postgresql+")):
         return url
     raise ConfigError(
-        f"Unsupported records database URL {url!r}. Use sqlite:///path/to/ferry.db or "
+        f"Unsupported records database URL {redact(url)!r}. Use sqlite:///path/to/ferry.db or "
         "postgresql://user:password@host:port/database (FERRY_DATABASE_URL)."
+    )
+
+
+def database_error(url: str, exc: BaseException) -> FerryError:
+    """One line for a records database that can't be reached or used: what, why and the fix, no password."""
+    cause = getattr(exc, "orig", None) or exc
+    detail = " ".join(str(cause).split()) or type(cause).__name__
+    db = f"records database {redact(url)}"
+    # libpq reports a refused login or a missing database with no SQLSTATE, only its message.
+    state = str(getattr(cause, "sqlstate", None) or "")
+    if state.startswith("28") or "authentication failed" in detail:  # invalid authorization
+        return ConfigError(f"The {db} refused the login ({detail}). Fix the user and password in FERRY_DATABASE_URL.")
+    if state == "3D000" or ("database" in detail and "does not exist" in detail):  # invalid catalog name
+        return ConfigError(f"The {db} does not exist ({detail}). Create it (createdb NAME) or fix the name in "
+                           "FERRY_DATABASE_URL.")
+    if state == "42501":  # insufficient privilege
+        return ConfigError(f"The {db} does not let this user create ferry's tables ({detail}). Grant it CREATE, "
+                           "or use a user that has it.")
+    if url.startswith("sqlite"):
+        return ConfigError(f"Could not open the {db} ({detail}). Check that the folder exists and is writable, "
+                           "or set FERRY_DATABASE_URL to another path.")
+    return StoreUnavailableError(
+        f"Could not reach the {db} ({detail}). Check that PostgreSQL is running and that the host and port in "
+        "FERRY_DATABASE_URL are right."
     )
 
 
@@ -169,17 +196,27 @@ class Records:
     def __init__(self, url: str) -> None:
         target = engine_url(url)
         self.sqlite = target.startswith("sqlite")
-        if self.sqlite:
-            Path(target[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.engine = sa.create_engine(target, pool_pre_ping=not self.sqlite)
+            if self.sqlite:
+                Path(target[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            connect_args = {} if self.sqlite else {"connect_timeout": CONNECT_TIMEOUT}
+            self.engine = sa.create_engine(target, pool_pre_ping=not self.sqlite, connect_args=connect_args)
         except ImportError as exc:
-            raise ConfigError(f"The records database {url!r} needs a driver: pip install 'ferry[postgres]' ({exc}).") from exc
+            raise ConfigError(f"The records database {redact(url)!r} needs a driver: pip install 'ferry[postgres]' ({exc}).") from exc
+        except (ValueError, sa.exc.ArgumentError) as exc:
+            raise ConfigError(f"The records database URL {redact(url)!r} is malformed ({exc}). Use "
+                              "postgresql://user:password@host:port/database (FERRY_DATABASE_URL).") from exc
+        except OSError as exc:
+            raise database_error(url, exc) from exc
         if self.sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()  # SQLite allows one writer; serialize this process's writes
-        self._conn = self.engine.connect()
-        self._migrate()
+        try:
+            self._conn = self.engine.connect()
+            self._migrate()
+        except sa.exc.DBAPIError as exc:
+            self.engine.dispose()
+            raise database_error(url, exc) from exc
         self._prepare()
 
     def _migrate(self) -> None:

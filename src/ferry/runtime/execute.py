@@ -239,7 +239,8 @@ def run_task(
         with capturing(capture) as printed:
             try:
                 data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
-                inputs = parse_literal_map(data, inputs_uri)
+                inputs = parse_literal_map(data, inputs_uri, nonempty=any(n not in task.interface.defaults
+                                                                          for n in task.interface.inputs))
                 with beating(output_prefix, meta_options):
                     result = execute(task, inputs, ctx)
             except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb

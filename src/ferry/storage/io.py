@@ -5,6 +5,10 @@ multipart upload) only when it completes, so ferry writes there directly;
 everywhere else it writes a temporary sibling and renames it into place.
 Errors from fsspec and the protocol libraries become ferry errors that name
 the store and the URI.
+
+Paths are confined: a store key that would land outside the folder it is
+downloaded to (``../x``) is refused, and on ``file://`` a symlink that leads
+out of its store root (``roots``) is not followed.
 """
 
 from __future__ import annotations
@@ -16,10 +20,18 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
-from ferry.errors import AccessDeniedError, DiskFullError, ObjectNotFoundError, StorageError, StoreUnavailableError
-from ferry.storage.registry import filesystem, protocol_of
+from ferry.errors import (
+    AccessDeniedError,
+    DiskFullError,
+    FerryError,
+    ObjectNotFoundError,
+    StorageError,
+    StoreUnavailableError,
+    UnsafePathError,
+)
+from ferry.storage.registry import filesystem, import_module, protocol_of
 
 T = TypeVar("T")
 Options = dict[str, Any] | None
@@ -33,6 +45,15 @@ _UNAVAILABLE_NAMES = {
 }
 _DENIED_NAMES = {"NoCredentialsError", "PartialCredentialsError", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
+# Watchers of store traffic (tests, diagnostics), called as fn(event, detail): "read" / "write" (detail: the
+# URI) before read_bytes / write_bytes, "retry" (detail: the error) before a retryable failure is retried.
+observers: list[Callable[[str, str], None]] = []
+
+
+def _notify(event: str, detail: str) -> None:
+    for observer in observers:
+        observer(event, detail)
+
 
 def join(base: str, *parts: str) -> str:
     """Join URI parts with '/', whatever the protocol."""
@@ -45,10 +66,10 @@ def join(base: str, *parts: str) -> str:
 
 @contextlib.contextmanager
 def store_errors(action: str, uri: str, store: str = "store") -> Iterator[None]:
-    """Map what fsspec and protocol libraries raise into ferry's StorageError tree."""
+    """Map what fsspec and protocol libraries raise into ferry's StorageError tree (ferry's own errors pass)."""
     try:
         yield
-    except StorageError:
+    except FerryError:
         raise
     except Exception as exc:  # noqa: BLE001 - mapped and re-raised below
         raise map_store_error(exc, action, uri, store) from exc
@@ -86,6 +107,7 @@ def retrying(fn: Callable[[], T], delays: tuple[float, ...] | None = None) -> T:
         except StorageError as exc:
             if not exc.retryable:
                 raise
+            _notify("retry", str(exc))
             time.sleep(delay)
     return fn()
 
@@ -95,15 +117,60 @@ def _tmp_sibling(path: str) -> str:
     return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
 
 
-def local_path_of(uri: str) -> str | None:
-    """The path behind a file:// URI (or a bare path), None for other protocols; lets hot paths skip fsspec."""
+def local_path_of(uri: str, roots: Iterable[str] = ()) -> str | None:
+    """The path behind a file:// URI (or a bare path), None for other protocols; lets hot paths skip fsspec.
+
+    With ``roots`` (store URLs), a path inside one of them must stay inside it with its symlinks followed.
+    """
     if uri.startswith("file://"):
-        return uri[len("file://"):]
-    return None if "://" in uri else uri
+        path = uri[len("file://"):]
+    elif "://" in uri:
+        return None
+    else:
+        path = uri
+    base = _holding_root(path, roots)
+    if base is not None:
+        _check_links(path, base, uri)
+    return path
+
+
+def _holding_root(path: str, roots: Iterable[str]) -> str | None:
+    """The innermost local folder among ``roots`` that ``path`` is inside, if any."""
+    bases = [b for b in map(local_path_of, roots) if b is not None and _inside(path, b)]
+    return max(bases, key=len, default=None)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or below it, comparing the text (so ``folder/../x`` counts as inside)."""
+    folder = folder.rstrip("/") or "/"
+    return path == folder or path.startswith(folder if folder == "/" else folder + "/")
+
+
+def _check_links(path: str, base: str, uri: str) -> None:
+    real = os.path.realpath(path)
+    if not _inside(real, os.path.realpath(base)):
+        raise UnsafePathError(
+            f"{uri} leads outside its store {base} (it resolves to {real}, through a symlink or '..'). "
+            "ferry does not follow links out of a store: they would let a store hand out any file on this "
+            "machine. Replace the link with the data itself, or pass the target's own URI."
+        )
+
+
+def member_path(folder: str | os.PathLike[str], rel: str, uri: str) -> str:
+    """The local path for ``rel``, a name listed under ``uri``, inside ``folder``; refuses names that escape it."""
+    parts = rel.split("/")
+    if rel.startswith("/") or ".." in parts or "\0" in rel:
+        raise UnsafePathError(
+            f"{uri} holds an object named {rel!r}, which would land outside the folder it is fetched to "
+            "(an absolute name or a '..' part). ferry never writes such names and refuses to read them. "
+            "Rename or delete that object in the store."
+        )
+    return os.path.join(folder, *(p for p in parts if p not in ("", ".")))
 
 
 def write_bytes(uri: str, data: bytes, options: Options = None, store: str = "metadata") -> None:
     """Write ``data`` at ``uri`` atomically."""
+    _notify("write", uri)
     path = local_path_of(uri)
     if path is not None:
         with store_errors("write", uri, store):
@@ -130,8 +197,10 @@ def write_bytes(uri: str, data: bytes, options: Options = None, store: str = "me
     retrying(attempt)
 
 
-def read_bytes(uri: str, options: Options = None, store: str = "metadata") -> bytes:
-    path = local_path_of(uri)
+def read_bytes(uri: str, options: Options = None, store: str = "metadata", *, roots: Iterable[str] = ()) -> bytes:
+    """The whole object; on file://, ``roots`` confine symlinks (see ``local_path_of``)."""
+    _notify("read", uri)
+    path = local_path_of(uri, roots)
     if path is not None:
         with store_errors("read", uri, store):
             with open(path, "rb") as fh:
@@ -145,8 +214,8 @@ def read_bytes(uri: str, options: Options = None, store: str = "metadata") -> by
     return retrying(attempt)
 
 
-def exists(uri: str, options: Options = None, store: str = "store") -> bool:
-    path = local_path_of(uri)
+def exists(uri: str, options: Options = None, store: str = "store", *, roots: Iterable[str] = ()) -> bool:
+    path = local_path_of(uri, roots)
     if path is not None:
         return os.path.exists(path)
 
@@ -182,17 +251,19 @@ def modified(uri: str, options: Options = None, store: str = "store") -> float |
     return retrying(attempt)
 
 
+def _transfer_callback(description: str, size: int) -> Any:
+    return import_module("ferry.storage.progress").transfer_callback(description, size)
+
+
 def upload_file(local: str | os.PathLike[str], uri: str, options: Options = None, store: str = "raw") -> int:
     """Stream a local file to ``uri`` atomically; returns its size."""
-    from ferry.storage.progress import transfer_callback
-
     local = os.fspath(local)
     size = os.path.getsize(local)
 
     def attempt() -> None:
         with store_errors("upload to", uri, store):
             fs, path = filesystem(uri, options)
-            callback = transfer_callback(f"upload {Path(local).name}", size)
+            callback = _transfer_callback(f"upload {Path(local).name}", size)
             try:
                 if protocol_of(uri) in ATOMIC_PUT_PROTOCOLS:
                     fs.put_file(local, path, callback=callback)
@@ -210,10 +281,10 @@ def upload_file(local: str | os.PathLike[str], uri: str, options: Options = None
     return size
 
 
-def download_file(uri: str, local: str | os.PathLike[str], options: Options = None, store: str = "raw") -> str:
-    """Stream ``uri`` to a local path atomically (temp file + rename)."""
-    from ferry.storage.progress import transfer_callback
-
+def download_file(uri: str, local: str | os.PathLike[str], options: Options = None, store: str = "raw", *,
+                  roots: Iterable[str] = ()) -> str:
+    """Stream ``uri`` to a local path atomically (temp file + rename); ``roots`` as for ``local_path_of``."""
+    local_path_of(uri, roots)
     local = os.fspath(local)
     os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
     tmp = f"{local}.part-{uuid.uuid4().hex[:8]}"
@@ -222,7 +293,7 @@ def download_file(uri: str, local: str | os.PathLike[str], options: Options = No
         with store_errors("download", uri, store):
             fs, path = filesystem(uri, options)
             size = int(fs.size(path) or 0)
-            callback = transfer_callback(f"download {path.rpartition('/')[2]}", size)
+            callback = _transfer_callback(f"download {path.rpartition('/')[2]}", size)
             try:
                 fs.get_file(path, tmp, callback=callback)
             finally:
@@ -261,23 +332,67 @@ def upload_directory(local: str | os.PathLike[str], uri: str, options: Options =
     return total
 
 
-def list_files(uri: str, options: Options = None, store: str = "raw") -> dict[str, int]:
-    """Relative names (posix) of every file under ``uri`` and their sizes."""
-    with store_errors("list", uri, store):
-        fs, root = filesystem(uri, options)
-        found = fs.find(root, detail=True)
-    prefix = root.rstrip("/") + "/"
-    return {p[len(prefix):]: int(meta.get("size") or 0) for p, meta in found.items() if p.startswith(prefix)}
+def list_files(uri: str, options: Options = None, store: str = "raw", *, roots: Iterable[str] = ()) -> dict[str, int]:
+    """Relative names (posix) of every file under ``uri`` and their sizes.
+
+    A name that would escape the folder (``../x``) is refused. On file://, symlinks must stay inside the
+    store root in ``roots`` that holds ``uri`` (or inside ``uri`` itself); linked folders are not descended.
+    """
+    confinement = _confinement(uri, roots)
+    local = local_path_of(uri, confinement)
+    if local is not None:
+        with store_errors("list", uri, store):
+            found = _local_files(local, uri, confinement)
+    else:
+        with store_errors("list", uri, store):
+            fs, root = filesystem(uri, options)
+            listed = fs.find(root, detail=True)
+        prefix = root.rstrip("/") + "/"
+        found = {p[len(prefix):]: int(meta.get("size") or 0) for p, meta in listed.items() if p.startswith(prefix)}
+    for rel in found:
+        member_path("", rel, uri)
+    return found
 
 
-def download_directory(uri: str, local: str | os.PathLike[str], options: Options = None, store: str = "raw") -> str:
-    """Fetch every file under ``uri`` into ``local`` (each atomically), then return ``local``."""
+def _confinement(uri: str, roots: Iterable[str]) -> list[str]:
+    """The store root that holds ``uri``, or else ``uri`` itself: where a folder's symlinks must lead."""
+    path = local_path_of(uri)
+    base = None if path is None else _holding_root(path, roots)
+    return [base if base is not None else uri]
+
+
+def _local_files(folder: str, uri: str, roots: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    todo = [("", folder)] if os.path.isdir(folder) else []  # a missing folder lists as empty, as in fsspec
+    while todo:
+        prefix, parent = todo.pop()
+        with os.scandir(parent) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    local_path_of(join(uri, rel), roots)  # refuses a link out of the root
+                    if not entry.is_dir():  # linked folders are not descended
+                        found[rel] = entry.stat().st_size
+                elif entry.is_dir(follow_symlinks=False):
+                    todo.append((rel + "/", entry.path))
+                else:
+                    found[rel] = entry.stat(follow_symlinks=False).st_size
+    return found
+
+
+def download_directory(uri: str, local: str | os.PathLike[str], options: Options = None, store: str = "raw", *,
+                       roots: Iterable[str] = ()) -> str:
+    """Fetch every file under ``uri`` into ``local`` (each atomically), then return ``local``.
+
+    Names and symlinks are confined as in ``list_files``, before anything is fetched."""
     local = os.fspath(local)
+    confinement = _confinement(uri, roots)
+    members = list_files(uri, options, store, roots=confinement)
     staging = f"{local}.part-{uuid.uuid4().hex[:8]}"
     os.makedirs(staging, exist_ok=True)
     try:
-        for rel in list_files(uri, options, store):
-            download_file(join(uri, rel), os.path.join(staging, *rel.split("/")), options, store)
+        for rel in members:
+            download_file(join(uri, rel), member_path(staging, rel, uri), options, store, roots=confinement)
         if os.path.exists(local):
             shutil.rmtree(local)
         os.replace(staging, local)
@@ -319,8 +434,9 @@ def publishing(uri: str, options: Options = None, store: str = "raw") -> Iterato
 
 
 @contextlib.contextmanager
-def open_read(uri: str, options: Options = None, store: str = "raw") -> Iterator[Any]:
-    """A streaming, read-only file object for ``uri`` (no local copy)."""
+def open_read(uri: str, options: Options = None, store: str = "raw", *, roots: Iterable[str] = ()) -> Iterator[Any]:
+    """A streaming, read-only file object for ``uri`` (no local copy); ``roots`` as for ``local_path_of``."""
+    local_path_of(uri, roots)
     with store_errors("read", uri, store):
         fs, path = filesystem(uri, options)
         fh = fs.open(path, "rb")

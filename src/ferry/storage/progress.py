@@ -6,7 +6,10 @@ import sys
 import time
 from typing import Any
 
-from fsspec.callbacks import Callback, NoOpCallback
+from ferry.storage.registry import import_module
+
+import_module("fsspec")  # the whole package first, one thread at a time (see registry)
+from fsspec.callbacks import Callback, NoOpCallback  # noqa: E402
 
 SHOW_AFTER_SECONDS = 2.0
 MIN_BYTES = 64 * 1024 * 1024

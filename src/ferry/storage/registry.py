@@ -3,14 +3,24 @@
 fsspec imports an implementation only when its protocol is used; ferry keeps
 that, adds user registration, and turns fsspec's terse "Protocol not known"
 into a message that lists what is available and how to add one.
+
+Those first imports happen on whatever thread uses a store first, often
+several at once. Python's per-module import locks deadlock when one thread
+imports a package (``fsspec``) whose ``__init__`` imports a submodule
+(``fsspec.callbacks``) that another thread is importing directly
+("deadlock detected by _ModuleLock"), so every lazy import of a heavy package
+in ferry's data path goes through ``import_module``: one thread at a time.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 import threading
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ferry.errors import UnknownProtocolError
+from ferry.errors import UnknownProtocolError, redact
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -23,7 +33,16 @@ _INSTALL_HINTS = {
     "az": "pip install adlfs",
     "abfs": "pip install adlfs",
 }
-_lock = threading.Lock()
+_lock = threading.RLock()  # held while importing lazily and while fsspec resolves a URL (it may import)
+
+
+def import_module(name: str) -> ModuleType:
+    """``importlib.import_module``, made safe for first imports from several threads at once."""
+    module = sys.modules.get(name)
+    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return module
+    with _lock:
+        return importlib.import_module(name)
 
 
 def protocol_of(url: str) -> str:
@@ -37,30 +56,24 @@ def register_protocol(protocol: str, implementation: str | type, *, clobber: boo
     ``implementation`` is an fsspec ``AbstractFileSystem`` subclass or its import
     path (``"mypkg.fs.MyFS"``), imported on first use.
     """
-    import fsspec
-
-    fsspec.register_implementation(protocol, implementation, clobber=clobber)
+    import_module("fsspec").register_implementation(protocol, implementation, clobber=clobber)
 
 
 def known_protocols() -> list[str]:
-    import fsspec
-
-    return sorted(set(fsspec.available_protocols()))
+    return sorted(set(import_module("fsspec").available_protocols()))
 
 
 def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple["AbstractFileSystem", str]:
     """The fsspec filesystem for ``url`` and the path inside it."""
-    import fsspec
-    from fsspec.core import url_to_fs
-
+    fsspec = import_module("fsspec")
     protocol = protocol_of(url)
     try:
         with _lock:
-            return url_to_fs(url, **(options or {}))
+            return fsspec.core.url_to_fs(url, **(options or {}))
     except ValueError as exc:
         if protocol not in fsspec.available_protocols():
             raise UnknownProtocolError(
-                f"Unknown storage protocol {protocol!r} in {url!r}. Known protocols: "
+                f"Unknown storage protocol {protocol!r} in {redact(url)!r}. Known protocols: "
                 f"{', '.join(known_protocols())}. Register your own with "
                 f"ferry.storage.register_protocol({protocol!r}, 'package.module.FileSystemClass')."
             ) from exc
@@ -68,6 +81,6 @@ def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple["Abstra
     except ImportError as exc:
         hint = _INSTALL_HINTS.get(protocol, f"install the fsspec implementation for {protocol!r}")
         raise UnknownProtocolError(
-            f"Storage protocol {protocol!r} (for {url!r}) needs a package that is not installed: {exc}. "
+            f"Storage protocol {protocol!r} (for {redact(url)!r}) needs a package that is not installed: {exc}. "
             f"Fix: {hint}."
         ) from exc

@@ -2,7 +2,9 @@
 
 Every library goes through an Arrow table, so a task returning one library's
 frame feeds a task declaring another's. ``Annotated[pd.DataFrame, {"a": int}]``
-declares columns: they go into the LiteralType and only they are read.
+declares columns: they go into the LiteralType, only they are read, and a
+missing column or one whose data has another type is a TypeMismatchError, on
+write and on read.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from flyteidl.core import literals_pb2, types_pb2
 
 from ferry.errors import TypeMismatchError, TypeTransformerError
 from ferry.literals import Literal, LiteralType, SimpleType
+from ferry.storage.registry import import_module
 from ferry.types.engine import (
     Transformer,
     expect_scalar,
@@ -49,9 +52,9 @@ def declared_columns(python_type: Any) -> dict[str, Any]:
 
 
 def _arrow_literal_type(arrow_type: Any) -> LiteralType:
-    import pyarrow as pa
-
-    t = pa.types
+    t = import_module("pyarrow").types
+    if t.is_dictionary(arrow_type):  # pandas categoricals: the type of the values
+        return _arrow_literal_type(arrow_type.value_type)
     if t.is_boolean(arrow_type):
         return LiteralType(simple=SimpleType.BOOLEAN)
     if t.is_integer(arrow_type):
@@ -71,15 +74,53 @@ def _arrow_literal_type(arrow_type: Any) -> LiteralType:
     return LiteralType(simple=SimpleType.STRUCT)
 
 
+def _fits(declared: LiteralType, arrow_type: Any) -> bool:
+    """Whether a column of ``arrow_type`` holds values of the declared type (ints widen to float)."""
+    t = import_module("pyarrow").types
+    if t.is_null(arrow_type):  # no values at all
+        return True
+    if t.is_dictionary(arrow_type):
+        return _fits(declared, arrow_type.value_type)
+    kind = declared.WhichOneof("type")
+    if kind == "union_type":
+        return any(_fits(variant, arrow_type) for variant in declared.union_type.variants)
+    if kind == "collection_type":
+        is_list = t.is_list(arrow_type) or t.is_large_list(arrow_type) or t.is_fixed_size_list(arrow_type)
+        return is_list and _fits(declared.collection_type, arrow_type.value_type)
+    if kind == "enum_type":
+        return t.is_string(arrow_type) or t.is_large_string(arrow_type) or t.is_string_view(arrow_type)
+    if kind != "simple" or declared.simple == SimpleType.STRUCT:
+        return True  # nested structures and custom types are not checked column by column
+    found = _arrow_literal_type(arrow_type)
+    if found.WhichOneof("type") != "simple":
+        return False
+    return found.simple == declared.simple or (declared.simple == SimpleType.FLOAT and found.simple == SimpleType.INTEGER)
+
+
+def check_columns(schema: Any, python_type: Any, engine: Any, path: str, where: str, fix: str) -> None:
+    """Every declared column is in ``schema`` with data of its declared type; else a TypeMismatchError."""
+    declared = declared_columns(python_type)
+    missing = [name for name in declared if name not in schema.names]
+    if missing:
+        raise TypeMismatchError(
+            f"{path}: {where} lacks declared column(s) {missing}; it has {schema.names}. {fix}"
+        )
+    for name, column_type in declared.items():
+        arrow_type = schema.field(name).type
+        if not _fits(engine.literal_type(column_type), arrow_type):
+            raise TypeMismatchError(
+                f"{path}: column {name!r} is declared as {type_name(column_type)}, but {where} holds "
+                f"{arrow_type} values. {fix}"
+            )
+
+
 def to_arrow(value: Any) -> Any:
     """Any supported frame -> pyarrow.Table."""
     lib = frame_library(type(value))
     if lib == "pyarrow":
         return value
     if lib == "pandas":
-        import pyarrow as pa
-
-        return pa.Table.from_pandas(value, preserve_index=_keeps_index(value))
+        return import_module("pyarrow").Table.from_pandas(value, preserve_index=_keeps_index(value))
     if lib == "polars":
         return value.to_arrow()
     if lib == "polars-lazy":
@@ -89,10 +130,8 @@ def to_arrow(value: Any) -> Any:
 
 def _keeps_index(frame: Any) -> bool:
     """Keep a pandas index only when it carries information (not a default RangeIndex)."""
-    import pandas as pd
-
     index = frame.index
-    return not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and index.name is None)
+    return not (isinstance(index, import_module("pandas").RangeIndex) and index.start == 0 and index.step == 1 and index.name is None)
 
 
 def from_arrow(table: Any, lib: str) -> Any:
@@ -100,9 +139,7 @@ def from_arrow(table: Any, lib: str) -> Any:
         return table
     if lib == "pandas":
         return table.to_pandas()
-    import polars as pl
-
-    frame = pl.from_arrow(table)
+    frame = import_module("polars").from_arrow(table)
     return frame.lazy() if lib == "polars-lazy" else frame
 
 
@@ -122,18 +159,13 @@ class DataFrameTransformer(Transformer):
     def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: Any, path: str) -> Literal:
         if frame_library(type(value)) is None:
             raise TypeMismatchError(f"{path}: expected a data frame ({type_name(python_type)}), got {value_type_name(value)}.")
-        import pyarrow.parquet as pq
-
         from ferry.storage import publishing
         from ferry.types.hashing import file_hash
 
+        pq = import_module("pyarrow.parquet")
         table = to_arrow(value)
-        wanted = declared_columns(python_type)
-        missing = [c for c in wanted if c not in table.column_names]
-        if missing:
-            raise TypeMismatchError(
-                f"{path}: the frame lacks declared column(s) {missing}; it has {table.column_names}."
-            )
+        check_columns(table.schema, python_type, engine, path, "the frame",
+                      "Fix the frame (add or convert the column) or the declared columns to match the data.")
         uri = ctx.new_raw_uri("data.parquet")
         with publishing(uri, ctx.options(uri), "raw") as local:
             pq.write_table(table, local)
@@ -158,21 +190,27 @@ class DataFrameTransformer(Transformer):
         return lit
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
-        import pyarrow.parquet as pq
-
         from ferry.storage import filesystem, local_path_of, store_errors
+        from ferry.types.files import store_roots
 
         sd = expect_scalar(literal, "structured_dataset", python_type, path)
         base, _ = strip_annotated(python_type)
-        columns = list(declared_columns(python_type)) or None
-        with store_errors("read data frame", sd.uri, "raw"):
-            local = local_path_of(sd.uri)
-            if local is not None:
-                table = pq.read_table(local, columns=columns)
-            else:
-                fs, fs_path = filesystem(sd.uri, ctx.options(sd.uri))
-                table = pq.read_table(fs_path, columns=columns, filesystem=fs)
         lib = frame_library(base)
         if lib is None:
             raise TypeTransformerError(f"{path}: {type_name(python_type)} is not a data frame type.")
+        pa, pq = import_module("pyarrow"), import_module("pyarrow.parquet")
+        columns = list(declared_columns(python_type)) or None
+        where = f"the stored frame {sd.uri}"
+        fix = ("Declare the columns and types that the producing task writes, or convert them there "
+               "(see `ferry executions show` for the frame's columns).")
+        with store_errors("read data frame", sd.uri, "raw"):
+            source, fs = local_path_of(sd.uri, store_roots(ctx)), None
+            if source is None:
+                fs, source = filesystem(sd.uri, ctx.options(sd.uri))
+            try:
+                table = pq.read_table(source, columns=columns, filesystem=fs)
+            except pa.ArrowInvalid:  # a declared column the file lacks; else the file is damaged
+                check_columns(pq.read_schema(source, filesystem=fs), python_type, engine, path, where, fix)
+                raise
+        check_columns(table.schema, python_type, engine, path, where, fix)
         return from_arrow(table, lib)

@@ -127,14 +127,17 @@ class Directory(_Blob):
             if is_persistent(self.uri, ctx.settings):
                 self._local = self._link_cached_members(target)
             else:
-                self._local = download_directory(self.uri, target, ctx.options(self.uri))
+                self._local = download_directory(self.uri, target, ctx.options(self.uri), roots=store_roots(ctx))
         return self._local
 
     def _link_cached_members(self, target: "os.PathLike[str]") -> str:
         """A local folder of links to each member's node-cache copy (fetched once per node)."""
-        for rel in self.listdir():
+        from ferry.storage.io import member_path
+
+        assert self.uri is not None
+        links = {rel: member_path(target, rel, self.uri) for rel in self.listdir()}  # all checked before any fetch
+        for rel, link in links.items():
             member = (self / rel).download()
-            link = os.path.join(target, *rel.split("/"))
             os.makedirs(os.path.dirname(link), exist_ok=True)
             os.symlink(member, link)
         os.makedirs(target, exist_ok=True)
@@ -154,7 +157,7 @@ class Directory(_Blob):
         ctx = current_context()
         if is_persistent(self.uri, ctx.settings):  # listings are cached with the same TTL as objects
             return sorted(node_cache(ctx.settings).listing(self.uri, ctx.options(self.uri)))
-        return sorted(list_files(self.uri, ctx.options(self.uri)))
+        return sorted(list_files(self.uri, ctx.options(self.uri), roots=store_roots(ctx)))
 
     def __truediv__(self, member: str) -> File:
         """One member as a ``File``, fetched on its own when used."""
@@ -173,6 +176,12 @@ def dataset(name: str, settings: Any = None) -> File | Directory:
 
     uri, is_folder = find(name, settings)
     return Directory(uri) if is_folder else File(uri)
+
+
+def store_roots(ctx: TransferContext) -> tuple[str, ...]:
+    """The stores a task reads from: on file://, links inside them must not lead out of them."""
+    settings = ctx.settings
+    return (settings.metadata_url, settings.raw_output_prefix, settings.persistent_url, ctx.raw_prefix)
 
 
 def write_blob(ctx: TransferContext, name: str, fmt: str, write: Any) -> Literal:
