@@ -228,3 +228,17 @@ def test_registered_outputs_read_back_without_the_code(flows: Path) -> None:
     execution = ferry.launch("registered.files_and_frames", {"n": 4})
     assert execution.status == "succeeded", execution.error
     assert execution.outputs == {"o0": "4 lines, sum 6"}
+
+
+@pytest.mark.parametrize("uri, error, message", [
+    ("foo://bucket/ref.bin", "UnknownProtocolError", "Input 'ref' refers to foo://bucket/ref.bin"),
+    ("file:///no/such/ref.bin", "ObjectNotFoundError", "input 'ref': file:///no/such/ref.bin"),
+])
+def test_launch_inputs_that_refer_to_nothing_fail_at_launch(uri: str, error: str, message: str) -> None:
+    from ferry.runtime.load import load_object
+
+    wf = load_object(str(Path(__file__).parent / "flows" / "cluster.py"), "read_reference", "workflow")
+    with pytest.raises(Exception) as raised:
+        ferry.run(wf, {"ref": ferry.File(uri), "n": 1})
+    assert type(raised.value).__name__ == error and message in str(raised.value)
+    assert Records(active_settings().database_url).list_executions() == []  # nothing was started

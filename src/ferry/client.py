@@ -283,9 +283,18 @@ def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Execu
 
 
 def _inputs(launch_: "Launch", types: dict[str, Any], values: dict[str, Any], owner: Any) -> LiteralMap:
-    """Python inputs as literals, local files uploaded under the launch's raw-output prefix."""
+    """Python inputs as literals, local files uploaded under the launch's raw-output prefix; every object they
+    refer to must exist, so that a typo in a URI fails now rather than in a task."""
+    from ferry.storage.references import check_input_references
+
     ctx = _context(launch_.settings, launch_.raw_output_prefix, launch_.id, "inputs")
-    return values_to_literals(owner, {n: types[n] for n in values}, values, ctx, "inputs")
+    literals = values_to_literals(owner, {n: types[n] for n in values}, values, ctx, "inputs")
+    try:
+        check_input_references(literals, launch_.settings)
+    except BaseException:
+        launch_.records.close()
+        raise
+    return literals
 
 
 def launch(name: str, inputs: dict[str, Any] | None = None, *, version: str | None = None,

@@ -128,7 +128,7 @@ class DiskFullError(StorageError, OSError):
         OSError.__init__(self, code, message)
 
     def __str__(self) -> str:
-        return str(self.strerror)
+        return redact(str(self.strerror))
 
 
 class UnsafePathError(StorageError):

@@ -68,19 +68,25 @@ def test_threads_of_one_process_share_page_fetches(store: str, put: Put, monkeyp
     monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
     data = os.urandom(8 << 20)
     uri = put("shared/blob.bin", data)
-    start = threading.Barrier(4)
+    start = threading.Barrier(4, timeout=120)  # a reader that fails to open breaks the barrier, not the suite
     digests: list[str] = []
+    failures: list[BaseException] = []
 
     def read() -> None:
-        with File(uri).open("rb") as fh:
-            start.wait()
-            digests.append(hashlib.sha256(fh.read()).hexdigest())
+        try:
+            with File(uri).open("rb") as fh:
+                start.wait()
+                digests.append(hashlib.sha256(fh.read()).hexdigest())
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+            start.abort()
 
     threads = [threading.Thread(target=read) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert [f for f in failures if not isinstance(f, threading.BrokenBarrierError)] == []
     assert digests == [hashlib.sha256(data).hexdigest()] * 4
     assert node_cache().stats().per_dataset["shared"]["bytes_fetched"] == len(data)
 

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import click
 
+from ferry.errors import redact
 from ferry.literals import LiteralMap, describe, parse_literal_map
 
 
@@ -88,7 +89,7 @@ def show(execution_id: str | None, full_errors: bool) -> None:
     if rec.outputs_uri:
         _show_map("outputs", _read_map(rec.outputs_uri), "  ")
     if rec.error:
-        click.secho(f"  error: {rec.error}", fg="red")
+        click.secho(f"  error: {redact(rec.error)}", fg="red")
     for node in nodes:
         depth = node.path.count("/")
         indent = "  " * (depth + 1)
@@ -102,7 +103,7 @@ def show(execution_id: str | None, full_errors: bool) -> None:
             _show_map("outputs", _read_map(join(node.prefix, OUTPUTS)), indent + "  ")
         if node.error:
             text = node.error.rstrip() if full_errors else node.error.strip().splitlines()[0]
-            click.secho(f"{indent}  error: {text}", fg="red")
+            click.secho(f"{indent}  error: {redact(text)}", fg="red")
 
 
 def _show_map(title: str, lm: LiteralMap | None, indent: str) -> None:
@@ -172,7 +173,7 @@ def logs(execution_id: str, node: str | None, attempt: int | None) -> None:
             text = ""
         if node is None or attempt is None:
             click.secho(f"== {n.path} {n.label} attempt {n.attempt + 1}: {n.status}", bold=True)
-        click.echo(text.rstrip("\n") if text else "(printed nothing)")
+        click.echo(redact(text.rstrip("\n")) if text else "(printed nothing)")
 
 
 @executions.command()

@@ -46,7 +46,8 @@ class NumpyTransformer(Transformer):
         import numpy as np
 
         from ferry.storage import open_read
+        from ferry.types.files import store_roots
 
         blob = expect_scalar(literal, "blob", python_type, path)
-        with open_read(blob.uri, ctx.options(blob.uri), "raw") as fh:
+        with open_read(blob.uri, ctx.options(blob.uri), "raw", roots=store_roots(ctx)) as fh:
             return np.load(fh, allow_pickle=False)

@@ -141,9 +141,11 @@ class TypeEngine:
     @staticmethod
     def load_offloaded(literal: Literal, ctx: TransferContext, path: str) -> Literal:
         from ferry.storage import read_bytes
+        from ferry.types.files import store_roots
 
         uri = literal.offloaded_metadata.uri
-        return parse_literal(read_bytes(uri, ctx.options(uri), "raw"), f"offloaded literal {uri} ({path})")
+        data = read_bytes(uri, ctx.options(uri), "raw", roots=store_roots(ctx))
+        return parse_literal(data, f"offloaded literal {uri} ({path})")
 
 
 def expect_scalar(literal: Literal, field: str, python_type: Any, path: str) -> Any:

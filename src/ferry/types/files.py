@@ -96,7 +96,8 @@ class File(_Blob):
                     ctx.hold(pin, self.uri)
                     return self._local
             # A private copy even on file://, so a task that writes to it can't alter the store.
-            self._local = download_file(self.uri, ctx.local_path(self.name), ctx.options(self.uri))
+            self._local = download_file(self.uri, ctx.local_path(self.name), ctx.options(self.uri),
+                                        roots=store_roots(ctx))
         return self._local
 
     def open(self, mode: str = "rb", **kwargs: Any) -> IO[Any]:
