@@ -168,3 +168,16 @@ def failing(x: int = 1) -> int:
 
 
 shouting = LaunchPlan(everything, "everything.shouting", default_inputs={"flag": True, "a": 2})
+pinned = LaunchPlan(tagged, "tagged.pinned", fixed_inputs={"tag": "pinned"})
+
+
+@task
+def fails_the_first_time(n: int) -> int:
+    if _mark("fails_the_first_time") == 0:
+        raise RuntimeError("the first time, this fails")
+    return n * 10
+
+
+@workflow
+def flaky(n: int = 1) -> int:
+    return fails_the_first_time(n=first(n=n))

@@ -56,10 +56,11 @@ class Server:
             with urllib.request.urlopen(req, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("error") or exc.reason
-            except (ValueError, AttributeError):
-                message = exc.reason
+            with exc:
+                try:
+                    message = json.loads(exc.read()).get("error") or exc.reason
+                except (ValueError, AttributeError):
+                    message = exc.reason
             raise ServerError(f"{message}" + (" (set FERRY_SERVER_TOKEN)" if exc.code == 401 else "")) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)

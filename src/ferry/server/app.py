@@ -174,7 +174,7 @@ def api_routes(service: Service) -> list[Route]:
         q = request.query_params
         return service.list_executions(status=q.get("status") or None, workflow=q.get("workflow") or None,
                                        since=_when(q.get("since"), "since"), until=_when(q.get("until"), "until"),
-                                       limit=_int(q.get("limit"), "limit", 50) or 50, cursor=q.get("cursor") or None)
+                                       limit=_int(q.get("limit"), "limit", 50) or 0, cursor=q.get("cursor") or None)
 
     def get_execution(request: Request, _: dict[str, Any]) -> Any:
         return service.execution(request.path_params["id"], values=request.query_params.get("values") in ("1", "true"))

@@ -309,6 +309,7 @@ class Service:
             out.update(workflow={"name": spec.workflow_id.name, "version": spec.workflow_id.version},
                        raw_output_prefix=spec.raw_output_data_config.output_location_prefix or None,
                        registration_raw_output_prefix=row.raw_output_prefix,
+                       settings_raw_output_prefix=self.settings.raw_output_prefix,
                        inputs={n: _parameter(p) for n, p in sorted(spec.default_inputs.parameters.items())},
                        fixed_inputs={n: meta_value(v) for n, v in sorted(spec.fixed_inputs.literals.items())})
             try:

@@ -73,8 +73,8 @@ function metaValue(v) {
   return el("code", {}, text);
 }
 
-function valuesTable(title, values) {
-  const box = el("div", { class: "values" }, el("h4", {}, title));
+function valuesTable(title, values, heading) {
+  const box = el("div", { class: "values" }, el(heading || "h4", {}, title));
   if (values === null || values === undefined) { box.append(el("p", { class: "muted" }, "not written (yet)")); return box; }
   const names = Object.keys(values);
   if (!names.length) { box.append(el("p", { class: "muted" }, "(none)")); return box; }
@@ -117,6 +117,9 @@ function executionPage() {
     document.getElementById("status").replaceChildren(badge(data.status));
     document.getElementById("duration").textContent = data.ended ? duration(data.duration)
       : (data.status === "running" ? duration(Date.now() / 1000 - data.started) + " so far" : "-");
+    for (const [id, title, values] of [["execution-inputs", "Inputs", data.inputs], ["execution-outputs", "Outputs", data.outputs]]) {
+      document.getElementById(id).replaceChildren(...valuesTable(title, values, "h3").childNodes);
+    }
     const err = document.getElementById("execution-error");
     err.hidden = !data.error; err.textContent = data.error || "";
     for (const n of (data.graph ? data.graph.nodes : [])) {
