@@ -16,8 +16,17 @@ from typing import Any
 from flyteidl.core import literals_pb2, types_pb2
 
 from ferry.errors import TypeMismatchError
-from ferry.literals import Literal, LiteralMap, LiteralType, SimpleType, blob_literal, describe, human_size, \
-    none_literal, type_text
+from ferry.literals import (
+    Literal,
+    LiteralMap,
+    LiteralType,
+    SimpleType,
+    blob_literal,
+    describe,
+    human_size,
+    none_literal,
+    type_text,
+)
 
 
 def to_literal(value: Any, lt: LiteralType, path: str) -> Literal:
@@ -242,7 +251,7 @@ def _scalar(lit: Literal) -> dict[str, Any]:
             return {"kind": "datetime", "value": prim.datetime.ToDatetime().isoformat()}
         if field == "duration":
             return {"kind": "duration", "value": prim.duration.ToTimedelta().total_seconds()}
-        value = getattr(prim, field) if field else None
+        value: Any = getattr(prim, field) if field else None
         kind = {"integer": "int", "float_value": "float", "string_value": "str", "boolean": "bool"}.get(field or "", "?")
         if (kind == "int" and abs(value) >= 2**53) or (kind == "float" and not math.isfinite(value)):
             value = str(value)  # JSON has no NaN or infinity, and JavaScript numbers lose digits past 2**53
