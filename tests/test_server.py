@@ -371,3 +371,89 @@ def test_a_server_denied_on_the_raw_store_runs_files_and_frames(s3_server: Any, 
         with pytest.raises(AccessDeniedError):
             read_bytes(uri, engine, "raw")
     assert os.environ["FERRY_METADATA_OPTIONS"] == json.dumps(engine)
+
+
+@pytest.mark.parametrize("python_type, given, shown", [
+    (int, "12345678901234567890"[:19], "1234567890123456789"),
+    (float, 2, "2.0"),
+    (bool, True, "True"),
+    ("datetime", "2026-11-24T10:00:00+01:00", "2026-11-24T09:00:00"),
+    ("timedelta", 90, "0:01:30"),
+    ("list[dict[str, int]]", [{"a": 1}], "[{a: 1}]"),
+    ("Optional[int]", None, "None"),
+    ("Optional[int]", "5", "5"),
+    ("File", "s3://bucket/key.csv", "file s3://bucket/key.csv (file)"),
+    ("Directory", "/data/in", "directory file:///data/in (file)"),
+    ("Point", {"x": 1, "y": 2.5}, "{x: 1, y: 2.5}"),
+], ids=lambda v: str(v)[:20])
+def test_typed_json_becomes_literals_of_the_declared_type_without_reading_anything(
+        python_type: Any, given: Any, shown: str) -> None:
+    import dataclasses
+    import datetime as dt
+    from typing import Optional
+
+    from ferry import Directory, File
+    from ferry.literals import describe, literal_mismatch
+    from ferry.server.values import meta_value, plain, to_literal
+    from ferry.types import default_engine
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: float
+
+    names = {"datetime": dt.datetime, "timedelta": dt.timedelta, "list[dict[str, int]]": list[dict[str, int]],
+             "Optional[int]": Optional[int], "File": File, "Directory": Directory, "Point": Point}
+    lt = default_engine().literal_type(names.get(python_type, python_type))
+    lit = to_literal(given, lt, "x")
+    assert literal_mismatch(lit, lt) is None
+    assert describe(lit) == shown
+    if python_type in ("list[dict[str, int]]", "File"):
+        assert plain(meta_value(lit)) == given  # a form prefilled with it launches the same value
+
+
+@pytest.mark.parametrize("python_type, given, message", [
+    (int, 1.5, "expected int (a whole number), got number 1.5"),
+    (int, True, "expected int (a whole number), got boolean True"),
+    (int, 2**64, "doesn't fit a 64-bit integer"),
+    (str, 3, "expected str (a string), got number 3"),
+    (bool, "yes", "expected bool (true or false)"),
+    ("datetime", "tomorrow", "an ISO 8601 date and time"),
+    ("File", "", "a URI such as s3://bucket/key"),
+    ("File", {"path": "x"}, "as a URI string or"),
+    ("Optional[int]", "x", "matches no variant of int | NoneType"),
+    ("dict[str, int]", {"a": "b"}, "x['a']: expected int"),
+], ids=lambda v: str(v)[:20])
+def test_typed_json_that_doesnt_fit_says_where_and_what_was_expected(python_type: Any, given: Any,
+                                                                     message: str) -> None:
+    import datetime as dt
+    from typing import Optional
+
+    from ferry import File
+    from ferry.errors import TypeMismatchError
+    from ferry.server.values import to_literal
+    from ferry.types import default_engine
+
+    names = {"datetime": dt.datetime, "File": File, "Optional[int]": Optional[int], "dict[str, int]": dict[str, int]}
+    lt = default_engine().literal_type(names.get(python_type, python_type))
+    with pytest.raises(TypeMismatchError) as caught:
+        to_literal(given, lt, "x")
+    assert message in str(caught.value) and str(caught.value).startswith("x")
+
+
+def test_the_readme_server_commands_work(tmp_path: Path) -> None:
+    import shlex
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme[readme.index("## Web console and API"):]
+    block = block[block.index("```bash\n") + 8:block.index("```\n", block.index("```bash\n"))]
+    commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.startswith("ferry ")]
+    register_cmd, serve_cmd, launch_cmd = commands[:3]
+    assert register_cmd[:2] == ["ferry", "register"] and serve_cmd == ["ferry", "serve"]
+    runner = CliRunner()
+    registered = runner.invoke(cli, [register_cmd[1], str(Path(__file__).parent.parent / register_cmd[2])])
+    assert registered.exit_code == 0, registered.output
+    with FerryServer() as server:
+        launched = runner.invoke(cli, ["--server", server.url, *launch_cmd[3:]])
+        assert launched.exit_code == 0, launched.output
+        assert "o1 = 2" in launched.stdout
