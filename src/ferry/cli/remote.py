@@ -188,8 +188,10 @@ def launch(ctx: click.Context, name: str, raw_output_prefix: str | None, no_wait
     if no_wait:
         click.echo(execution["id"])
         return
+    pause = 0.05
     while execution["status"] not in DONE:
-        time.sleep(0.5)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 1.0)  # quick answers for quick executions, few requests for long ones
         execution = server.get(f"/api/v1/executions/{quoted(execution['id'])}")
     _print_outputs(execution)
 
