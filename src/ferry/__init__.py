@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "dataset", "dynamic", "launch",
+__all__ = ["ContainerTask", "Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "dataset", "dynamic", "launch",
            "map_task", "resume", "run", "task", "workflow"]
 __version__ = "0.1.0"
 
@@ -17,6 +17,7 @@ _LAZY = {
     "conditional": "ferry.sdk.workflow",
     "map_task": "ferry.sdk.workflow",
     "LaunchPlan": "ferry.sdk.launch_plan",
+    "ContainerTask": "ferry.sdk.container",
     "dynamic": "ferry.sdk.dynamic",
     "run": "ferry.client",
     "launch": "ferry.client",

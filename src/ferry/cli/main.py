@@ -84,8 +84,8 @@ def executor_options(executor: str, workers: int | None, dask_address: str | Non
 
 def parse_inputs(owner: str, declared: dict[str, Any], defaults: Any, args: list[str]) -> dict[str, Any]:
     """``--name value`` pairs (or ``--name=value``) -> inputs, checked against the declared types."""
-    from ferry.cli.values import parse_value
     from ferry.errors import TypeMismatchError
+    from ferry.types.plain import parse_value
 
     values: dict[str, Any] = {}
     i = 0

@@ -31,7 +31,9 @@ class DynamicTask(Task):
         nodes, outputs, _ = compile_body(f"Dynamic task {self.name}", self.fn, values, self.interface)
         tasks, subs = used_by(nodes)
         for task in tasks:  # a run in this process (wf(...), inline) finds them without importing
-            remember(task, ferry_reference(task.template()) or "")
+            reference = ferry_reference(task.template())
+            if reference is not None:
+                remember(task, reference)
         spec = dynamic_job_pb2.DynamicJobSpec(
             nodes=[node.to_proto("", convert) for node in nodes],
             tasks=[task.template() for task in tasks],
