@@ -53,11 +53,14 @@ class TaskRequest:
 
     def command(self) -> list[str]:
         """The template's container command and args with the attempt's values filled in."""
+        raw = self.raw_output_prefix
+        if flytekit_task(self.task) and raw.startswith("file://"):
+            raw = raw[len("file://"):]  # flytekit writes local outputs under a plain path, and reads only those
         values = {
             "{{.input}}": self.inputs_uri, "{{.Input}}": self.inputs_uri,
             "{{.inputPrefix}}": self.inputs_uri.rsplit("/", 1)[0],
             "{{.outputPrefix}}": self.output_prefix, "{{.OutputPrefix}}": self.output_prefix,
-            "{{.rawOutputDataPrefix}}": self.raw_output_prefix, "{{.RawOutputDataPrefix}}": self.raw_output_prefix,
+            "{{.rawOutputDataPrefix}}": raw, "{{.RawOutputDataPrefix}}": raw,
             "{{.checkpointOutputPrefix}}": self.output_prefix + "/checkpoint", "{{.prevCheckpointPrefix}}": '""',
         }
         out = []
@@ -116,6 +119,11 @@ def ferry_reference(task: tasks_pb2.TaskTemplate) -> str | None:
         return args[args.index("--task") + 1]
     except (ValueError, IndexError):
         return None
+
+
+def flytekit_task(task: tasks_pb2.TaskTemplate) -> bool:
+    """Whether a task's spec was made by flytekit (run by ``pyflyte-execute``)."""
+    return task.metadata.runtime.type == tasks_pb2.RuntimeMetadata.FLYTE_SDK
 
 
 def timeout_of(task: tasks_pb2.TaskTemplate) -> float | None:
