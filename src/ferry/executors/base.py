@@ -20,6 +20,7 @@ from ferry.errors import ConfigError
 from ferry.layout import STATUS_OF_EXIT, Status
 
 RUNTIME_FLAVOR = "ferry"  # TaskTemplate.metadata.runtime.flavor of tasks the ferry runtime runs
+PROGRAM_FLAVOR = "ferry-container"  # ... of ContainerTasks, run by ferry's program runner
 
 
 def runtime_args(reference: str) -> list[str]:
@@ -119,6 +120,11 @@ def ferry_reference(task: tasks_pb2.TaskTemplate) -> str | None:
         return args[args.index("--task") + 1]
     except (ValueError, IndexError):
         return None
+
+
+def is_program(task: tasks_pb2.TaskTemplate) -> bool:
+    """Whether a task is a ContainerTask run by ferry's program runner (a warm worker can run it)."""
+    return task.metadata.runtime.flavor == PROGRAM_FLAVOR
 
 
 def flytekit_task(task: tasks_pb2.TaskTemplate) -> bool:

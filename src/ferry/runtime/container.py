@@ -195,6 +195,13 @@ def _read_frame(task: str, name: str, path: Path, library: str) -> Any:
     return from_arrow(table, library)
 
 
+def program_of(template: Any) -> Program:
+    """The Program a ContainerTask's spec (its TaskTemplate) describes: the command after ``--``."""
+    args = list(template.container.args)
+    command = args[args.index("--") + 1:] if "--" in args else []
+    return Program(template.id.name, command, interface_from(template.interface))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ferry.runtime.container", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,12 +18,11 @@ from typing import Any
 from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
 
 from ferry.errors import FerryError, InterfaceError
+from ferry.executors.base import PROGRAM_FLAVOR
 from ferry.interface import Interface, bind_inputs
 from ferry.literals import TypedInterface, Variable, serialize
 from ferry.runtime.container import Program
 from ferry.sdk.task import _seconds, identifier, resource_requests
-
-CONTAINER_FLAVOR = "ferry-container"  # runtime flavor of raw containers run by the ferry program runner
 
 
 class ContainerTask:
@@ -77,7 +76,7 @@ class ContainerTask:
         metadata = tasks_pb2.TaskMetadata(
             discoverable=self.cache, discovery_version=self.cache_version,
             runtime=tasks_pb2.RuntimeMetadata(type=tasks_pb2.RuntimeMetadata.OTHER, version=__version__,
-                                              flavor=CONTAINER_FLAVOR),
+                                              flavor=PROGRAM_FLAVOR),
             retries=literals_pb2.RetryStrategy(retries=self.retries),
         )
         if self.timeout:
