@@ -277,9 +277,10 @@ class StoreRunner:
             request = TaskRequest(
                 task, inputs_uri, prefix, raw_attempt_prefix(self.raw_output_prefix, self.execution_id, path, n),
                 memo_uri, datasets=self._dataset_inputs(inputs) if getattr(self.executor, "placement", False) else (),
+                inputs=inputs,
             )
             result = self.executor.run(request)
-            outcome = read_outcome(prefix, self.meta_options)
+            outcome = result.outcome or read_outcome(prefix, self.meta_options)
         except StorageError as exc:
             return Outcome(error=ErrorInfo(f"metadata store error: {exc}", type(exc).__name__, "system", exc.retryable))
         except FerryError as exc:

@@ -10,6 +10,7 @@ worker resources.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -246,6 +247,7 @@ class DaskExecutor:
         # By worker name, which survives a nanny restart; strict, or the scheduler would spread tasks
         # started together over every worker, and each would download the dataset.
         placement: dict[str, Any] = {"workers": preferred, "allow_other_workers": False} if preferred else {}
+        request = dataclasses.replace(request, inputs=None)  # workers read inputs.pb; don't ship the literals twice
         try:
             if not preferred and not resources:  # the common case: batched with the attempts waiting beside it
                 reply = self._batcher.call(request)

@@ -209,6 +209,7 @@ def run_task(
     cache_uri: str = "",
     report: dict[str, Any] | None = None,
     capture: str = "thread",
+    inputs: LiteralMap | None = None,
 ) -> Status:
     """Run one task as a pod would; ``outputs.pb`` is written last and atomically, or ``error.pb``.
 
@@ -218,7 +219,9 @@ def run_task(
     (empty when it starts), so tasks writing relative paths never see each other's files.
     What the attempt prints is kept in ``logs.txt`` beside its outputs (``capture``: "fd" when
     the attempt has the process to itself, "thread" when it shares it).
-    ``report``, if given, receives the persistent-store objects the task read ("datasets").
+    ``report``, if given, receives the persistent-store objects the task read ("datasets") and the
+    attempt's result ("outputs", "futures" or "error"), so that a caller in the same process needn't read them
+    back; ``inputs`` likewise spares reading inputs.pb when the caller holds them.
     """
     from ferry.config import active_settings
     from ferry.runtime import memo
@@ -238,9 +241,10 @@ def run_task(
             return Status.CACHED
         with capturing(capture) as printed:
             try:
-                data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
-                inputs = parse_literal_map(data, inputs_uri, nonempty=any(n not in task.interface.defaults
-                                                                          for n in task.interface.inputs))
+                if inputs is None:
+                    data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
+                    inputs = parse_literal_map(data, inputs_uri, nonempty=any(n not in task.interface.defaults
+                                                                              for n in task.interface.inputs))
                 with beating(output_prefix, meta_options):
                     result = execute(task, inputs, ctx)
             except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
@@ -248,11 +252,15 @@ def run_task(
         write_logs(output_prefix, printed, meta_options)
         if isinstance(result, DynamicJobSpec):  # the engine runs the subgraph, then writes outputs.pb
             write_bytes(join(output_prefix, FUTURES), serialize(result), meta_options, "metadata")
+            if report is not None:
+                report["futures"] = result
             return Status.SUCCEEDED
         if result is not None:
             write_bytes(join(output_prefix, OUTPUTS), serialize(result), meta_options, "metadata")
             if cache_uri:
                 memo.store(cache_uri, result, settings)
+            if report is not None:
+                report["outputs"] = result
             return Status.SUCCEEDED
     except Exception as exc:  # noqa: BLE001 - the store failed us after the task ran
         info = report_error(exc)
@@ -262,6 +270,8 @@ def run_task(
         ctx.cleanup()
     assert info is not None
     write_error_document(output_prefix, info, meta_options)
+    if report is not None:
+        report["error"] = info
     return Status.FAILED
 
 
