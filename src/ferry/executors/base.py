@@ -87,8 +87,8 @@ class TaskResult:
     outcome: Outcome | None = None  # the attempt's Outcome, when it ran in this process (no need to read it back)
 
     @classmethod
-    def from_exit(cls, code: int, **fields: str) -> "TaskResult":
-        return cls(STATUS_OF_EXIT.get(code), exit_code=code, **fields)
+    def from_exit(cls, code: int, detail: str = "", worker: str = "") -> "TaskResult":
+        return cls(STATUS_OF_EXIT.get(code), detail, worker, exit_code=code)
 
     def describe(self) -> str:
         if self.exit_code is None:
