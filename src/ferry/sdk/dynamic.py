@@ -9,7 +9,7 @@ resumable, on its own.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar, overload
+from typing import Any, Callable, ParamSpec, TypeVar, overload
 
 from flyteidl.core import dynamic_job_pb2
 
@@ -17,10 +17,11 @@ from ferry.sdk.constants import Convert, render
 from ferry.sdk.task import Task
 from ferry.sdk.workflow import compile_body, used_by
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class DynamicTask(Task):
+class DynamicTask(Task[P, R]):
     """A task whose body is compiled when it runs, into the nodes the engine then runs."""
 
     def expand(self, values: dict[str, Any], convert: Convert) -> dynamic_job_pb2.DynamicJobSpec:
@@ -44,10 +45,10 @@ class DynamicTask(Task):
 
 
 @overload
-def dynamic(fn: F) -> DynamicTask: ...
+def dynamic(fn: Callable[P, R], /) -> DynamicTask[P, R]: ...
 @overload
 def dynamic(*, retries: int = 0, cache: bool = False, cache_version: str = "", name: str | None = None,
-            timeout: float | None = None) -> Callable[[F], DynamicTask]: ...
+            timeout: float | None = None) -> Callable[[Callable[P, R]], DynamicTask[P, R]]: ...
 
 
 def dynamic(fn: Any = None, **options: Any) -> Any:

@@ -105,7 +105,7 @@ class Condition:
         )
         return cls(condition_pb2.BooleanExpression(comparison=comparison), promises)
 
-    def _join(self, other: "Condition", op: int) -> "Condition":
+    def _join(self, other: "Condition", op: condition_pb2.ConjunctionExpression.LogicalOperator) -> "Condition":
         if not isinstance(other, Condition):
             raise InterfaceError("Combine conditions with & and | only between comparisons, e.g. (x > 1) & (y < 2).")
         expr = condition_pb2.BooleanExpression(

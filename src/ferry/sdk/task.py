@@ -12,29 +12,36 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
-from typing import Any, Callable, TypeVar, overload
+from typing import Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 
 from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
 
 from ferry.executors.base import RUNTIME_FLAVOR, runtime_args
 from ferry.interface import Interface, bind_inputs, extract
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R", covariant=True)
 PROJECT, DOMAIN = "ferry", "default"  # the Identifier scope of everything ferry registers
 
 
-def identifier(kind: int, name: str, version: str = "") -> identifier_pb2.Identifier:
+def identifier(kind: identifier_pb2.ResourceType, name: str, version: str = "") -> identifier_pb2.Identifier:
     return identifier_pb2.Identifier(resource_type=kind, project=PROJECT, domain=DOMAIN, name=name, version=version)
 
 
-class Task:
-    """A decorated function with its typed interface and run options."""
+class Task(Generic[P, R]):
+    """A decorated function with its typed interface and run options.
+
+    Generic over the function's parameters and return type, so that a type checker sees a call of the
+    task as a call of the function. Inside a ``@workflow`` body the call returns promises that stand in
+    for the values (``R`` to the checker, as in flytekit): they are passed on to other calls, compared
+    in conditions, and their NamedTuple fields read.
+    """
 
     ferry_kind = "task"
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[P, R],
         *,
         retries: int = 0,
         cache: bool = False,
@@ -60,7 +67,7 @@ class Task:
         self.interface: Interface = extract(fn, default_engine())
         self._signature = inspect.signature(fn)
         self._templates: dict[str, tasks_pb2.TaskTemplate] = {}
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     @property
     def reference(self) -> str:
@@ -100,16 +107,16 @@ class Task:
         """Positional and keyword arguments -> {input name: value}, with a clear error when they don't fit."""
         return bind_inputs(f"Task {self.name}", self.interface, self._signature, args, kwargs)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         from ferry.sdk.workflow import add_node, compiling
 
         values = self.bind(args, kwargs)
         if compiling() is not None:  # inside a @workflow body: record a node, return promises
             i = self.interface
-            return add_node("task", self.name, self, i.inputs, i.outputs, values, i.output_tuple)
+            return cast(R, add_node("task", self.name, self, i.inputs, i.outputs, values, i.output_tuple))
         from ferry.client import call_task
 
-        return call_task(self, values)
+        return cast(R, call_task(self, values))
 
     def __repr__(self) -> str:
         return f"<ferry task {self.name}>"
@@ -148,11 +155,11 @@ def resource_requests(name: str, cpu: float | str | None, memory: str | int | No
 
 
 @overload
-def task(fn: F) -> Task: ...
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(*, retries: int = 0, cache: bool = False, cache_version: str = "", name: str | None = None,
          timeout: float | dt.timedelta | None = None, cpu: float | str | None = None,
-         memory: str | int | None = None, gpu: int | None = None) -> Callable[[F], Task]: ...
+         memory: str | int | None = None, gpu: int | None = None) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(fn: Any = None, **options: Any) -> Any:
