@@ -31,11 +31,12 @@ class DynamicTask(Task[P, R]):
 
         nodes, outputs, _ = compile_body(f"Dynamic task {self.name}", self.fn, values, self.interface)
         tasks, subs = used_by(nodes)
-        for task in tasks:  # a run in this process (wf(...), inline) finds them without importing
-            remember(task, ferry_reference(task.template()) or "")
+        templates = [task.template("", convert) for task in tasks]  # a task by value is uploaded
+        for task, template in zip(tasks, templates, strict=True):  # a run in this process finds them as they are
+            remember(task, ferry_reference(template) or "")
         spec = dynamic_job_pb2.DynamicJobSpec(
             nodes=[node.to_proto("", convert) for node in nodes],
-            tasks=[task.template() for task in tasks],
+            tasks=templates,
             subworkflows=[sub.template("", convert) for sub in subs],
             min_successes=len(nodes),
         )

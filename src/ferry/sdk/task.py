@@ -12,12 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
-from typing import Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 
 from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
 
 from ferry.executors.base import RUNTIME_FLAVOR, runtime_args
 from ferry.interface import Interface, bind_inputs, extract
+from ferry.runtime.load import PICKLED
+
+if TYPE_CHECKING:
+    from ferry.sdk.constants import Convert
 
 P = ParamSpec("P")
 R = TypeVar("R", covariant=True)
@@ -69,17 +73,26 @@ class Task(Generic[P, R]):
         self._templates: dict[str, tasks_pb2.TaskTemplate] = {}
         functools.update_wrapper(self, fn)
 
-    @property
-    def reference(self) -> str:
-        from ferry.runtime.load import reference_of
+    def template(self, version: str = "", convert: Convert | None = None) -> tasks_pb2.TaskTemplate:
+        """The flyteidl TaskTemplate of this task (built once per version).
 
-        return reference_of(self.fn)
+        A task that other processes can't import travels by value (``ferry.sdk.byvalue``): ``convert``, given
+        when its workflow is registered or launched, uploads it; such a template is built anew each time, so
+        that it holds the code and the globals it reads as they are now.
+        """
+        from ferry.runtime.load import importable_reference, source_digest
 
-    def template(self, version: str = "") -> tasks_pb2.TaskTemplate:
-        """The flyteidl TaskTemplate of this task (built once per version)."""
         cached = self._templates.get(version)
         if cached is not None:
             return cached
+        reference = importable_reference(self.fn)
+        if reference is not None:
+            digest = source_digest(self.fn)  # the runtime refuses to run this version if the file changes
+            reference = f"{reference}#{digest}" if digest else reference
+        else:
+            from ferry.sdk.byvalue import pickled_reference
+
+            reference = pickled_reference(self, convert)
         from ferry import __version__
 
         metadata = tasks_pb2.TaskMetadata(
@@ -90,18 +103,20 @@ class Task(Generic[P, R]):
         )
         if self.timeout:
             metadata.timeout.FromTimedelta(dt.timedelta(seconds=self.timeout))
-        from ferry.runtime.load import source_digest
-
-        digest = source_digest(self.fn)  # the runtime refuses to run this version if the file changes
-        container = tasks_pb2.Container(args=runtime_args(f"{self.reference}#{digest}" if digest else self.reference))
+        container = tasks_pb2.Container(args=runtime_args(reference))
         for name, value in self.resources.items():
             container.resources.requests.add(name=getattr(tasks_pb2.Resources, name), value=value)
         template = tasks_pb2.TaskTemplate(
             id=identifier(identifier_pb2.TASK, self.name, version), type="python-task", metadata=metadata,
             interface=self.interface.typed, container=container,
         )
-        self._templates[version] = template
+        if not reference.startswith(PICKLED):
+            self._templates[version] = template
         return template
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a task pickled by value holds: everything but the templates built from it."""
+        return {**self.__dict__, "_templates": {}}
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Positional and keyword arguments -> {input name: value}, with a clear error when they don't fit."""

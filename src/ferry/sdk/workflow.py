@@ -251,12 +251,6 @@ class Workflow(Generic[P, R]):
         functools.update_wrapper(self, fn)
         self._compile()
 
-    @property
-    def reference(self) -> str:
-        from ferry.runtime.load import reference_of
-
-        return reference_of(self.fn)
-
     def _compile(self) -> None:
         from ferry.types import default_engine
 
