@@ -72,6 +72,26 @@ def test_a_task_defined_in_a_function_runs_in_task_processes(tmp_path: Path) -> 
     assert uri.startswith(active_settings().raw_output_prefix + "/") and read_bytes(uri).startswith(MAGIC)
 
 
+def test_a_dynamic_task_defined_in_a_function_sends_the_tasks_it_builds_by_value() -> None:
+    from ferry import dynamic
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    @dynamic
+    def squares(n: int) -> list[int]:
+        return [square(x=i) for i in range(n)]  # built in the task process, from a pickled body
+
+    @workflow
+    def wf(n: int) -> list[int]:
+        return squares(n=n)
+
+    execution = ferry.run(wf, {"n": 4}, executor="process")
+    assert execution.status == "succeeded", execution.error
+    assert execution.outputs == [0, 1, 4, 9]
+
+
 def test_an_importable_task_keeps_its_reference() -> None:
     from ferry.sdk.task import Task
 
@@ -160,7 +180,7 @@ def test_notebook_cells_in_main_run_with_process_executor(tmp_path: Path) -> Non
 
 
 def test_the_notebook_example_runs_in_a_jupyter_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nbformat = pytest.importorskip("nbformat", reason="nbclient is in the test extra")
+    import nbformat
     from nbclient import NotebookClient
 
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's paths, without its migration warning

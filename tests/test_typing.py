@@ -13,10 +13,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from mypy import api as mypy_api
 
 import ferry
-
-mypy_api = pytest.importorskip("mypy.api", reason="mypy is in the test extra")
 
 CORRECT = '''
 from typing import NamedTuple
