@@ -28,7 +28,9 @@ SUITES = {
     "control_plane": "per-task cost of workflows vs flytekit, engine RSS",
     "datasets": "node-cache reads of a large object on a local SeaweedFS",
     "cluster": "Dask vs process executor, a File between tasks on SeaweedFS, cache-aware placement",
+    "polyglot": "ContainerTask vs Python task, @dynamic vs map, a Flyte package on ferry vs flytekit local",
     "launch": "compiled specs: ferry.launch per task vs ferry.run before them; the engine's RSS and imports",
+    "server": "ferry serve: API latency with 10,000 executions, console page load of a 1,000-element map, launch overhead",
 }
 
 

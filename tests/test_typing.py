@@ -54,6 +54,14 @@ def write(text: str) -> File:
     return File("s3://bucket/" + text)
 
 
+lines = ferry.ContainerTask("lines", command=["wc", "-l", "{{.inputs.f}}"], inputs={"f": File}, outputs={"n": int})
+
+
+@workflow
+def with_programs(texts: list[str]) -> list[int]:
+    return map_task(lines)(f=[write(text=t) for t in ["a", "b"]])
+
+
 @workflow
 def pipeline(samples: list[str], threshold: int = 10) -> tuple[str, int]:
     counts = map_task(count, concurrency=4)(sample=samples)
@@ -119,13 +127,15 @@ def mypy_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tupl
     folder = tmp_path_factory.mktemp("typing")
     for name, source in (("correct_flow.py", CORRECT), ("wrong_flow.py", WRONG)):
         (folder / name).write_text(textwrap.dedent(source))
+    (folder / "mypy.ini").write_text("[mypy]\n")  # mypy's defaults, not a configuration found in a parent folder
     src = str(Path(ferry.__file__).resolve().parents[1])  # the sources these tests import
     previous = os.environ.get("MYPYPATH")
     os.environ["MYPYPATH"] = src
     try:
         # ferry is followed silently, as an installed package with py.typed is: only the user's files report
         out, err, _ = mypy_api.run([
-            "--cache-dir", str(folder / ".mypy_cache"), "--follow-imports", "silent", "--no-error-summary",
+            "--config-file", str(folder / "mypy.ini"), "--cache-dir", str(folder / ".mypy_cache"),
+            "--follow-imports", "silent", "--no-error-summary",
             "--show-error-codes", "--python-version", "3.11",
             str(folder / "correct_flow.py"), str(folder / "wrong_flow.py"),
         ])

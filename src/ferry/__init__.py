@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "current_context", "dataset",
-           "dynamic", "launch", "map_task", "resume", "run", "task", "workflow"]
+__all__ = ["ContainerTask", "Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "current_context",
+           "dataset", "dynamic", "launch", "map_task", "resume", "run", "task", "workflow"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use (below)
     from ferry.client import Execution, launch, resume, run
     from ferry.config import Settings
+    from ferry.sdk.container import ContainerTask
     from ferry.sdk.context import current_context
     from ferry.sdk.dynamic import dynamic
     from ferry.sdk.launch_plan import LaunchPlan
@@ -27,6 +28,7 @@ _LAZY = {
     "conditional": "ferry.sdk.workflow",
     "map_task": "ferry.sdk.workflow",
     "LaunchPlan": "ferry.sdk.launch_plan",
+    "ContainerTask": "ferry.sdk.container",
     "dynamic": "ferry.sdk.dynamic",
     "run": "ferry.client",
     "launch": "ferry.client",

@@ -29,7 +29,7 @@ from ferry.config import Settings
 from ferry.engine.cache import cache_key, cache_uri
 from ferry.engine.graph import NodeFailedError
 from ferry.errors import FerryError, StorageError
-from ferry.executors.base import Executor, TaskRequest
+from ferry.executors.base import Executor, TaskRequest, flytekit_task
 from ferry.layout import (
     ERROR,
     INPUTS,
@@ -44,7 +44,7 @@ from ferry.layout import (
     raw_attempt_prefix,
     read_outcome,
 )
-from ferry.literals import LiteralMap, references, serialize
+from ferry.literals import LiteralMap, local_blob_paths, references, serialize
 from ferry.storage import exists, join, modified, write_bytes
 
 if TYPE_CHECKING:
@@ -269,6 +269,8 @@ class StoreRunner:
         """Write inputs.pb, have the executor run the task, read outputs.pb or error.pb."""
         inputs_uri = join(prefix, INPUTS)
         memo_uri = cache_uri(self.settings, cache_key(task, inputs)) if task.metadata.discoverable else ""
+        if flytekit_task(task):
+            inputs = local_blob_paths(inputs)
         try:
             write_bytes(inputs_uri, serialize(inputs), self.meta_options, "metadata")
             request = TaskRequest(

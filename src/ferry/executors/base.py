@@ -20,6 +20,7 @@ from ferry.errors import ConfigError
 from ferry.layout import STATUS_OF_EXIT, Status
 
 RUNTIME_FLAVOR = "ferry"  # TaskTemplate.metadata.runtime.flavor of tasks the ferry runtime runs
+PROGRAM_FLAVOR = "ferry-container"  # ... of ContainerTasks, run by ferry's program runner
 
 
 def runtime_args(reference: str) -> list[str]:
@@ -53,11 +54,14 @@ class TaskRequest:
 
     def command(self) -> list[str]:
         """The template's container command and args with the attempt's values filled in."""
+        raw = self.raw_output_prefix
+        if flytekit_task(self.task) and raw.startswith("file://"):
+            raw = raw[len("file://"):]  # flytekit writes local outputs under a plain path, and reads only those
         values = {
             "{{.input}}": self.inputs_uri, "{{.Input}}": self.inputs_uri,
             "{{.inputPrefix}}": self.inputs_uri.rsplit("/", 1)[0],
             "{{.outputPrefix}}": self.output_prefix, "{{.OutputPrefix}}": self.output_prefix,
-            "{{.rawOutputDataPrefix}}": self.raw_output_prefix, "{{.RawOutputDataPrefix}}": self.raw_output_prefix,
+            "{{.rawOutputDataPrefix}}": raw, "{{.RawOutputDataPrefix}}": raw,
             "{{.checkpointOutputPrefix}}": self.output_prefix + "/checkpoint", "{{.prevCheckpointPrefix}}": '""',
         }
         out = []
@@ -116,6 +120,16 @@ def ferry_reference(task: tasks_pb2.TaskTemplate) -> str | None:
         return args[args.index("--task") + 1]
     except (ValueError, IndexError):
         return None
+
+
+def is_program(task: tasks_pb2.TaskTemplate) -> bool:
+    """Whether a task is a ContainerTask run by ferry's program runner (a warm worker can run it)."""
+    return task.metadata.runtime.flavor == PROGRAM_FLAVOR
+
+
+def flytekit_task(task: tasks_pb2.TaskTemplate) -> bool:
+    """Whether a task's spec was made by flytekit (run by ``pyflyte-execute``)."""
+    return task.metadata.runtime.type == tasks_pb2.RuntimeMetadata.FLYTE_SDK
 
 
 def timeout_of(task: tasks_pb2.TaskTemplate) -> float | None:

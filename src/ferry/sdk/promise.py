@@ -13,7 +13,7 @@ from typing import Any
 
 from flyteidl.core import condition_pb2, literals_pb2, types_pb2
 
-from ferry.engine.spec import START
+from ferry.engine.bindings import START
 from ferry.errors import InterfaceError
 
 _OPS = {

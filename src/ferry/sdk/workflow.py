@@ -15,11 +15,11 @@ import functools
 import inspect
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 
 from flyteidl.core import condition_pb2, identifier_pb2, interface_pb2, literals_pb2, types_pb2, workflow_pb2
 
-from ferry.engine.spec import START
+from ferry.engine.bindings import START
 from ferry.errors import InterfaceError
 from ferry.interface import Interface, bind_inputs, extract
 from ferry.literals import Literal, LiteralType
@@ -27,6 +27,9 @@ from ferry.sdk.constants import Bound, Constant, Convert, binding_from_literal, 
 from ferry.sdk.promise import Condition, Promise
 from ferry.sdk.task import Task, identifier
 from ferry.sdk.typecheck import castable, describe_type
+
+if TYPE_CHECKING:
+    from ferry.sdk.container import ContainerTask
 
 P = ParamSpec("P")
 R = TypeVar("R", covariant=True)
@@ -480,7 +483,7 @@ class MapTask:
     failed elements become None in the outputs.
     """
 
-    def __init__(self, task: Task[..., Any], concurrency: int = 0, min_success_ratio: float = 1.0,
+    def __init__(self, task: "Task[..., Any] | ContainerTask", concurrency: int = 0, min_success_ratio: float = 1.0,
                  bound_inputs: tuple[str, ...] = ()) -> None:
         if not 0 < min_success_ratio <= 1:
             raise InterfaceError(f"map_task: min_success_ratio must be in (0, 1], got {min_success_ratio}.")
@@ -512,7 +515,7 @@ class MapTask:
                         bound=self.bound_inputs)
 
 
-def map_task(task: Task[..., Any], concurrency: int = 0, min_success_ratio: float = 1.0,
+def map_task(task: "Task[..., Any] | ContainerTask", concurrency: int = 0, min_success_ratio: float = 1.0,
              bound_inputs: tuple[str, ...] = ()) -> MapTask:
     """Run ``task`` once per element of the lists it is given (see ``MapTask``)."""
     return MapTask(task, concurrency, min_success_ratio, bound_inputs)

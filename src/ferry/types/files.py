@@ -260,7 +260,8 @@ class BlobTransformer(Transformer):
                 f"{type_name(python_type)}, got a {'multipart' if is_multi else 'single'} blob ({blob.uri})."
             )
         cls = python_type if isinstance(python_type, type) and issubclass(python_type, self.cls) else self.cls
-        result = cls(blob.uri, format=blob.metadata.type.format or None)
+        uri = blob.uri if "://" in blob.uri else "file://" + os.path.abspath(blob.uri)  # flytekit's local paths
+        result = cls(uri, format=blob.metadata.type.format or None)
         size = literal.metadata.get("size")
         result.size = int(size) if size else None
         return result
