@@ -144,6 +144,7 @@ class StoreRunner:
         self.listener = listener
         self.meta_options = settings.options_for(settings.metadata_url)
         self.aborted = threading.Event()
+        self.parallelism = int(getattr(executor, "parallelism", 0))  # attempts the executor likes in flight
         self._succeeded: dict[str, int] = {}  # dynamic tasks' paths -> their attempt that built the subgraph
 
     def prefix(self, path: str, attempt: int) -> str:

@@ -270,34 +270,55 @@ def run_task(
 
 @contextlib.contextmanager
 def beating(output_prefix: str, options: dict[str, Any]) -> Iterator[None]:
-    """Write the attempt's heartbeat while the task runs (from FIRST_HEARTBEAT seconds on), so that an
-    engine resuming after a crash can tell this attempt is alive and wait for it instead of starting another."""
-    import socket
-
-    from ferry.layout import FIRST_HEARTBEAT, HEARTBEAT, HEARTBEAT_EVERY, Heartbeat
-    from ferry.storage import join, write_bytes
-
-    stop = threading.Event()
-    started = time.time()
-
-    def beat() -> None:
-        if stop.wait(FIRST_HEARTBEAT):
-            return
-        while True:
-            try:
-                doc = Heartbeat(socket.gethostname(), os.getpid(), started, time.time())
-                write_bytes(join(output_prefix, HEARTBEAT), doc.to_bytes(), options, "metadata")
-            except FerryError:
-                pass  # the store is unreachable: the next beat may get through
-            if stop.wait(HEARTBEAT_EVERY):
-                return
-
-    thread = threading.Thread(target=beat, name="ferry-heartbeat", daemon=True)
-    thread.start()
+    """Have the attempt's heartbeat written while the task runs (from FIRST_HEARTBEAT seconds on), so that
+    an engine resuming after a crash can tell this attempt is alive and wait for it instead of starting
+    another. One thread per process writes every running attempt's beats: an attempt costs no thread."""
+    key = object()
+    with _heart.lock:
+        _heart.running[key] = (output_prefix, options, time.time())
+        if _heart.thread is None:
+            _heart.thread = threading.Thread(target=_heart.beat, name="ferry-heartbeat", daemon=True)
+            _heart.thread.start()
     try:
         yield
     finally:
-        stop.set()  # a beat being written now may land after outputs.pb: harmless, the outcome wins
+        with _heart.lock:  # a beat being written now may land after outputs.pb: harmless, the outcome wins
+            del _heart.running[key]
+
+
+class _Heart:
+    """The process's heartbeat writer: attempts running longer than FIRST_HEARTBEAT get a beat every HEARTBEAT_EVERY."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: dict[object, tuple[str, dict[str, Any], float]] = {}
+        self.last: dict[object, float] = {}
+        self.thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        import socket
+
+        from ferry.layout import FIRST_HEARTBEAT, HEARTBEAT, HEARTBEAT_EVERY, Heartbeat
+        from ferry.storage import join, write_bytes
+
+        host, pid = socket.gethostname(), os.getpid()
+        while True:
+            time.sleep(min(FIRST_HEARTBEAT, HEARTBEAT_EVERY) / 4)
+            now = time.time()
+            with self.lock:
+                due = [(key, prefix, options, started) for key, (prefix, options, started) in self.running.items()
+                       if now - started >= FIRST_HEARTBEAT and now - self.last.get(key, 0.0) >= HEARTBEAT_EVERY]
+                self.last = {key: self.last[key] for key in self.last if key in self.running}
+            for key, prefix, options, started in due:
+                try:
+                    doc = Heartbeat(host, pid, started, time.time())
+                    write_bytes(join(prefix, HEARTBEAT), doc.to_bytes(), options, "metadata")
+                    self.last[key] = now
+                except FerryError:
+                    pass  # the store is unreachable: the next beat may get through
+
+
+_heart = _Heart()
 
 
 _cwd_lock = threading.RLock()
