@@ -30,7 +30,7 @@ from ferry.interface import Interface
 from ferry.layout import ERROR, FUTURES, OUTPUTS, ErrorInfo, Status
 from ferry.literals import Literal, LiteralMap, literal_map, parse_literal_map, serialize
 from ferry.types import TransferContext, default_engine, using_context
-from ferry.types.context import empty_folder
+from ferry.types.context import attempt_identity, empty_folder
 
 
 class Task(Protocol):
@@ -142,6 +142,7 @@ def execute(task: Task, inputs: LiteralMap, ctx: TransferContext) -> LiteralMap 
     path lands in its attempt's own folder. A dynamic task (one with ``expand``) returns the
     DynamicJobSpec its body builds instead of outputs.
     """
+    ctx.task = task.name
     with using_context(ctx):
         values = literals_to_values(task, inputs, ctx)
         expand = getattr(task, "expand", None)
@@ -231,7 +232,9 @@ def run_task(
 
     settings = settings or active_settings()
     meta_options = settings.options_for(output_prefix)
-    ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=empty_folder())
+    execution_id, node, attempt = attempt_identity(output_prefix, settings.metadata_url) or ("", "", 0)
+    ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=empty_folder(), execution_id=execution_id,
+                          node=node, attempt=attempt)
     result: LiteralMap | DynamicJobSpec | None = None
     info: ErrorInfo | None = None
     try:
