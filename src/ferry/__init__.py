@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ferry.version import __version__ as __version__
+
 __all__ = ["ContainerTask", "Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "current_context",
            "dataset", "dynamic", "launch", "map_task", "resume", "run", "task", "workflow"]
-__version__ = "0.1.0"
-
 if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use (below)
     from ferry.client import Execution, launch, resume, run
     from ferry.config import Settings

@@ -71,7 +71,7 @@ class ContainerTask:
 
     def template(self, version: str = "") -> tasks_pb2.TaskTemplate:
         """A raw-container TaskTemplate: the program runner, the interface it converts by, and the command."""
-        from ferry import __version__
+        from ferry.version import __version__
 
         metadata = tasks_pb2.TaskMetadata(
             discoverable=self.cache, discovery_version=self.cache_version,

@@ -93,7 +93,7 @@ class Task(Generic[P, R]):
             from ferry.sdk.byvalue import pickled_reference
 
             reference = pickled_reference(self, convert)
-        from ferry import __version__
+        from ferry.version import __version__
 
         metadata = tasks_pb2.TaskMetadata(
             discoverable=self.cache, discovery_version=self.cache_version,
