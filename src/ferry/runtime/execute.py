@@ -27,10 +27,10 @@ from ferry.errors import (
     TypeMismatchError,
 )
 from ferry.interface import Interface
-from ferry.layout import ERROR, FUTURES, OUTPUTS, ErrorInfo, Status
+from ferry.layout import ERROR, FUTURES, OUTPUTS, ErrorInfo, Status, attempt_identity
 from ferry.literals import Literal, LiteralMap, literal_map, parse_literal_map, serialize
 from ferry.types import TransferContext, default_engine, using_context
-from ferry.types.context import attempt_identity, empty_folder
+from ferry.types.context import empty_folder
 
 
 class Task(Protocol):
@@ -332,6 +332,13 @@ _heart = _Heart()
 
 
 _cwd_lock = threading.RLock()
+
+
+def process_cwd() -> str:
+    """The process's own working folder, never an attempt's: what a child process should start in (a child
+    started while another thread's attempt is in its folder would inherit that folder, soon deleted)."""
+    with _cwd_lock:
+        return os.getcwd()
 
 
 @contextlib.contextmanager

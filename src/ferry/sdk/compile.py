@@ -21,7 +21,6 @@ from ferry.literals import Literal, serialize
 from ferry.runtime.load import kind_of
 from ferry.sdk.constants import Constant, Convert
 from ferry.sdk.launch_plan import LaunchPlan
-from ferry.sdk.task import task_template
 
 if TYPE_CHECKING:
     from ferry.sdk.workflow import Workflow
@@ -63,7 +62,7 @@ def bundle(entities: Iterable[Any], version: str, convert: Convert | None) -> Bu
     """The admin specs of ``entities`` (and all they use) under ``version``."""
     tasks, workflows, plans = _closed_over(entities)
     out = Bundle()
-    out.tasks = [task_pb2.TaskSpec(template=task_template(t, version, convert)) for t in tasks]
+    out.tasks = [task_pb2.TaskSpec(template=t.template(version, convert)) for t in tasks]
     for wf in workflows:
         _, subs = wf.dependencies()
         out.workflows.append(workflow_pb2.WorkflowSpec(

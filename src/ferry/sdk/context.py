@@ -30,7 +30,7 @@ class TaskContext:
 
 def current_context() -> TaskContext:
     """The context of the task running on this thread; a clear error outside tasks."""
-    from ferry.types.context import attempt_identity, running_context
+    from ferry.types.context import running_context
 
     ctx = running_context()
     if ctx is None:
@@ -38,8 +38,5 @@ def current_context() -> TaskContext:
             "ferry.current_context() is only known inside a running task. Call it in a @task's body "
             "(tasks called directly, my_task(a=1), run as tasks too)."
         )
-    identity: tuple[str, str, int] | None = (ctx.execution_id, ctx.node, ctx.attempt)
-    if not ctx.execution_id:  # a direct call names its attempt in the raw prefix only
-        identity = attempt_identity(ctx.raw_prefix, ctx.settings.raw_output_prefix, skip=1)
-    execution_id, node, attempt = identity or ("", "", 0)
-    return TaskContext(ctx.task, execution_id, node, attempt + 1, ctx.raw_prefix, ctx.work_dir or Path.cwd())
+    return TaskContext(ctx.task, ctx.execution_id, ctx.node, ctx.attempt + 1, ctx.raw_prefix,
+                       ctx.work_dir or Path.cwd())

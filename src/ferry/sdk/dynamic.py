@@ -14,7 +14,7 @@ from typing import Any, Callable, ParamSpec, TypeVar, overload
 from flyteidl.core import dynamic_job_pb2
 
 from ferry.sdk.constants import Convert, render
-from ferry.sdk.task import Task, task_template
+from ferry.sdk.task import Task
 from ferry.sdk.workflow import compile_body, used_by
 
 P = ParamSpec("P")
@@ -31,7 +31,7 @@ class DynamicTask(Task[P, R]):
 
         nodes, outputs, _ = compile_body(f"Dynamic task {self.name}", self.fn, values, self.interface)
         tasks, subs = used_by(nodes)
-        templates = [task_template(task, "", convert) for task in tasks]  # a task by value is uploaded
+        templates = [task.template("", convert) for task in tasks]  # a task by value is uploaded
         for task, template in zip(tasks, templates, strict=True):  # a run in this process finds them as they are
             reference = ferry_reference(template)
             if reference is not None:

@@ -137,14 +137,6 @@ class Task(Generic[P, R]):
         return f"<ferry task {self.name}>"
 
 
-def task_template(task: Any, version: str, convert: Convert | None) -> tasks_pb2.TaskTemplate:
-    """The template of any task: a ``@task`` is given ``convert``, which uploads it if it travels by value;
-    other tasks (a ``ContainerTask``) have nothing to upload."""
-    if isinstance(task, Task):
-        return task.template(version, convert)
-    return task.template(version)  # type: ignore[no-any-return]
-
-
 def _seconds(name: str, timeout: float | dt.timedelta | None) -> float | None:
     from ferry.errors import InterfaceError
 

@@ -111,18 +111,6 @@ def _drop_spares() -> None:
         _spare.clear()
 
 
-def attempt_identity(prefix: str, root: str, skip: int = 0) -> tuple[str, str, int] | None:
-    """(execution, node path, attempt) of an attempt folder under ``root``: ``{root}/{execution}/{node}/{attempt}``
-    for metadata, ``{root}/{random}/{execution}/{node}/{attempt}`` for raw data (``skip=1``); None if it is not one."""
-    base = root.rstrip("/") + "/"
-    if not prefix.startswith(base):
-        return None
-    parts = prefix[len(base):].strip("/").split("/")[skip:]
-    if len(parts) < 3 or not parts[-1].isdigit():
-        return None
-    return parts[0], "/".join(parts[1:-1]), int(parts[-1])
-
-
 _current: contextvars.ContextVar[TransferContext | None] = contextvars.ContextVar("ferry_transfer_context", default=None)
 
 
