@@ -69,6 +69,9 @@ def test_a_flyte_package_registers_and_runs(package: Path, flyte_env: None) -> N
     launched = invoke("launch", "fkwf.wf", "--n", "2", "--executor", "process")
     assert launched.exit_code == 0, launched.output
     assert "{'count': 4, 'name': 'out.txt'}" in launched.output  # flytekit's dataclass, shown as its fields
+    from_python = ferry.launch("fkwf.wf", {"n": 1}, executor="process")
+    stats = from_python.outputs["o0"]  # read by its registered type: a dataclass, without flytekit's code
+    assert (stats.count, stats.name) == (2, "out.txt")
     execution = Records(active_settings().database_url).list_executions(1)[0]
     nodes = {n.path: n for n in Records(active_settings().database_url).nodes(execution.id)}
     assert nodes["n0"].status == nodes["n1"].status == "succeeded"

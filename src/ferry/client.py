@@ -205,11 +205,12 @@ class Execution:
     output_literals: LiteralMap | None
     error: str | None
     settings: Settings
-    interface: Any = None  # the workflow's Python interface, when the caller has its code
+    workflow: Any = None  # the workflow, when the caller has its code: outputs as it returns them
+    typed: Any = None  # else the spec's TypedInterface: outputs by their registered types, in a dict
 
     @classmethod
     def of(cls, result: "ExecutionResult", settings: Settings, workflow: Any = None) -> "Execution":
-        return cls(result.id, result.status, result.outputs, result.error, settings, workflow)
+        return cls(result.id, result.status, result.outputs, result.error, settings, workflow, result.interface)
 
     @property
     def outputs(self) -> Any:
@@ -217,39 +218,14 @@ class Execution:
         if self.output_literals is None:
             raise TaskFailedError(f"Execution {self.id} {self.status}: {self.error}", kind="user", task=self.id)
         ctx = _context(self.settings, self.settings.raw_output_prefix, self.id, "outputs")
-        if self.interface is not None:
-            return outputs_to_result(self.interface, self.output_literals, ctx)
-        return {name: _guessed(lit, ctx, name) for name, lit in sorted(self.output_literals.literals.items())}
+        if self.workflow is not None:
+            return outputs_to_result(self.workflow, self.output_literals, ctx)
+        from ferry.types.guess import python_type
 
-
-def _guessed(lit: Literal, ctx: TransferContext, name: str) -> Any:
-    """A literal as Python, its type guessed from the literal itself (no declared type at hand)."""
-    from ferry.literals import LiteralType, SimpleType
-
-    kind = lit.WhichOneof("value")
-    if kind == "collection":
-        return [_guessed(x, ctx, f"{name}[{i}]") for i, x in enumerate(lit.collection.literals)]
-    if kind == "map":
-        return {k: _guessed(v, ctx, f"{name}[{k!r}]") for k, v in lit.map.literals.items()}
-    scalar = lit.scalar
-    which = scalar.WhichOneof("value")
-    if which == "primitive":
-        field = scalar.primitive.WhichOneof("value")
-        return getattr(scalar.primitive, field) if field not in ("datetime", "duration") else (
-            scalar.primitive.datetime.ToDatetime() if field == "datetime" else scalar.primitive.duration.ToTimedelta())
-    if which == "none_type":
-        return None
-    if which == "union":
-        return _guessed(scalar.union.value, ctx, name)
-    from ferry.types.guess import python_type
-
-    if which == "blob":
-        lt = LiteralType(blob=scalar.blob.metadata.type)
-    elif which == "structured_dataset":
-        lt = LiteralType(structured_dataset_type=scalar.structured_dataset.metadata.structured_dataset_type)
-    else:
-        lt = LiteralType(simple=SimpleType.BINARY)
-    return default_engine().to_python(lit, python_type(lt), ctx, name)
+        declared = self.typed.outputs.variables if self.typed is not None else {}
+        engine = default_engine()
+        return {name: engine.to_python(lit, python_type(declared[name].type), ctx, name) if name in declared
+                else lit for name, lit in sorted(self.output_literals.literals.items())}
 
 
 def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Executor" = "inline",

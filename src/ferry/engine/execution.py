@@ -28,7 +28,7 @@ from ferry.engine.registry import Registry
 from ferry.engine.spec import Closure, describe_id, parse_closure
 from ferry.errors import FerryError
 from ferry.layout import CLOSURE, INPUTS, OUTPUTS, execution_prefix
-from ferry.literals import LiteralMap, literal_mismatch, parse_literal_map, serialize, type_text
+from ferry.literals import LiteralMap, TypedInterface, literal_mismatch, parse_literal_map, serialize, type_text
 from ferry.storage import join, read_bytes, write_bytes
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class ExecutionResult:
     status: str  # succeeded | failed | aborted
     outputs: LiteralMap | None = None
     error: str | None = None
+    interface: TypedInterface | None = None  # the workflow's, so that outputs can be read by their types
 
 
 @dataclass
@@ -316,6 +317,6 @@ def _drive(closure: Closure, literals: LiteralMap, settings: Settings, records: 
         return ExecutionResult(execution_id, "failed", None, message)
     else:
         records.finish_execution(execution_id, "succeeded", outputs_uri)
-        return ExecutionResult(execution_id, "succeeded", outputs)
+        return ExecutionResult(execution_id, "succeeded", outputs, interface=closure.primary.template.interface)
     finally:
         records.close()
