@@ -439,7 +439,7 @@ def resume(execution_id: str, executor: str | None) -> None:
     with records_of() as records:
         rec = records.get_execution(execution_id)
     nodes = NodeView(f"resume {rec.id}", _plan(rec))
-    with ctrl_c(rec.id), Display(nodes):
+    with ctrl_c(rec.id, nodes), Display(nodes):
         execution = resume_execution(rec.id, executor=executor, listener=nodes)
     report_outcome(execution)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from ferry.cli.output import STATUS_COLORS, color_allowed, verbosity
+from ferry.cli.output import STATUS_COLORS, color_allowed, duration, verbosity
 
 COUNTED = ("task", "map", "branch", "dynamic")  # the kinds of node a run's progress counts (workflow nodes hold others)
 DONE = ("succeeded", "cached", "failed", "aborted", "lost")
@@ -87,19 +87,23 @@ class NodeView:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.display: Display | None = None
+        self.stopping = False  # Ctrl-C: attempts stopped now are not failures worth a line
 
     def __call__(self, path: str, kind: str, label: str, status: str, detail: str) -> None:
         with self.lock:
             unit = self._unit(path, kind, label)
             changed = unit.status != status
+            took = time.monotonic() - unit.since if unit.status in ACTIVE else None
             if changed:
                 unit.status, unit.since = status, time.monotonic()
+        if self.stopping:
+            return
         if status in ("failed", "retrying") and kind == "task":
             headline = detail.splitlines()[0] if detail else ""
             self._say(f"{status}: {path} {label}{': ' + headline if headline else ''}",
                       fg="red" if status == "failed" else "yellow")
         elif changed and self.display is not None and not self.display.live and self._worth_a_line(path, kind):
-            self._say(self._line(unit, detail), fg=STATUS_COLORS.get(status))
+            self._say(self._line(unit, detail, took), fg=STATUS_COLORS.get(status))
 
     def _unit(self, path: str, kind: str, label: str) -> Unit:
         element = _ELEMENT.match(path)
@@ -118,8 +122,10 @@ class NodeView:
         """Off a terminal: every counted node's change, not each map element's (failures are said anyway)."""
         return path in self.units
 
-    def _line(self, unit: Unit, detail: str) -> str:
+    def _line(self, unit: Unit, detail: str, took: float | None = None) -> str:
         extra = f" ({detail.splitlines()[0]})" if detail and unit.status not in ACTIVE else ""
+        if took is not None and unit.status in DONE:
+            extra = f" {duration(took)}{extra}"
         elements = self.elements.get(unit.path)
         if unit.kind == "map" and elements and unit.status in DONE:
             extra += f" ({len(elements)} elements)"

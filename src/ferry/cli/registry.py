@@ -92,7 +92,7 @@ def launch(ctx: click.Context, name: str | None, executor: str, raw_output_prefi
     info(f"execution {launch_.id}: {launch_.name}, raw output under {launch_.raw_output_prefix} "
          f"(from the {launch_.raw_output_source})")
     nodes = NodeView(plan, Plan.of(launch_.closure))
-    with ctrl_c(launch_.id), Display(nodes):
+    with ctrl_c(launch_.id, nodes), Display(nodes):
         execution = start_launch(launch_, values, executor=executor, max_parallel=max_parallel, listener=nodes,
                                  executor_options=executor_options(executor, workers, dask_address, fresh_processes))
     report(execution)

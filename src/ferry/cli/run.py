@@ -125,8 +125,19 @@ def plan_of(wf: Any) -> Any:
 
 
 @contextlib.contextmanager
-def ctrl_c(execution_id: str | None) -> Iterator[None]:
-    """Ctrl-C: exit 130, naming the execution and how to continue it."""
+def ctrl_c(execution_id: str | None, nodes: Any = None) -> Iterator[None]:
+    """Ctrl-C: exit 130, naming the execution and how to continue it. The node view is told first, so the
+    attempts stopped on the way out are not reported as failures."""
+    import signal
+    import threading
+
+    def interrupted(signum: int, frame: Any) -> None:
+        if nodes is not None:
+            nodes.stopping = True
+        signal.default_int_handler(signum, frame)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, interrupted) if main else None
     try:
         yield
     except KeyboardInterrupt:
@@ -137,16 +148,18 @@ def ctrl_c(execution_id: str | None) -> Iterator[None]:
         else:
             click.secho("\ninterrupted before the execution started.", err=True, fg="yellow")
         sys.exit(130)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _recorded(execution_id: str) -> bool:
     from ferry.cli.executions import records_of
-    from ferry.engine.rows import NotFoundError
 
     try:
         with records_of() as records:
             return records.get_execution(execution_id).id == execution_id
-    except (NotFoundError, Exception):  # noqa: BLE001 - only for the message
+    except Exception:  # noqa: BLE001 - only for the message
         return False
 
 
@@ -199,7 +212,7 @@ def run(ctx: click.Context, file: str | None, name: str | None, executor: str, r
     execution_id = new_execution_id()
     info(f"execution {execution_id}: {wf.name} ({executor})")
     nodes = NodeView(name, plan_of(wf))
-    with ctrl_c(execution_id), Display(nodes):
+    with ctrl_c(execution_id, nodes), Display(nodes):
         execution = run_workflow(wf, values, executor=executor, raw_output_prefix=raw_output_prefix,
                                  max_parallel=max_parallel, listener=nodes, executor_options=options,
                                  execution_id=execution_id)
