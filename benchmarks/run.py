@@ -31,6 +31,7 @@ SUITES = {
     "polyglot": "ContainerTask vs Python task, @dynamic vs map, a Flyte package on ferry vs flytekit local",
     "launch": "compiled specs: ferry.launch per task vs ferry.run before them; the engine's RSS and imports",
     "server": "ferry serve: API latency with 10,000 executions, console page load of a 1,000-element map, launch overhead",
+    "cli": "first success on a fresh clone, ferry --help, executions list with 1,000 executions, ferry run overhead",
 }
 
 

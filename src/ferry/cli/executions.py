@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
@@ -24,8 +24,9 @@ from ferry.cli.output import (
     when,
 )
 from ferry.errors import redact
-from ferry.layout import ErrorInfo
-from ferry.literals import Literal, LiteralMap, describe, parse_literal_map
+
+if TYPE_CHECKING:  # protobuf loads only for commands that read meta values, not for `executions list`
+    from ferry.literals import Literal, LiteralMap
 
 
 @contextlib.contextmanager
@@ -61,6 +62,7 @@ def home_line() -> str:
 def _read_map(uri: str | None) -> LiteralMap | None:
     from ferry.config import active_settings
     from ferry.errors import ObjectNotFoundError
+    from ferry.literals import parse_literal_map
     from ferry.storage import read_bytes
 
     if not uri:
@@ -114,6 +116,8 @@ def map_json(lm: LiteralMap | None) -> dict[str, Any] | None:
 
 def value_text(lit: Literal, full: bool) -> str:
     if not full:
+        from ferry.literals import describe
+
         return describe(lit, 100)
     from ferry.server.values import full_text
 
@@ -153,7 +157,7 @@ def list_(limit: int) -> None:
 @json_option
 def show(execution_id: str | None, full_errors: bool, full: bool) -> None:
     """The node tree with statuses, and each node's input and output meta values (default: the latest)."""
-    from ferry.layout import INPUTS, OUTPUTS, REPORT
+    from ferry.layout import INPUTS, OUTPUTS, REPORT, ErrorInfo
     from ferry.storage import join
 
     with records_of() as records:

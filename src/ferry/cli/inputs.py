@@ -99,17 +99,18 @@ def parse_inputs(declared: Declared, pairs: dict[str, str], inputs_file: str | N
     """The inputs as Python values: the file's, then the flags' (which win); missing Optional ones are None."""
     from ferry.types.plain import parse_value
 
-    raw: dict[str, Any] = {}
+    raw: dict[str, tuple[Any, bool]] = {}  # name -> (value, typed by a person)
     if inputs_file:
         for name, value in read_inputs_file(inputs_file).items():
-            raw[name] = value
+            raw[name] = (value, False)
     for key, text in pairs.items():
-        raw[key.replace("-", "_")] = text
+        raw[key.replace("-", "_")] = (text, True)
     unknown = [n for n in raw if n not in declared.types]
     if unknown:
         raise TypeMismatchError(f"{declared.owner} has no input {unknown[0]!r}; its inputs are: "
                                 + (", ".join(f"--{n}" for n in declared.types) or "(none)") + ".")
-    values = {name: parse_value(name, raw[name], declared.types[name]) for name in raw}
+    values = {name: parse_value(name, value, declared.types[name], typed=typed)
+              for name, (value, typed) in raw.items()}
     missing = []
     for name, python_type in declared.types.items():
         if name in values or name in declared.defaults:

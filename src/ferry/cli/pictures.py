@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +174,9 @@ def dot(d: Drawing) -> str:
 
 def graphviz(source: str, target: str, engine: str = "dot", *extra: str) -> None:
     """Render Graphviz ``source`` to the PNG ``target``; a clear error when Graphviz isn't installed."""
+    import shutil
+    import subprocess
+
     program = shutil.which(engine)
     if program is None:
         raise MissingToolError(f"A PNG needs Graphviz's `{engine}` program, which is not installed here. Install "
@@ -252,6 +253,8 @@ def _span(rec: Any, bs: list[Bar]) -> float:
 
 def timeline_text(rec: Any, bs: list[Bar], width: int | None = None) -> str:
     """A Gantt chart in text: one line per attempt."""
+    import shutil
+
     from ferry.cli.output import color_allowed, duration
 
     if not bs:

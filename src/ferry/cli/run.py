@@ -9,19 +9,23 @@ workflow of one node through the same path.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import sys
-import typing
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
-from ferry.cli.inputs import INPUTS_FILE, Declared, default_text, parse_inputs, render_help, split_args
 from ferry.cli.output import emit_json, info, wants_json
+
+if TYPE_CHECKING:
+    from ferry.cli.inputs import Declared
 
 
 def declared_of(obj: Any) -> Declared:
     """The inputs of a ``@workflow`` or ``@task`` object, with defaults and the docstring's descriptions."""
+    import inspect
+
+    from ferry.cli.inputs import Declared, default_text
+
     iface = obj.interface
     descriptions = {n: v.description for n, v in iface.typed.inputs.variables.items() if v.description}
     doc = inspect.getdoc(obj.fn) or ""
@@ -31,7 +35,7 @@ def declared_of(obj: Any) -> Declared:
 
 
 def signature_text(obj: Any) -> str:
-    from ferry.cli.inputs import pretty_type
+    from ferry.cli.inputs import default_text, pretty_type
 
     iface = obj.interface
     params = []
@@ -47,6 +51,9 @@ def signature_text(obj: Any) -> str:
 
 def task_workflow(task: Any) -> Any:
     """A workflow of one node that runs ``task``: the same inputs, defaults, outputs and descriptions."""
+    import inspect
+    import typing
+
     from ferry.sdk.workflow import Workflow
 
     def body(**inputs: Any) -> Any:
@@ -100,6 +107,7 @@ def listing(file: str, module: Any) -> None:
 
 
 def _interface_json(obj: Any) -> dict[str, Any]:
+    from ferry.cli.inputs import default_text
     from ferry.literals import type_text
 
     iface = obj.interface
@@ -180,6 +188,7 @@ def run(ctx: click.Context, file: str | None, name: str | None, executor: str, r
     """Run workflow (or task) NAME from FILE with its inputs as --flags parsed by their declared types
     (or from --inputs-file inputs.json|yaml). Without NAME, list what FILE defines; with --help after
     NAME, list NAME's inputs."""
+    from ferry.cli.inputs import INPUTS_FILE, parse_inputs, render_help, split_args
     from ferry.cli.main import executor_options, report
     from ferry.cli.progress import Display, NodeView
     from ferry.client import run as run_workflow

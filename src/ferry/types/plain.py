@@ -9,7 +9,7 @@ types is a string; what an inputs file holds is JSON / YAML data. Each form acce
   ``timedelta`` in seconds; ``bytes`` as base64, or ``@path`` for a file's contents
 - ``list`` / ``dict`` / dataclasses / pydantic models as JSON; ``Enum`` by value or name
 - ``File`` / ``Directory`` as a local path or a URL; ``Optional[T]`` as T, or ``none`` / ``null``
-- data frames from a parquet or CSV file (path or URL), or a JSON list of records
+- data frames from a parquet or CSV file (path or URL), or a JSON list of records ``[{"a": 1}, ...]``
 - ``numpy.ndarray`` from a ``.npy`` file, or a JSON list
 """
 
@@ -43,12 +43,14 @@ class _NotJSON(ValueError):
         super().__init__(f"{text!r} is not valid JSON for {type_name(python_type)} ({exc.msg})")
 
 
-def parse_value(name: str, text: Any, python_type: Any) -> Any:
-    """Parse ``--name text`` (or an inputs file's value) for an input declared as ``python_type``."""
+def parse_value(name: str, text: Any, python_type: Any, *, typed: bool = True) -> Any:
+    """Parse ``--name text`` for an input declared as ``python_type``; with ``typed=False``, ``text`` is data
+    from an inputs file (JSON / YAML), whose strings are only strings."""
     from ferry.types import default_engine
 
+    given = Text(text) if typed and isinstance(text, str) else text
     try:
-        return default_engine().from_plain(Text(text) if isinstance(text, str) else text, python_type, f"--{name}")
+        return default_engine().from_plain(given, python_type, f"--{name}")
     except TypeMismatchError as exc:
         cause = exc.__context__
         if isinstance(cause, _NotJSON):
@@ -265,8 +267,11 @@ def _frame(transformer: Any, obj: Any, base: Any, engine: Any) -> Any:
 
     lib = frame_library(base) or "pyarrow"
     pa = library("pyarrow", lib)
-    if isinstance(obj, list):
-        return from_arrow(pa.Table.from_pylist(obj), lib)
+    if isinstance(obj, list) or (isinstance(obj, str) and obj.lstrip().startswith("[")):
+        records = _json(obj, base)
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("expected a JSON list of records ([{\"column\": value, ...}, ...])")
+        return from_arrow(pa.Table.from_pylist(records), lib)
     if not isinstance(obj, str) or not obj:
         raise ValueError(f"expected the path or URL of a parquet or CSV file, got {_shown(obj)}")
     with _opened(obj) as fh:
