@@ -150,7 +150,7 @@ def test_an_array_task_without_numpy_names_the_numpy_extra(tmp_path: Path, monke
     execution = ferry.run(wf, {"n": 2})
     assert execution.status == "failed"
     assert "user error, attempt 1" in (execution.error or "")
-    assert f"A numpy array needs numpy, which can't be imported where this runs" in (execution.error or "")
+    assert "A numpy array needs numpy, which can't be imported where this runs" in (execution.error or "")
     assert f"pip install '{DISTRIBUTION}[numpy]'" in (execution.error or "")
 
 
