@@ -611,3 +611,34 @@ def test_one_display_holds_nodes_and_transfers(monkeypatch: pytest.MonkeyPatch) 
     assert not progress.active()
     assert "0/1 nodes" in drawn and "▶ n0  pkg.step  running" in drawn
     assert "upload big.bin" in drawn and "1.0/4.0 GiB" in drawn
+
+
+def test_dataset_upload_and_warm_progress_count_bytes_against_correct_totals(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.cli.progress import Display
+
+    seen: list[dict[str, Any]] = []
+
+    class Recorded:
+        def __init__(self, description: str, total: int) -> None:
+            self.entry = {"description": description, "total": total, "done": 0}
+            seen.append(self.entry)
+
+        def advance(self, nbytes: int) -> None:
+            self.entry["done"] += nbytes
+
+        def set_total(self, nbytes: int) -> None:
+            self.entry["total"] = nbytes
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(Display, "transfer", lambda self, description, total: Recorded(description, total))
+    (tmp_path / "refs" / "sub").mkdir(parents=True)
+    (tmp_path / "refs" / "a.bin").write_bytes(b"a" * 3000)
+    (tmp_path / "refs" / "sub" / "b.bin").write_bytes(b"b" * 5000)
+    ok("datasets", "upload", tmp_path / "refs", "refs")
+    ok("datasets", "warm", "refs")
+    upload, warm = seen
+    assert upload["total"] == upload["done"] == 8000 and upload["description"].startswith("upload ")
+    assert warm["total"] == warm["done"] == 8000 and warm["description"] == "warm refs"
