@@ -121,6 +121,11 @@ def adding(a: int, b: int = 10, scale: Optional[int] = None) -> int:
     return add(a=a, b=b)
 
 
+@task
+def maybe(x: Optional[int]) -> str:
+    return f"got {x}"
+
+
 @workflow
 def squares(xs: list[int]) -> list[int]:
     return map_task(square)(x=xs)
@@ -251,6 +256,9 @@ def test_a_single_task_runs_as_a_one_node_workflow(flow: Path) -> None:
 def test_optional_inputs_may_be_left_out_and_missing_ones_are_named(flow: Path) -> None:
     assert "o0 = 11" in ok("run", flow, "adding", "--a", "1").stdout
     assert "o0 = 3" in ok("run", flow, "adding", "--a", "1", "--b", "2", "--scale", "none").stdout
+    assert "[optional]" in ok("run", flow, "maybe", "--help").stdout
+    assert "o0 = 'got None'" in ok("run", flow, "maybe").stdout  # Optional, no default: None
+    assert "o0 = 'got 4'" in ok("run", flow, "maybe", "--x", "4").stdout
     missing = invoke("run", flow, "adding")
     assert missing.exit_code == 1 and "needs input(s) --a" in missing.output and "Traceback" not in missing.output
 

@@ -18,6 +18,7 @@ from ferry.engine.rows import (  # the rows live in a module without SQLAlchemy,
     SCHEMA_READ,
     ExecutionRecord,
     NodeRecord,
+    NotFoundError,
     Registration,
     resolve_execution,
 )
@@ -112,6 +113,8 @@ def _v3(conn: sa.Connection) -> None:
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 assert MIGRATIONS[-1][0] >= SCHEMA_READ, "ferry.engine.rows reads columns this schema doesn't have yet"
 
+
+__all__ = ["ExecutionRecord", "MIGRATIONS", "NodeRecord", "NotFoundError", "Records", "Registration"]
 
 CONNECT_TIMEOUT = 10  # seconds; libpq waits forever by default for a host that drops packets
 

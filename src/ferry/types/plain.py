@@ -58,13 +58,6 @@ def parse_value(name: str, text: Any, python_type: Any, *, typed: bool = True) -
         raise
 
 
-def from_plain(obj: Any, python_type: Any) -> Any:
-    """JSON-like data (or a string) -> a value of ``python_type``, by the default type engine."""
-    from ferry.types import default_engine
-
-    return default_engine().from_plain(obj, python_type)
-
-
 def builtin_from_plain(transformer: Any, obj: Any, python_type: Any, engine: Any) -> Any:
     """The forms of the built-in transformers (``Transformer.from_plain``'s default)."""
     parse = _parser(transformer)
