@@ -311,7 +311,7 @@ def timeline_png(rec: Any, bs: list[Bar], target: str) -> None:
     total = _span(rec, bs)
     chart_w, row_h, name_w = 600.0, 22.0, 260.0
     lines = ['digraph timeline {', '  node [fontname="Helvetica", fontsize=10, margin=0];']
-    height = (len(bs) + 2) * row_h
+    height = (len(bs) + 3) * row_h
     lines.append(f'  title [shape=plaintext, label="{rec.workflow} {rec.id}: {rec.status}, {duration(total)}", '
                  f'pos="{name_w + chart_w / 2},{height - row_h / 2}!"];')
     for i, b in enumerate(bs):
@@ -325,5 +325,9 @@ def timeline_png(rec: Any, bs: list[Bar], target: str) -> None:
                      f'pos="{x0 + w / 2},{y}!"];')
         lines.append(f'  t{i} [shape=plaintext, label="{b.status} {duration(b.end - b.start)}", '
                      f'pos="{name_w + chart_w + 60},{y}!"];')
+    for i in range(5):  # a time axis under the bars
+        x = name_w + chart_w * i / 4
+        lines.append(f'  axis{i} [shape=plaintext, fontcolor="#555555", label="{duration(total * i / 4)}", '
+                     f'pos="{x},{row_h / 2}!"];')
     lines.append("}")
     graphviz("\n".join(lines), target, "neato", "-n2")
