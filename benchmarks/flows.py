@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pandas as pd
 
@@ -129,3 +130,15 @@ def fan(n: int) -> list[int]:
 @workflow
 def dynamic_fan(n: int) -> list[int]:
     return fan(n=n)
+
+
+def make_chain(n: int) -> Any:
+    """A workflow of ``n`` inc tasks in a row (built on demand: its size is the benchmark's parameter)."""
+
+    def body(x: int = 0) -> int:
+        for _ in range(n):
+            x = inc(x=x)
+        return x
+
+    body.__qualname__ = body.__name__ = f"chain_{n}"
+    return workflow(body)

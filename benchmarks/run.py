@@ -29,6 +29,8 @@ SUITES = {
     "datasets": "node-cache reads of a large object on a local SeaweedFS",
     "cluster": "Dask vs process executor, a File between tasks on SeaweedFS, cache-aware placement",
     "polyglot": "ContainerTask vs Python task, @dynamic vs map, a Flyte package on ferry vs flytekit local",
+    "chaos": "a soak on S3: workers, the engine and the store killed at random; survivals and duplicates",
+    "scale": "long chains and wide maps vs short ones, engine memory, vs Dask's threaded scheduler",
     "launch": "compiled specs: ferry.launch per task vs ferry.run before them; the engine's RSS and imports",
     "server": "ferry serve: API latency with 10,000 executions, console page load of a 1,000-element map, launch overhead",
     "cli": "first success on a fresh clone, ferry --help, executions list with 1,000 executions, ferry run overhead",

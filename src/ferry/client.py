@@ -85,7 +85,8 @@ class InMemoryRunner:
         from ferry.types.context import empty_folder
 
         ctx = TransferContext(self.settings, raw_attempt_prefix(self.settings.raw_output_prefix, self.execution_id,
-                                                                 path, n), work_dir=empty_folder())
+                                                                 path, n), work_dir=empty_folder(),
+                              execution_id=self.execution_id, node=path, attempt=n)
         try:
             result = execute(task, inputs, ctx)
             if isinstance(result, DynamicJobSpec):

@@ -76,6 +76,18 @@ def raw_attempt_prefix(raw_output_prefix: str, execution_id: str, path: str, att
     return join(raw_output_prefix, uuid.uuid4().hex[:16], execution_id, path, str(attempt))
 
 
+def attempt_identity(prefix: str, root: str, skip: int = 0) -> tuple[str, str, int] | None:
+    """(execution, node path, attempt) of an attempt folder under ``root``: ``{root}/{execution}/{node}/{attempt}``
+    for metadata, ``{root}/{random}/{execution}/{node}/{attempt}`` for raw data (``skip=1``); None if it is not one."""
+    base = root.rstrip("/") + "/"
+    if not prefix.startswith(base):
+        return None
+    parts = prefix[len(base):].strip("/").split("/")[skip:]
+    if len(parts) < 3 or not parts[-1].isdigit():
+        return None
+    return parts[0], "/".join(parts[1:-1]), int(parts[-1])
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """The fields of an attempt's error, as the engine acts on them."""

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from flyteidl.core import interface_pb2, literals_pb2, types_pb2
+from flyteidl.core import literals_pb2, types_pb2
+from flyteidl.core.interface_pb2 import TypedInterface, Variable, VariableMap  # noqa: F401 - re-exported
+from flyteidl.core.literals_pb2 import Literal, LiteralMap  # noqa: F401 - re-exported
+from flyteidl.core.types_pb2 import LiteralType, SimpleType  # noqa: F401 - re-exported
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from ferry.errors import CorruptMetadataError
-
-Literal = literals_pb2.Literal
-LiteralMap = literals_pb2.LiteralMap
-LiteralType = types_pb2.LiteralType
-SimpleType = types_pb2.SimpleType
-TypedInterface = interface_pb2.TypedInterface
-Variable = interface_pb2.Variable
-VariableMap = interface_pb2.VariableMap
 
 
 def none_literal() -> Literal:

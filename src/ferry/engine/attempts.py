@@ -144,6 +144,7 @@ class StoreRunner:
         self.listener = listener
         self.meta_options = settings.options_for(settings.metadata_url)
         self.aborted = threading.Event()
+        self.parallelism = int(getattr(executor, "parallelism", 0))  # attempts the executor likes in flight
         self._succeeded: dict[str, int] = {}  # dynamic tasks' paths -> their attempt that built the subgraph
 
     def prefix(self, path: str, attempt: int) -> str:
@@ -276,9 +277,10 @@ class StoreRunner:
             request = TaskRequest(
                 task, inputs_uri, prefix, raw_attempt_prefix(self.raw_output_prefix, self.execution_id, path, n),
                 memo_uri, datasets=self._dataset_inputs(inputs) if getattr(self.executor, "placement", False) else (),
+                inputs=inputs,
             )
             result = self.executor.run(request)
-            outcome = read_outcome(prefix, self.meta_options)
+            outcome = result.outcome or read_outcome(prefix, self.meta_options)
         except StorageError as exc:
             return Outcome(error=ErrorInfo(f"metadata store error: {exc}", type(exc).__name__, "system", exc.retryable))
         except FerryError as exc:

@@ -298,7 +298,8 @@ def _drive(closure: Closure, literals: LiteralMap, settings: Settings, records: 
         try:
             outputs = GraphRunner(closure, runner, max_parallel).run(literals)
         finally:
-            running.close()
+            if running is not executor:  # made for this run; an executor the caller passed in stays theirs
+                running.close()
         write_bytes(outputs_uri, serialize(outputs), settings.options_for(outputs_uri), "metadata")
     except KeyboardInterrupt:
         records.finish_execution(execution_id, "aborted", error="aborted by the user (Ctrl-C)")

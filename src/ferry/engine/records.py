@@ -9,6 +9,7 @@ outputs, from which ``resume`` rebuilds what finished.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -83,6 +84,10 @@ REGISTRATIONS = sa.Table(
     sa.Index("registrations_created", "created"),
 )
 SCHEMA_VERSION = sa.Table("ferry_schema", sa.MetaData(), sa.Column("version", sa.Integer, nullable=False))
+
+
+FLUSH_SECONDS = 0.05  # node records are written at most this late...
+FLUSH_ROWS = 256  # ...or as soon as this many wait
 
 
 def _v1(conn: sa.Connection) -> None:
@@ -185,6 +190,10 @@ class Records:
         if self.sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()  # SQLite allows one writer; serialize this process's writes
+        self._pending: list[tuple[Any, dict[str, Any]]] = []  # node records not yet written
+        self._pending_cond = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._closing = False
         try:
             self._conn = self.engine.connect()
             self._migrate()
@@ -226,8 +235,30 @@ class Records:
         self._finish = EXECUTIONS.update().where(EXECUTIONS.c.id == sa.bindparam("execution_id"))
 
     def _write(self, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
+        self.flush()  # node records first, so the database sees events in the order they happened
         with self._lock, self._conn.begin():
             self._conn.execute(statement, params or {})
+
+    def flush(self) -> None:
+        """Write the node records waiting in this process, in one transaction."""
+        with self._pending_cond:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        with self._lock, self._conn.begin():
+            for statement, group in itertools.groupby(batch, key=lambda item: item[0]):
+                self._conn.execute(statement, [params for _, params in group])
+
+    def _write_behind(self) -> None:
+        """The writer thread: node records leave in batches, one transaction each, every FLUSH_SECONDS."""
+        while True:
+            with self._pending_cond:
+                self._pending_cond.wait_for(lambda: self._closing or len(self._pending) >= FLUSH_ROWS,
+                                            timeout=FLUSH_SECONDS)
+                closing = self._closing
+            self.flush()
+            if closing:
+                return
 
     def create_execution(self, rec: ExecutionRecord) -> None:
         self._write(EXECUTIONS.insert(), dict(rec.__dict__))
@@ -246,13 +277,21 @@ class Records:
         (at ``ended`` when known, e.g. when the outputs of an attempt adopted after a resume were written)."""
         now = time.time()
         running = status == "running"
-        self._write(self._node_running if running else self._node_ended, {
+        row = {
             "execution_id": execution_id, "path": path, "attempt": attempt, "kind": kind, "label": label,
             "status": status, "started": now, "ended": None if running else (ended or now), "prefix": prefix,
             "error": error, "detail": detail,
-        })
+        }
+        with self._pending_cond:  # written behind, in batches: an attempt doesn't wait for the database
+            self._pending.append((self._node_running if running else self._node_ended, row))
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_behind, name="ferry-records", daemon=True)
+                self._writer.start()
+            if len(self._pending) >= FLUSH_ROWS:
+                self._pending_cond.notify()
 
     def _rows(self, statement: Any) -> list[Any]:
+        self.flush()  # read what this process has written
         with self._lock:
             rows = self._conn.execute(statement).all()
             self._conn.commit()
@@ -373,6 +412,13 @@ class Records:
             lease_until=None, abort_requested=None)) == 1
 
     def close(self) -> None:
+        with self._pending_cond:
+            self._closing = True
+            self._pending_cond.notify()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
+        self.flush()
         with self._lock:
             self._conn.close()
         self.engine.dispose()

@@ -17,7 +17,8 @@ from flyteidl.core import tasks_pb2
 
 from ferry.config import parse_quantity
 from ferry.errors import ConfigError
-from ferry.layout import STATUS_OF_EXIT, Status
+from ferry.layout import STATUS_OF_EXIT, Outcome, Status
+from ferry.literals import LiteralMap
 
 RUNTIME_FLAVOR = "ferry"  # TaskTemplate.metadata.runtime.flavor of tasks the ferry runtime runs
 PROGRAM_FLAVOR = "ferry-container"  # ... of ContainerTasks, run by ferry's program runner
@@ -39,6 +40,7 @@ class TaskRequest:
     raw_output_prefix: str  # this attempt's own raw folder
     cache_uri: str = ""  # memoized outputs to reuse or fill
     datasets: tuple[str, ...] = ()  # persistent-store objects among the inputs (placement hints)
+    inputs: LiteralMap | None = None  # the inputs.pb LiteralMap, for an executor running the attempt in this very process
 
     @property
     def reference(self) -> str | None:
@@ -82,10 +84,11 @@ class TaskResult:
     note: str = ""  # anything else worth recording, e.g. node-cache hits
     exit_code: int | None = None
     timed_out: bool = False  # stopped at the task's timeout
+    outcome: Outcome | None = None  # the attempt's Outcome, when it ran in this process (no need to read it back)
 
     @classmethod
-    def from_exit(cls, code: int, **fields: str) -> "TaskResult":
-        return cls(STATUS_OF_EXIT.get(code), exit_code=code, **fields)
+    def from_exit(cls, code: int, detail: str = "", worker: str = "") -> "TaskResult":
+        return cls(STATUS_OF_EXIT.get(code), detail, worker, exit_code=code)
 
     def describe(self) -> str:
         if self.exit_code is None:

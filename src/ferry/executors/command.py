@@ -41,9 +41,11 @@ class ChildProcesses:
 
     def run(self, request: TaskRequest, env: dict[str, str] | None = None, worker: str = "") -> TaskResult:
         """Start the attempt's process, wait for it (up to the task's timeout), and say how it ended."""
+        from ferry.runtime.execute import process_cwd
+
         try:
             proc = subprocess.Popen(command_for(request), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    env=env, start_new_session=True)
+                                    env=env, start_new_session=True, cwd=process_cwd())
         except OSError as exc:
             return TaskResult(None, f"could not start {command_for(request)[0]!r}: {exc}", worker=worker)
         with self._lock:

@@ -46,11 +46,14 @@ def _tail(path: str, limit: int = 4000) -> str:
 
 class _Worker:
     def __init__(self, env: dict[str, str]) -> None:
+        from ferry.runtime.execute import process_cwd
+
         fd, self.log_path = tempfile.mkstemp(prefix="ferry-worker-", suffix=".log")
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ferry.executors.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True, bufsize=1,
+                cwd=process_cwd(),
             )
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self.stdin: IO[str] = self.proc.stdin

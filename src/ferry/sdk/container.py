@@ -69,9 +69,10 @@ class ContainerTask:
                     raise InterfaceError(f"ContainerTask {self.name}: the command uses {{{{.inputs.{used}}}}}, but "
                                          f"{used!r} is not one of its inputs ({', '.join(self.interface.inputs) or 'none'}).")
 
-    def template(self, version: str = "") -> tasks_pb2.TaskTemplate:
-        """A raw-container TaskTemplate: the program runner, the interface it converts by, and the command."""
-        from ferry import __version__
+    def template(self, version: str = "", convert: Any = None) -> tasks_pb2.TaskTemplate:
+        """A raw-container TaskTemplate: the program runner, the interface it converts by, and the command.
+        (``convert`` is there to match ``Task.template``; a program has nothing to upload.)"""
+        from ferry.version import __version__
 
         metadata = tasks_pb2.TaskMetadata(
             discoverable=self.cache, discovery_version=self.cache_version,

@@ -1,7 +1,8 @@
 """Where a conversion reads and writes: the raw-output prefix, a local scratch folder, the settings.
 
 The runtime sets one per task attempt; ``File`` and friends find it through a
-context variable when they fetch their bytes lazily inside the task.
+context variable when they fetch their bytes lazily inside the task, and
+``ferry.current_context()`` reads the attempt's identity from it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class TransferContext:
     work_dir: Path | None = None  # created on first download
     pins: list[Any] = field(default_factory=list)  # node-cache entries this task holds open
     datasets: set[str] = field(default_factory=set)  # persistent objects this task read
+    task: str = ""  # the running task's name (set by the runtime)
+    execution_id: str = ""  # the attempt's place in the metadata layout, when the runtime knows it
+    node: str = ""
+    attempt: int = 0  # as in the layout: 0 for the first
     _names: set[str] = field(default_factory=set)
 
     def new_raw_uri(self, name: str) -> str:
@@ -133,6 +138,11 @@ def current_context() -> TransferContext:
 def _release_outside_tasks() -> None:
     if _outside_tasks is not None:
         _outside_tasks.cleanup()
+
+
+def running_context() -> TransferContext | None:
+    """The context of the task running on this thread, or None outside tasks."""
+    return _current.get()
 
 
 @contextlib.contextmanager

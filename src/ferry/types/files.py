@@ -98,6 +98,7 @@ class File(_Blob):
             # A private copy even on file://, so a task that writes to it can't alter the store.
             self._local = download_file(self.uri, ctx.local_path(self.name), ctx.options(self.uri),
                                         roots=store_roots(ctx))
+        assert self._local is not None
         return self._local
 
     def open(self, mode: str = "rb", **kwargs: Any) -> IO[Any]:
@@ -129,6 +130,7 @@ class Directory(_Blob):
                 self._local = self._link_cached_members(target)
             else:
                 self._local = download_directory(self.uri, target, ctx.options(self.uri), roots=store_roots(ctx))
+        assert self._local is not None
         return self._local
 
     def _link_cached_members(self, target: "os.PathLike[str]") -> str:
