@@ -7,6 +7,7 @@ transformer can be given; an input that is ``Optional`` may be left out (it is N
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import re
@@ -139,7 +140,7 @@ def type_hint(python_type: Any) -> str:
              "dataframe": "parquet/CSV path or URL", "ndarray": ".npy path or JSON list", "list": "JSON",
              "dict": "JSON", "struct": "JSON", "datetime": "ISO 8601", "date": "ISO 8601", "timedelta": "seconds"}
     shown = pretty_type(python_type)
-    if isinstance(base, type) and hasattr(base, "__members__"):
+    if isinstance(base, type) and issubclass(base, enum.Enum):
         return f"{shown}: {'|'.join(str(m.value) for m in base)}"
     form = forms.get(name)
     return f"{shown} ({form})" if form else shown

@@ -69,7 +69,7 @@ def json_option(fn: F) -> F:
     fn = click.option("-o", "--output", type=click.Choice(["text", "json"]), default=None, expose_value=False,
                       callback=_set_json, is_eager=True, help="Output format (json: one document, values in full).")(fn)
     return click.option("--json", is_flag=True, expose_value=False, callback=_set_json, is_eager=True,
-                        help="Machine-readable JSON on stdout (same as -o json).")(fn)  # type: ignore[return-value]
+                        help="Machine-readable JSON on stdout (same as -o json).")(fn)
 
 
 def wants_json() -> bool:

@@ -247,7 +247,7 @@ def bars(rec: Any, nodes: list[Any]) -> list[Bar]:
 
 
 def _span(rec: Any, bs: list[Bar]) -> float:
-    ends = [b.end for b in bs] + ([rec.ended - rec.started] if rec.ended else [])
+    ends = [b.end for b in bs] + ([float(rec.ended - rec.started)] if rec.ended else [])
     return max([*ends, 1e-3])
 
 

@@ -166,7 +166,7 @@ def _recorded(execution_id: str) -> bool:
 
     try:
         with records_of() as records:
-            return records.get_execution(execution_id).id == execution_id
+            return bool(records.get_execution(execution_id).id == execution_id)
     except Exception:  # noqa: BLE001 - only for the message
         return False
 
