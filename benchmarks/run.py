@@ -33,6 +33,7 @@ SUITES = {
     "scale": "long chains and wide maps vs short ones, engine memory, vs Dask's threaded scheduler",
     "launch": "compiled specs: ferry.launch per task vs ferry.run before them; the engine's RSS and imports",
     "server": "ferry serve: API latency with 10,000 executions, console page load of a 1,000-element map, launch overhead",
+    "cli": "first success on a fresh clone, ferry --help, executions list with 1,000 executions, ferry run overhead",
 }
 
 

@@ -383,7 +383,7 @@ def test_a_server_denied_on_the_raw_store_runs_files_and_frames(s3_server: Any, 
     ("Optional[int]", None, "None"),
     ("Optional[int]", "5", "5"),
     ("File", "s3://bucket/key.csv", "file s3://bucket/key.csv (file)"),
-    ("Directory", "/data/in", "directory file:///data/in (file)"),
+    ("Directory", "/data/in", "directory file:///data/in (folder)"),
     ("Point", {"x": 1, "y": 2.5}, "{x: 1, y: 2.5}"),
 ], ids=lambda v: str(v)[:20])
 def test_typed_json_becomes_literals_of_the_declared_type_without_reading_anything(

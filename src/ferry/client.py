@@ -230,10 +230,12 @@ class Execution:
 
 def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Executor" = "inline",
         raw_output_prefix: str | None = None, max_parallel: int = DEFAULT_PARALLEL, settings: Settings | None = None,
-        listener: Listener | None = None, executor_options: dict[str, Any] | None = None) -> Execution:
+        listener: Listener | None = None, executor_options: dict[str, Any] | None = None,
+        execution_id: str | None = None) -> Execution:
     """Run ``wf`` with ``inputs`` through the engine: registered under a hash of its code, then launched.
 
-    Returns an Execution whose ``status`` is succeeded or failed (or raises KeyboardInterrupt on Ctrl-C).
+    Returns an Execution whose ``status`` is succeeded or failed (or raises KeyboardInterrupt on Ctrl-C:
+    a caller that wants to name the aborted execution chooses its id, ``execution_id``).
     """
     from ferry.engine.execution import prepare, start
     from ferry.engine.records import Records
@@ -254,7 +256,8 @@ def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Execu
     except BaseException:
         records.close()
         raise
-    launch_ = prepare(wf.name, version, raw_output_prefix=raw_output_prefix, settings=settings, records=records)
+    launch_ = prepare(wf.name, version, raw_output_prefix=raw_output_prefix, settings=settings, records=records,
+                      execution_id=execution_id)
     literals = _inputs(launch_, wf.interface.inputs, values, wf)
     result = start(launch_, literals, executor=executor, max_parallel=max_parallel, listener=listener,
                    executor_options=executor_options)

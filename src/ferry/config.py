@@ -3,6 +3,13 @@
 Nothing is read at import time; ``Settings.load()`` does the I/O. Each store
 carries its own fsspec options, so that a process holds only the credentials
 for the stores it is given; printing settings never shows them.
+
+The home folder is one per user by default (``$XDG_DATA_HOME/ferry``, else
+``~/.local/share/ferry``), so every folder sees the same executions; a project
+keeps its own with ``home = ".ferry"`` in its ``ferry.toml`` (relative to that
+file) or ``FERRY_HOME``. Storage protocols named in the settings
+(``[protocols] my_fs = "mypkg.fs:MyFS"`` or ``FERRY_PROTOCOLS``) are registered
+whenever settings load, so the engine, the CLI and every task process know them.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +49,8 @@ class Settings:
     store_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     pickle_key: str = ""  # signs pickled values; empty: a key generated once in $FERRY_HOME/pickle.key
     trust_pickles: bool = False  # load pickles without a valid signature (only for stores you trust)
+    protocols: Mapping[str, str] = field(default_factory=dict)  # protocol -> "module:FileSystemClass"
+    home_source: str = "default"  # what chose the home: "argument", "FERRY_HOME", a ferry.toml's path, "default"
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self))
@@ -49,7 +59,7 @@ class Settings:
     @classmethod
     def load(cls, config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> "Settings":
         """Resolve settings from overrides, the environment, ferry.toml and defaults."""
-        file_values = _read_toml(config_file)
+        file_values, file_path = _load_file(config_file)
         env = os.environ
 
         def pick(name: str, env_name: str) -> Any:
@@ -59,10 +69,12 @@ class Settings:
                 return env[env_name]
             return file_values.get(name)
 
-        home = Path(pick("home", "FERRY_HOME") or ".ferry").expanduser().absolute()
+        home, home_source = _home(overrides, env, file_values, file_path)
         options = {
             store: _store_options(store, overrides, env, file_values) for store in STORES
         }
+        protocols = _protocols(overrides, env, file_values, file_path)
+        register_protocols(protocols)
         return cls(
             home=home,
             metadata_url=as_url(pick("metadata_url", "FERRY_METADATA_URL") or home / "metadata"),
@@ -78,6 +90,8 @@ class Settings:
             store_options=options,
             pickle_key=str(pick("pickle_key", "FERRY_PICKLE_KEY") or ""),
             trust_pickles=_bool(pick("trust_pickles", "FERRY_TRUST_PICKLES")),
+            protocols=protocols,
+            home_source=home_source,
         )
 
     def options_for(self, uri: str, fallback: str | None = None) -> dict[str, Any]:
@@ -120,6 +134,8 @@ class Settings:
         }
         if self.pickle_key:
             env["FERRY_PICKLE_KEY"] = self.pickle_key
+        if self.protocols:
+            env["FERRY_PROTOCOLS"] = json.dumps(dict(self.protocols))
         for store in stores:
             if self.store_options.get(store):
                 env[f"FERRY_{store.upper()}_OPTIONS"] = json.dumps(self.store_options[store])
@@ -192,8 +208,6 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "ki": 1024, "m": 10
 
 def parse_size(text: str) -> int:
     """'10GiB', '512 MB', '1048576' -> bytes (binary units)."""
-    import re
-
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     if not match or match.group(2).lower() not in _UNITS:
         raise ValueError(text)
@@ -255,23 +269,107 @@ def _store_options(store: str, overrides: Mapping[str, Any], env: Mapping[str, s
 
 def read_settings_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The values of one settings file (e.g. the workers' ``worker_config``)."""
-    return _read_toml(path)
+    return _load_file(path)[0]
 
 
-def _read_toml(config_file: str | os.PathLike[str] | None) -> dict[str, Any]:
+def user_data_home() -> Path:
+    """The per-user default home: ``$XDG_DATA_HOME/ferry``, else ``~/.local/share/ferry``."""
+    base = os.environ.get("XDG_DATA_HOME", "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".local" / "share"
+    return root / "ferry"
+
+
+def settings_file_candidates() -> list[Path]:
+    """Where settings are looked for, in order: FERRY_CONFIG alone if set; else ``ferry.toml`` in the current
+    folder or the nearest folder above it (a project's), then the user's ``~/.config/ferry/ferry.toml``."""
+    env_file = os.environ.get("FERRY_CONFIG")
+    if env_file:
+        return [Path(env_file)]
+    here = Path.cwd()
+    user_dir = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "ferry"
+    return [folder / "ferry.toml" for folder in (here, *here.parents)] + [user_dir / "ferry.toml"]
+
+
+def _load_file(config_file: str | os.PathLike[str] | None) -> tuple[dict[str, Any], Path | None]:
+    """The first settings file's values and its path (({}, None) when there is none)."""
     candidates: list[Path]
     if config_file is not None:
         candidates = [Path(config_file)]
         if not candidates[0].exists():
             raise ConfigError(f"Settings file {config_file} does not exist. Check the path, or omit it to use defaults.")
     else:
-        user_dir = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "ferry"
-        env_file = os.environ.get("FERRY_CONFIG")
-        candidates = [Path(env_file)] if env_file else [Path("ferry.toml"), user_dir / "ferry.toml"]
+        candidates = settings_file_candidates()
     for path in candidates:
         if path.is_file():
             try:
-                return tomllib.loads(path.read_text())
+                return tomllib.loads(path.read_text()), path.absolute()
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"Settings file {path} is not valid TOML: {exc}. Fix the file or remove it.") from None
-    return {}
+    return {}, None
+
+
+def _home(overrides: Mapping[str, Any], env: Mapping[str, str], file_values: Mapping[str, Any],
+          file_path: Path | None) -> tuple[Path, str]:
+    """The home folder and what chose it. A relative ``home`` in a ferry.toml is relative to that file."""
+    if overrides.get("home") is not None:
+        return Path(overrides["home"]).expanduser().absolute(), "argument"
+    if env.get("FERRY_HOME"):
+        return Path(env["FERRY_HOME"]).expanduser().absolute(), "FERRY_HOME"
+    if file_values.get("home"):
+        path = Path(str(file_values["home"])).expanduser()
+        if not path.is_absolute() and file_path is not None:
+            path = file_path.parent / path
+        return path.absolute(), str(file_path)
+    return user_data_home(), "default"
+
+
+_PROTOCOL_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*")
+_CLASS_PATH = re.compile(r"[A-Za-z_][\w.]*(?::[A-Za-z_][\w.]*|\.[A-Za-z_]\w*)")
+
+
+def _protocols(overrides: Mapping[str, Any], env: Mapping[str, str], file_values: Mapping[str, Any],
+               file_path: Path | None) -> dict[str, str]:
+    """Storage protocols the settings name: ferry.toml's ``[protocols]``, then FERRY_PROTOCOLS (which wins per
+    name; a JSON object or ``name=module:Class,...``), then an explicit ``protocols`` argument."""
+    found: dict[str, str] = {}
+    table = file_values.get("protocols", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file_path}: [protocols] must be a table of protocol = \"module:FileSystemClass\" lines.")
+    found.update(_checked_protocols(table, f"[protocols] in {file_path}"))
+    text = env.get("FERRY_PROTOCOLS", "").strip()
+    if text:
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"FERRY_PROTOCOLS is not valid JSON ({exc.msg}). Give a JSON object "
+                                  '{"my_fs": "mypkg.fs:MyFS"} or my_fs=mypkg.fs:MyFS,other=pkg.mod:Other.') from None
+        else:
+            value = dict(item.strip().partition("=")[::2] for item in text.split(",") if item.strip())
+        if not isinstance(value, dict):
+            raise ConfigError("FERRY_PROTOCOLS must name protocols: my_fs=mypkg.fs:MyFS,other=pkg.mod:Other.")
+        found.update(_checked_protocols(value, "FERRY_PROTOCOLS"))
+    found.update(_checked_protocols(dict(overrides.get("protocols") or {}), "protocols"))
+    return found
+
+
+def _checked_protocols(table: Mapping[str, Any], where: str) -> dict[str, str]:
+    out = {}
+    for name, target in table.items():
+        if not _PROTOCOL_NAME.fullmatch(str(name)):
+            raise ConfigError(f"{where}: {name!r} is not a protocol name (letters, digits, +, . and -, e.g. my_fs).")
+        if not isinstance(target, str) or not _CLASS_PATH.fullmatch(target):
+            raise ConfigError(f"{where}: protocol {name!r} must name its fsspec filesystem class as "
+                              f"\"module:ClassName\" (e.g. \"mypkg.fs:MyFileSystem\"), got {target!r}.")
+        out[str(name)] = target
+    return out
+
+
+def register_protocols(protocols: Mapping[str, str]) -> None:
+    """Make the settings' protocols usable; fsspec imports each class only when its protocol is first used."""
+    if not protocols:
+        return  # fsspec (and storage) load only when there is something to register
+    from ferry.storage.registry import register_protocol
+
+    for name, target in protocols.items():
+        register_protocol(name, target, clobber=True)

@@ -22,6 +22,7 @@ every ferry error's text goes through it.
     │   ├── StoreUnavailableError     network / server trouble; retryable
     │   ├── DiskFullError             the local disk (or quota) filled up while writing; keeps the OSError errno
     │   └── UnsafePathError           a store key or link reaches outside its folder
+    ├── MissingDependencyError        an optional library isn't installed (also an ImportError); names the extra
     ├── TaskLoadError                 MODULE:NAME doesn't name a task
     └── TaskFailedError               a task raised (user) or its runtime broke (system)
 """
@@ -29,6 +30,13 @@ every ferry error's text goes through it.
 from __future__ import annotations
 
 import re
+
+DISTRIBUTION = "ferry-flow"  # the name on the package index; the import name is ``ferry``
+
+
+def install_line(extra: str = "") -> str:
+    """The command that installs ferry with ``extra``: ``pip install 'ferry-flow[pandas]'``."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'" if extra else f"pip install {DISTRIBUTION}"
 
 _SECRET_NAME = r"[\w.-]*(?:secret|passw(?:or)?d|pwd|token|credentials?|signature|key(?:_?id)?)"
 _VALUE = r"(?:\"[^\"]*\"|'[^']*'|[^\s,;&)\]}]+)"
@@ -133,6 +141,20 @@ class DiskFullError(StorageError, OSError):
 
 class UnsafePathError(StorageError):
     """A store key (``../x``) or a symlink would make ferry read or write outside the folder it works in."""
+
+
+class MissingDependencyError(FerryError, ImportError):
+    """An optional library a value needs isn't installed: a user error (never retried) that says what to install.
+
+    It is an ``ImportError`` too, so code that falls back when a library is missing keeps working.
+    """
+
+    def __init__(self, library: str, extra: str, needed_for: str, reason: str = "") -> None:
+        super().__init__(f"{needed_for} needs {library}, which can't be imported where this runs"
+                         f"{f' ({reason})' if reason else ''}. Install it there: {install_line(extra)}")
+        self.library = library
+        self.extra = extra
+        self.name = library
 
 
 class TaskLoadError(FerryError):

@@ -10,6 +10,7 @@ task runtime, the executors and the engine:
     {metadata}/{execution}/{node}/{attempt}/futures.pb               a dynamic task's DynamicJobSpec: run it
     {metadata}/{execution}/{node}/{attempt}/running.json             heartbeat of an attempt still running
     {metadata}/{execution}/{node}/{attempt}/logs.txt                 what the attempt printed (its tail)
+    {metadata}/{execution}/{node}/{attempt}/report.html              the report the task attached, if any
     {raw_output_prefix}/{random}/{execution}/{node}/{attempt}/...    what the attempt offloaded
 
 An attempt's outcome is read from the store, never from an exit code: ``outputs.pb``
@@ -37,6 +38,7 @@ ERROR = "error.pb"
 FUTURES = "futures.pb"  # a dynamic task's result: the subgraph to run; outputs.pb follows once it has run
 CLOSURE = "closure.pb"  # the compiled workflow an execution runs (resume reads it)
 LOGS = "logs.txt"  # the attempt's stdout and stderr, written before outputs.pb / error.pb
+REPORT = "report.html"  # a task's own report (``ferry.reports``), written before outputs.pb / error.pb
 HEARTBEAT = "running.json"  # written by the runtime while an attempt runs longer than FIRST_HEARTBEAT
 
 # An attempt's liveness, for an engine that resumes after a crash: the runtime writes a heartbeat

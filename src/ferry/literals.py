@@ -142,8 +142,8 @@ def _describe_scalar(literal: Literal) -> str:
             return str(value.ToTimedelta())
         return repr(value)
     if which == "blob":
-        fmt = scalar.blob.metadata.type.format or "file"
         multi = scalar.blob.metadata.type.dimensionality == types_pb2.BlobType.MULTIPART
+        fmt = scalar.blob.metadata.type.format or ("folder" if multi else "file")
         return f"{'directory' if multi else 'file'} {scalar.blob.uri} ({fmt}{size_text})"
     if which == "structured_dataset":
         sd = scalar.structured_dataset

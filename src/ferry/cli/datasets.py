@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Callable, Iterator
 
 import click
 
-from ferry.literals import human_size
+from ferry.cli.output import emit_json, info, json_option, table, wants_json
+
+
+def human_size(n: float) -> str:
+    from ferry.literals import human_size as size  # protobuf loads only when a command prints a size
+
+    return size(n)
 
 
 @contextmanager
-def _bar(description: str, total: int) -> Iterator[Any]:
-    """A byte progress bar on a terminal; a no-op callback otherwise."""
-    if not sys.stderr.isatty():
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+def _bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A byte progress bar (GiB units) in the process's one live display; nothing off a terminal."""
+    from ferry.cli.progress import Display
 
-    with Progress(TextColumn(description), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+    with Display() as display:
+        bar = display.transfer(description, total)
+        try:
+            yield bar.advance
+        finally:
+            bar.close()
 
 
 @click.group()
@@ -42,31 +45,38 @@ def upload(local_path: str, name: str | None, parallel: int) -> None:
 
     with _bar(f"upload {local_path}", local_size(local_path)) as advance:
         report = upload_dataset(local_path, name, parallel=parallel, progress=advance)
-    click.echo(f"uploaded {len(report.uploaded)} file(s), {human_size(report.bytes_uploaded)}; "
-               f"skipped {len(report.skipped)} unchanged", err=True)
+    info(f"uploaded {len(report.uploaded)} file(s), {human_size(report.bytes_uploaded)}; "
+         f"skipped {len(report.skipped)} unchanged")
     click.echo(report.uri)
 
 
 @datasets.command("ls")
 @click.argument("prefix", required=False, default="")
+@json_option
 def ls_(prefix: str) -> None:
     """List datasets (or members under PREFIX) with sizes and modification times."""
     from ferry.datasets.store import ls
 
     entries = ls(prefix)
+    if wants_json():
+        emit_json([{"name": e.name, "kind": e.kind, "size": e.size, "modified": e.modified} for e in entries])
+        return
     if not entries:
         click.echo("(nothing here)" if prefix else "No datasets yet. Upload one with `ferry datasets upload PATH [NAME]`.")
-    for e in entries:
-        click.echo(f"{e.name + ('/' if e.kind == 'folder' else ''):40} {human_size(e.size):>10}  {e.modified}")
+        return
+    table(("name", "size", "modified"),
+          [(e.name + ("/" if e.kind == "folder" else ""), human_size(e.size), e.modified) for e in entries])
 
 
 @datasets.command()
 @click.argument("names", nargs=-1, required=True)
 def warm(names: tuple[str, ...]) -> None:
     """Fill this node's cache with datasets NAMES ahead of time."""
+    from ferry.datasets.store import ls
     from ferry.datasets.store import warm as warm_datasets
 
-    with _bar("warm", 0) as advance:
+    total = sum(e.size for name in names for e in ls(name))  # folders summed: the bytes warm will cache
+    with _bar(f"warm {', '.join(names)}", total) as advance:
         done = warm_datasets(list(names), progress=advance)
     for name, size in done.items():
         click.echo(f"{name}: {human_size(size)} cached")
@@ -88,18 +98,22 @@ def cache() -> None:
 
 
 @cache.command()
+@json_option
 def stats() -> None:
     """Bytes used / limit, entries, hits, misses, bytes fetched, evictions and damaged copies, per dataset."""
     from ferry.datasets import node_cache
 
     s = node_cache().stats()
+    if wants_json():
+        emit_json({"used_bytes": s.used_bytes, "max_bytes": s.max_bytes, "entries": s.entries,
+                   "per_dataset": s.per_dataset})
+        return
     click.echo(f"node cache: {human_size(s.used_bytes)} used of {human_size(s.max_bytes)}, {s.entries} entries")
     if s.per_dataset:
-        click.echo(f"{'dataset':30} {'entries':>7} {'cached':>10} {'hits':>6} {'misses':>6} {'fetched':>10} "
-                   f"{'evicted':>7} {'damaged':>7}")
-    for name, d in sorted(s.per_dataset.items()):
-        click.echo(f"{name:30} {d['entries']:>7} {human_size(d['bytes'] or 0):>10} {d['hits']:>6} {d['misses']:>6} "
-                   f"{human_size(d['bytes_fetched']):>10} {d['evictions']:>7} {d['damaged']:>7}")
+        table(("dataset", "entries", "cached", "hits", "misses", "fetched", "evicted", "damaged"),
+              [(name, str(d["entries"]), human_size(d["bytes"] or 0), str(d["hits"]), str(d["misses"]),
+                human_size(d["bytes_fetched"]), str(d["evictions"]), str(d["damaged"]))
+               for name, d in sorted(s.per_dataset.items())])
 
 
 @cache.command()

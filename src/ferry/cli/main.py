@@ -2,33 +2,59 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import click
 
+from ferry.cli.output import verbosity
 from ferry.cli.remote import server_routing
-from ferry.errors import FerryError
+from ferry.errors import DISTRIBUTION, FerryError
 
 
 class FerryGroup(click.Group):
-    """Turns ferry errors into one readable line and exit code 1, no traceback."""
+    """Turns ferry errors into one readable line and exit code 1 (with -v, the traceback too); Ctrl-C exits 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except FerryError as exc:
+            if verbosity.level > 0:
+                import traceback
+
+                traceback.print_exc()
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(1)
+        except KeyboardInterrupt:
+            click.secho("\ninterrupted", fg="yellow", err=True)
+            sys.exit(130)
+
+
+def _version() -> str:
+    from ferry import __version__
+
+    return __version__
 
 
 @click.group(cls=server_routing(FerryGroup))
 @click.option("--server", envvar="FERRY_SERVER", default=None, metavar="URL",
               help="A ferry server (`ferry serve`): launch, executions, workflows and launchplans then use its API "
                    "(its token from FERRY_SERVER_TOKEN). Default: $FERRY_SERVER.")
-@click.version_option(package_name="ferry")
-def cli(server: str | None) -> None:
+@click.option("-v", "--verbose", count=True, help="More detail: tracebacks of errors, debug logs (-vv: more).")
+@click.option("-q", "--quiet", is_flag=True, help="Only results: no progress, no informational lines on stderr.")
+@click.version_option(_version(), package_name=DISTRIBUTION, prog_name="ferry")
+@click.pass_context
+def cli(ctx: click.Context, server: str | None, verbose: int, quiet: bool) -> None:
     """ferry: typed Python tasks and workflows; small values inline, large ones by reference."""
+    verbosity.level = -1 if quiet else verbose
+    if os.environ.get("NO_COLOR"):
+        ctx.color = False  # click's own colour (secho) too, not only rich's
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 @cli.command()
@@ -47,33 +73,6 @@ def inspect(file: str, name: str) -> None:
     click.echo("}")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("file")
-@click.argument("name")
-@click.option("--executor", default="inline", show_default=True, help="inline, process or dask.")
-@click.option("--raw-output-prefix", default=None, help="Where this execution's offloaded data goes (any fsspec URL).")
-@click.option("--max-parallel", default=8, show_default=True, help="How many ready nodes run at once.")
-@click.option("--workers", default=None, type=int, help="Worker processes for --executor process / a local Dask cluster.")
-@click.option("--dask-address", default=None, help="With --executor dask: tcp://host:port of an existing scheduler.")
-@click.option("--fresh-processes", is_flag=True, help="With --executor process: a new process per task instead of warm workers.")
-@click.pass_context
-def run(ctx: click.Context, file: str, name: str, executor: str, raw_output_prefix: str | None, max_parallel: int,
-        workers: int | None, dask_address: str | None, fresh_processes: bool) -> None:
-    """Run workflow NAME from FILE (registered under a hash of its code, then launched); its inputs are
-    --flags parsed by their declared types."""
-    from ferry.cli.progress import NodeProgress
-    from ferry.client import run as run_workflow
-    from ferry.runtime.load import load_object
-
-    wf = load_object(file, name, "workflow")
-    inputs = parse_inputs(wf.name, wf.interface.inputs, wf.interface.defaults, ctx.args)
-    options = executor_options(executor, workers, dask_address, fresh_processes)
-    with NodeProgress(name) as progress:
-        execution = run_workflow(wf, inputs, executor=executor, raw_output_prefix=raw_output_prefix,
-                                 max_parallel=max_parallel, listener=progress, executor_options=options)
-    report(execution)
-
-
 def executor_options(executor: str, workers: int | None, dask_address: str | None, fresh: bool) -> dict[str, Any]:
     if executor == "process":
         return {"workers": workers, "warm": not fresh}
@@ -82,40 +81,21 @@ def executor_options(executor: str, workers: int | None, dask_address: str | Non
     return {}
 
 
-def parse_inputs(owner: str, declared: dict[str, Any], defaults: Any, args: list[str]) -> dict[str, Any]:
-    """``--name value`` pairs (or ``--name=value``) -> inputs, checked against the declared types."""
-    from ferry.errors import TypeMismatchError
-    from ferry.types.plain import parse_value
-
-    values: dict[str, Any] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            raise TypeMismatchError(f"Unexpected argument {arg!r}; give inputs as --name value.")
-        key, eq, text = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(args):
-                raise TypeMismatchError(f"--{key} needs a value.")
-            text, i = args[i + 1], i + 1
-        name = key.replace("-", "_")
-        if name not in declared:
-            raise TypeMismatchError(f"{owner} has no input {key!r}; its inputs are: "
-                                    + (", ".join(f"--{n}" for n in declared) or "(none)") + ".")
-        values[name] = parse_value(key, text, declared[name])
-        i += 1
-    missing = [n for n in declared if n not in values and n not in defaults]
-    if missing:
-        raise TypeMismatchError(f"{owner} needs input(s) " + ", ".join(f"--{n}" for n in missing) + ".")
-    return values
-
-
 def report(execution: Any) -> None:
     """Print an execution's outcome: outputs on success, the failing task's error (and exit 1) on failure."""
+    from ferry.cli.output import emit_json, info, wants_json
     from ferry.literals import describe
 
+    if wants_json():
+        from ferry.server.values import meta_values
+
+        emit_json({"id": execution.id, "status": execution.status, "error": execution.error,
+                   "outputs": meta_values(execution.output_literals)})
+        if execution.status != "succeeded":
+            sys.exit(1)
+        return
     color = "green" if execution.status == "succeeded" else "red"
-    click.secho(f"execution {execution.id} {execution.status}", fg=color, err=True)
+    info(f"execution {execution.id} {execution.status}", fg=color)
     if execution.status != "succeeded":
         click.secho(f"error: {execution.error}", fg="red", err=True)
         click.echo(f"details: ferry executions show {execution.id}", err=True)
@@ -127,10 +107,12 @@ def report(execution: Any) -> None:
 def _add_subcommands() -> None:
     from ferry.cli.datasets import cache, datasets
     from ferry.cli.executions import executions
+    from ferry.cli.pictures import graph
     from ferry.cli.registry import launch, launchplans, register, workflows
+    from ferry.cli.run import run
     from ferry.cli.serve import serve
 
-    for command in (executions, datasets, cache, register, launch, workflows, launchplans, serve):
+    for command in (run, executions, graph, datasets, cache, register, launch, workflows, launchplans, serve):
         cli.add_command(command)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from ferry.cli.output import json_option
+
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("file")
@@ -44,38 +46,73 @@ def register(file: str, version: str | None, raw_output_prefix: str | None) -> N
     click.echo(f"version {chosen}: {len(report.registered)} registered, {len(report.unchanged)} already there", err=True)
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("name")
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
+@click.argument("name", required=False)
 @click.option("--executor", default="inline", show_default=True, help="inline, process or dask.")
 @click.option("--raw-output-prefix", default=None, help="Where this execution's offloaded data goes (overrides the launch plan's).")
 @click.option("--max-parallel", default=8, show_default=True, help="How many ready nodes run at once.")
 @click.option("--workers", default=None, type=int, help="Worker processes for --executor process / a local Dask cluster.")
 @click.option("--dask-address", default=None, help="With --executor dask: tcp://host:port of an existing scheduler.")
 @click.option("--fresh-processes", is_flag=True, help="With --executor process: a new process per task.")
+@click.option("--json", "as_json", is_flag=True, help="Print the execution (id, status, outputs) as JSON.")
 @click.pass_context
-def launch(ctx: click.Context, name: str, executor: str, raw_output_prefix: str | None, max_parallel: int,
-           workers: int | None, dask_address: str | None, fresh_processes: bool) -> None:
-    """Launch registered launch plan NAME[@VERSION]; its inputs are --flags parsed by their registered types."""
-    from ferry.cli.main import executor_options, parse_inputs, report
-    from ferry.cli.progress import NodeProgress
-    from ferry.client import input_types, start_launch
+def launch(ctx: click.Context, name: str | None, executor: str, raw_output_prefix: str | None, max_parallel: int,
+           workers: int | None, dask_address: str | None, fresh_processes: bool, as_json: bool) -> None:
+    """Launch registered launch plan NAME[@VERSION]; its inputs are --flags (or --inputs-file inputs.json|yaml)
+    parsed by their registered types. NAME --help lists them."""
+    from ferry.cli.inputs import INPUTS_FILE, parse_inputs, render_help, split_args
+    from ferry.cli.main import executor_options, report
+    from ferry.cli.output import info
+    from ferry.cli.progress import Display, NodeView, Plan
+    from ferry.cli.run import ctrl_c
+    from ferry.client import start_launch
     from ferry.engine.execution import prepare
 
+    if as_json:
+        ctx.meta["ferry.json"] = True
+    pairs, inputs_file, wants_help = split_args(ctx.args)
+    if name is None:
+        click.echo(ctx.get_help())
+        if not wants_help:
+            ctx.exit(2)
+        return
     plan, _, version = name.partition("@")
     launch_ = prepare(plan, version or None, raw_output_prefix=raw_output_prefix)
-    params = launch_.launch_plan.spec.default_inputs.parameters
-    defaults = {n for n, p in params.items() if p.HasField("default")}
-    values = parse_inputs(launch_.name, input_types(launch_), defaults, ctx.args)
-    click.echo(f"execution {launch_.id}: {launch_.name}, raw output under {launch_.raw_output_prefix} "
-               f"(from the {launch_.raw_output_source})", err=True)
-    with NodeProgress(plan) as progress:
-        execution = start_launch(launch_, values, executor=executor, max_parallel=max_parallel, listener=progress,
+    declared = declared_of_launch(launch_)
+    if wants_help:
+        launch_.records.close()
+        usage = f"ferry launch {name} [OPTIONS] [--INPUT VALUE ...] [{INPUTS_FILE} FILE]"
+        click.echo(render_help(declared, usage, ctx.command, ctx), nl=False)
+        return
+    try:
+        values = parse_inputs(declared, pairs, inputs_file)
+    except BaseException:
+        launch_.records.close()
+        raise
+    info(f"execution {launch_.id}: {launch_.name}, raw output under {launch_.raw_output_prefix} "
+         f"(from the {launch_.raw_output_source})")
+    nodes = NodeView(plan, Plan.of(launch_.closure))
+    with ctrl_c(launch_.id, nodes), Display(nodes):
+        execution = start_launch(launch_, values, executor=executor, max_parallel=max_parallel, listener=nodes,
                                  executor_options=executor_options(executor, workers, dask_address, fresh_processes))
     report(execution)
 
 
-def _listing(kind: str, as_json: bool) -> None:
+def declared_of_launch(launch_: Any) -> Any:
+    """A launch plan's inputs (fixed ones excluded), typed by the registered spec alone."""
+    from ferry.cli.inputs import Declared
+    from ferry.client import input_types
+    from ferry.literals import describe
+
+    params = launch_.launch_plan.spec.default_inputs.parameters
+    return Declared(launch_.name, input_types(launch_),
+                    {n: describe(p.default, 60) for n, p in params.items() if p.HasField("default")},
+                    {n: p.var.description for n, p in params.items() if p.var.description})
+
+
+def _listing(kind: str) -> None:
     from ferry.cli.executions import records_of
+    from ferry.cli.output import emit_json, wants_json
 
     with records_of() as records:
         rows = records.registrations(kind)
@@ -89,8 +126,8 @@ def _listing(kind: str, as_json: bool) -> None:
         entries.append({"name": name, "version": newest.version, "versions": [r.version for r in grouped[name]],
                         "registered": dt.datetime.fromtimestamp(newest.created).isoformat(timespec="seconds"),
                         **interface})
-    if as_json:
-        click.echo(json.dumps(entries, indent=2))
+    if wants_json():
+        emit_json(entries)
         return
     if not entries:
         click.echo(f"No {kind}s registered yet. Register a file with `ferry register FILE.py`.")
@@ -113,10 +150,10 @@ def workflows() -> None:
 
 
 @workflows.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_workflows(as_json: bool) -> None:
+@json_option
+def list_workflows() -> None:
     """Every registered workflow: newest version, typed inputs and outputs."""
-    _listing("workflow", as_json)
+    _listing("workflow")
 
 
 @click.group()
@@ -125,7 +162,7 @@ def launchplans() -> None:
 
 
 @launchplans.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_launchplans(as_json: bool) -> None:
+@json_option
+def list_launchplans() -> None:
     """Every registered launch plan: newest version, its workflow, typed inputs (with defaults) and fixed inputs."""
-    _listing("launch plan", as_json)
+    _listing("launch plan")

@@ -12,11 +12,18 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ferry.errors import ConfigError, FerryError, StoreUnavailableError, redact
+from ferry.engine.rows import (  # the rows live in a module without SQLAlchemy, for the fast read path
+    SCHEMA_READ,
+    ExecutionRecord,
+    NodeRecord,
+    NotFoundError,
+    Registration,
+    resolve_execution,
+)
+from ferry.errors import ConfigError, FerryError, StoreUnavailableError, install_line, redact
 
 try:  # SQLAlchemy is imported lazily by callers; this module is only loaded by the engine.
     import sqlalchemy as sa
@@ -109,68 +116,12 @@ def _v3(conn: sa.Connection) -> None:
 
 # Append-only: (version, migration). A database at version N gets every migration after N.
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
+assert MIGRATIONS[-1][0] >= SCHEMA_READ, "ferry.engine.rows reads columns this schema doesn't have yet"
 
+
+__all__ = ["ExecutionRecord", "MIGRATIONS", "NodeRecord", "NotFoundError", "Records", "Registration"]
 
 CONNECT_TIMEOUT = 10  # seconds; libpq waits forever by default for a host that drops packets
-
-
-class NotFoundError(FerryError):
-    """No execution with that id."""
-
-
-@dataclass
-class ExecutionRecord:
-    id: str
-    workflow: str
-    reference: str
-    status: str
-    started: float
-    ended: float | None
-    metadata_prefix: str
-    raw_output_prefix: str
-    executor: str
-    inputs_uri: str | None
-    outputs_uri: str | None
-    error: str | None
-    launch_plan: str | None = None
-    raw_output_source: str | None = None
-    closure_uri: str | None = None
-    queued: float | None = None
-    owner: str | None = None
-    lease_until: float | None = None
-    claims: int | None = None
-    abort_requested: float | None = None
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.ended is None else self.ended - self.started
-
-
-@dataclass
-class Registration:
-    kind: str
-    name: str
-    version: str
-    created: float
-    uri: str
-    digest: str
-    raw_output_prefix: str | None
-    interface: str | None
-
-
-@dataclass
-class NodeRecord:
-    execution_id: str
-    path: str
-    attempt: int
-    kind: str
-    label: str
-    status: str
-    started: float
-    ended: float | None
-    prefix: str | None
-    error: str | None
-    detail: str | None
 
 
 def engine_url(url: str) -> str:
@@ -230,7 +181,7 @@ class Records:
             connect_args = {} if self.sqlite else {"connect_timeout": CONNECT_TIMEOUT}
             self.engine = sa.create_engine(target, pool_pre_ping=not self.sqlite, connect_args=connect_args)
         except ImportError as exc:
-            raise ConfigError(f"The records database {redact(url)!r} needs a driver: pip install 'ferry[postgres]' ({exc}).") from exc
+            raise ConfigError(f"The records database {redact(url)!r} needs a driver: {install_line('postgres')} ({exc}).") from exc
         except (ValueError, sa.exc.ArgumentError) as exc:
             raise ConfigError(f"The records database URL {redact(url)!r} is malformed ({exc}). Use "
                               "postgresql://user:password@host:port/database (FERRY_DATABASE_URL).") from exc
@@ -352,19 +303,12 @@ class Records:
 
     def get_execution(self, execution_id: str | None = None) -> ExecutionRecord:
         """By id (or a unique prefix of one); the most recent execution when no id is given."""
-        if not execution_id:
-            latest = self.list_executions(1)
-            if not latest:
-                raise NotFoundError("No executions yet. Start one with `ferry run FILE.py WORKFLOW`.")
-            return latest[0]
-        rows = self._rows(sa.select(EXECUTIONS).where(EXECUTIONS.c.id == execution_id))
-        if not rows:
-            rows = self._rows(sa.select(EXECUTIONS).where(EXECUTIONS.c.id.startswith(execution_id, autoescape=True)))
-            if len(rows) > 1:
-                raise NotFoundError(f"Execution id prefix {execution_id!r} is ambiguous; give more characters.")
-        if not rows:
-            raise NotFoundError(f"No execution {execution_id!r}. See `ferry executions list` for recent ids.")
-        return ExecutionRecord(*rows[0])
+        t = EXECUTIONS.c
+        return resolve_execution(
+            execution_id, lambda: self.list_executions(1),
+            lambda i: [ExecutionRecord(*r) for r in self._rows(sa.select(EXECUTIONS).where(t.id == i))],
+            lambda i: [ExecutionRecord(*r) for r in self._rows(sa.select(EXECUTIONS).where(
+                t.id.startswith(i, autoescape=True)))])
 
     def add_registrations(self, rows: list[Registration]) -> None:
         """Index registered specs, all in one transaction: a registration is visible whole or not at all."""

@@ -219,11 +219,13 @@ def run_task(
     reused without running the function. The function runs in a working folder of its own
     (empty when it starts), so tasks writing relative paths never see each other's files.
     What the attempt prints is kept in ``logs.txt`` beside its outputs (``capture``: "fd" when
-    the attempt has the process to itself, "thread" when it shares it).
+    the attempt has the process to itself, "thread" when it shares it), and the report it attached
+    (``ferry.reports.current_report()``) in ``report.html``.
     ``report``, if given, receives the persistent-store objects the task read ("datasets") and the
     attempt's result ("outputs", "futures" or "error"), so that a caller in the same process needn't read them
     back; ``inputs`` likewise spares reading inputs.pb when the caller holds them.
     """
+    from ferry import reports
     from ferry.config import active_settings
     from ferry.runtime import memo
     from ferry.runtime.logs import capture as capturing
@@ -242,7 +244,7 @@ def run_task(
         if cached is not None:
             write_bytes(join(output_prefix, OUTPUTS), serialize(cached), meta_options, "metadata")
             return Status.CACHED
-        with capturing(capture) as printed:
+        with capturing(capture) as printed, reports.collecting(task.name) as attached:
             try:
                 if inputs is None:
                     data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
@@ -253,6 +255,7 @@ def run_task(
             except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
                 info = report_error(exc)
         write_logs(output_prefix, printed, meta_options)
+        reports.save(attached, output_prefix, meta_options)  # beside the outputs, before outputs.pb / error.pb
         if isinstance(result, DynamicJobSpec):  # the engine runs the subgraph, then writes outputs.pb
             write_bytes(join(output_prefix, FUTURES), serialize(result), meta_options, "metadata")
             if report is not None:

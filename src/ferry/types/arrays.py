@@ -6,7 +6,7 @@ from typing import Any
 
 from flyteidl.core import types_pb2
 
-from ferry.errors import TypeMismatchError
+from ferry.errors import MissingDependencyError, TypeMismatchError
 from ferry.literals import Literal, LiteralType
 from ferry.types.engine import Transformer, expect_scalar, value_type_name
 
@@ -15,6 +15,15 @@ NPY = "npy"
 
 def _is_ndarray(python_type: Any) -> bool:
     return isinstance(python_type, type) and python_type.__module__ == "numpy" and python_type.__name__ == "ndarray"
+
+
+def numpy() -> Any:
+    """numpy, or a user error naming the extra to install (arrays are read and written with it)."""
+    try:
+        import numpy as np
+    except ImportError as exc:
+        raise MissingDependencyError("numpy", "numpy", "A numpy array", str(exc)) from exc
+    return np
 
 
 class NumpyTransformer(Transformer):
@@ -29,10 +38,9 @@ class NumpyTransformer(Transformer):
         return LiteralType(blob=types_pb2.BlobType(format=NPY, dimensionality=types_pb2.BlobType.SINGLE))
 
     def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: Any, path: str) -> Literal:
-        import numpy as np
-
         from ferry.types.files import write_blob
 
+        np = numpy()
         if not isinstance(value, np.ndarray):
             raise TypeMismatchError(f"{path}: expected numpy.ndarray, got {value_type_name(value)}.")
         if value.dtype.hasobject:
@@ -43,11 +51,10 @@ class NumpyTransformer(Transformer):
         return write_blob(ctx, "array.npy", NPY, lambda fh: np.save(fh, value, allow_pickle=False))
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
-        import numpy as np
-
         from ferry.storage import open_read
         from ferry.types.files import store_roots
 
+        np = numpy()
         blob = expect_scalar(literal, "blob", python_type, path)
         with open_read(blob.uri, ctx.options(blob.uri), "raw", roots=store_roots(ctx)) as fh:
             return np.load(fh, allow_pickle=False)

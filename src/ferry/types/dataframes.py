@@ -14,7 +14,7 @@ from typing import Any
 
 from flyteidl.core import literals_pb2, types_pb2
 
-from ferry.errors import TypeMismatchError, TypeTransformerError
+from ferry.errors import MissingDependencyError, TypeMismatchError, TypeTransformerError
 from ferry.literals import Literal, LiteralType, SimpleType
 from ferry.storage.registry import import_module
 from ferry.types.engine import (
@@ -34,6 +34,22 @@ _FRAMES = {
     ("polars", "DataFrame"): "polars",
     ("polars", "LazyFrame"): "polars-lazy",
 }
+
+
+# library key -> (what it is called in messages, the extra that installs it with pyarrow)
+_EXTRAS = {"pandas": ("A pandas data frame", "pandas"), "pyarrow": ("A pyarrow table", "pyarrow"),
+           "polars": ("A polars data frame", "polars"), "polars-lazy": ("A polars LazyFrame", "polars")}
+
+
+def library(module: str, lib: str) -> Any:
+    """Import ``module`` for frames of library ``lib``; a missing one is a user error naming the extra to install."""
+    try:
+        return import_module(module)
+    except MissingDependencyError:
+        raise
+    except ImportError as exc:
+        what, extra = _EXTRAS.get(lib, ("A data frame", "pyarrow"))
+        raise MissingDependencyError(module.split(".")[0], extra, what, str(exc)) from exc
 
 
 def frame_library(python_type: Any) -> str | None:
@@ -120,7 +136,7 @@ def to_arrow(value: Any) -> Any:
     if lib == "pyarrow":
         return value
     if lib == "pandas":
-        return import_module("pyarrow").Table.from_pandas(value, preserve_index=_keeps_index(value))
+        return library("pyarrow", lib).Table.from_pandas(value, preserve_index=_keeps_index(value))
     if lib == "polars":
         return value.to_arrow()
     if lib == "polars-lazy":
@@ -139,7 +155,7 @@ def from_arrow(table: Any, lib: str) -> Any:
         return table
     if lib == "pandas":
         return table.to_pandas()
-    frame = import_module("polars").from_arrow(table)
+    frame = library("polars", lib).from_arrow(table)
     return frame.lazy() if lib == "polars-lazy" else frame
 
 
@@ -162,8 +178,8 @@ class DataFrameTransformer(Transformer):
         from ferry.storage import publishing
         from ferry.types.hashing import file_hash
 
-        pq = import_module("pyarrow.parquet")
         table = to_arrow(value)
+        pq = library("pyarrow.parquet", frame_library(type(value)) or "pyarrow")
         check_columns(table.schema, python_type, engine, path, "the frame",
                       "Fix the frame (add or convert the column) or the declared columns to match the data.")
         uri = ctx.new_raw_uri("data.parquet")
@@ -198,7 +214,7 @@ class DataFrameTransformer(Transformer):
         lib = frame_library(base)
         if lib is None:
             raise TypeTransformerError(f"{path}: {type_name(python_type)} is not a data frame type.")
-        pa, pq = import_module("pyarrow"), import_module("pyarrow.parquet")
+        pa, pq = library("pyarrow", lib), library("pyarrow.parquet", lib)
         columns = list(declared_columns(python_type)) or None
         where = f"the stored frame {sd.uri}"
         fix = ("Declare the columns and types that the producing task writes, or convert them there "

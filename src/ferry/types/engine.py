@@ -42,6 +42,18 @@ class Transformer:
     def to_python(self, literal: Literal, python_type: Any, engine: "TypeEngine", ctx: TransferContext, path: str) -> Any:
         raise NotImplementedError
 
+    def from_plain(self, obj: Any, python_type: Any, engine: "TypeEngine") -> Any:
+        """A value of ``python_type`` from what a person typed (a string: ``ferry run ... --x TEXT``) or what an
+        inputs file holds (JSON / YAML data). Raise ValueError or TypeError saying what was expected.
+
+        Optional: override it so that your type can be given on the command line. The built-in
+        transformers' forms (numbers, JSON lists, base64 or @file bytes, paths of parquet / CSV / .npy
+        files, ...) are in ``ferry.types.plain``.
+        """
+        from ferry.types.plain import builtin_from_plain
+
+        return builtin_from_plain(self, obj, python_type, engine)
+
 
 def strip_annotated(python_type: Any) -> tuple[Any, tuple[Any, ...]]:
     """``Annotated[T, x, y]`` -> ``(T, (x, y))``; anything else -> ``(type, ())``."""
@@ -132,6 +144,15 @@ class TypeEngine:
             raise TypeMismatchError(
                 f"{path}: cannot convert a {value_type_name(value)} to {type_name(python_type)}: {exc}"
             ) from exc
+
+    def from_plain(self, obj: Any, python_type: Any, path: str = "value") -> Any:
+        """Text or JSON-like data -> a value of ``python_type``, through its transformer's ``from_plain``."""
+        try:
+            return self.transformer_for(python_type).from_plain(obj, python_type, self)
+        except TypeTransformerError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise TypeMismatchError(f"{path}: can't read {obj!r} as {type_name(python_type)}: {exc}") from None
 
     def to_python(self, literal: Literal, python_type: Any, ctx: TransferContext, path: str = "value") -> Any:
         if literal.HasField("offloaded_metadata"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import typing
 from typing import Any
 
@@ -58,14 +59,31 @@ def python_type(lt: LiteralType) -> Any:
         variants = tuple(python_type(v) for v in lt.union_type.variants)
         return typing.Union[variants]  # type: ignore[valid-type]
     elif kind == "enum_type":
-        return enum.Enum("Enum", {v: v for v in lt.enum_type.values})  # type: ignore[misc]
+        return _enum(tuple(lt.enum_type.values))
     raise UnsupportedTypeError(f"ferry can't read a value of type {type_text(lt)} without the code that declares it.")
+
+
+@functools.cache
+def _enum(values: tuple[str, ...]) -> Any:
+    """One Enum class per set of values, so that members made by one guess are members of the next."""
+    return enum.Enum("Enum", {v: v for v in values})  # type: ignore[misc]
+
+
+_structs: dict[bytes, Any] = {}  # one class per struct type, so that values made by one guess fit the next
 
 
 def _struct(lt: LiteralType) -> Any:
     fields = lt.structure.dataclass_type
     if not fields:
         return dict[str, Any]  # an opaque struct (google.protobuf.Struct): read as a dict
+    key = lt.SerializeToString(deterministic=True)
+    if key not in _structs:
+        _structs[key] = _make_struct(lt)
+    return _structs[key]
+
+
+def _make_struct(lt: LiteralType) -> Any:
+    fields = lt.structure.dataclass_type
     name = (lt.structure.tag or "Struct").rsplit(".", 1)[-1]
     cls = dataclasses.make_dataclass(name, [(k, python_type(v)) for k, v in fields.items()])
     module, _, qualname = (lt.structure.tag or "").rpartition(".")
