@@ -9,9 +9,11 @@ that isn't Python: the same code on the engine's machine and on a Dask worker.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import Any
 
@@ -43,10 +45,15 @@ class ChildProcesses:
         """Start the attempt's process, wait for it (up to the task's timeout), and say how it ended."""
         from ferry.runtime.execute import process_cwd
 
+        # ferry's runners make their own working folder; any other program gets a fresh one, removed after
+        own_folder = None if request.task.metadata.runtime.flavor.startswith("ferry") else \
+            tempfile.mkdtemp(prefix="ferry-task-")
         try:
             proc = subprocess.Popen(command_for(request), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    env=env, start_new_session=True, cwd=process_cwd())
+                                    env=env, start_new_session=True, cwd=own_folder or process_cwd())
         except OSError as exc:
+            if own_folder:
+                shutil.rmtree(own_folder, ignore_errors=True)
             return TaskResult(None, f"could not start {command_for(request)[0]!r}: {exc}", worker=worker)
         with self._lock:
             self._running.add(proc)
@@ -61,6 +68,8 @@ class ChildProcesses:
         finally:
             with self._lock:
                 self._running.discard(proc)
+            if own_folder:
+                shutil.rmtree(own_folder, ignore_errors=True)
         where = worker or f"pid {proc.pid}"
         text = err.decode(errors="replace")[-STDERR_TAIL:]
         if timed_out:

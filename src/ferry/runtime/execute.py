@@ -225,7 +225,7 @@ def run_task(
     attempt's result ("outputs", "futures" or "error"), so that a caller in the same process needn't read them
     back; ``inputs`` likewise spares reading inputs.pb when the caller holds them.
     """
-    from ferry import reports
+    import ferry.reports as reports
     from ferry.config import active_settings
     from ferry.runtime import memo
     from ferry.runtime.logs import capture as capturing
