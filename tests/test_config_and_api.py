@@ -63,7 +63,7 @@ def test_settings_roundtrip_through_env(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 PUBLIC = {"ContainerTask", "Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "current_context",
-          "dataset", "dynamic", "launch", "map_task", "resume", "run", "task", "workflow"}
+          "current_report", "dataset", "dynamic", "launch", "map_task", "resume", "run", "task", "workflow"}
 
 
 def test_public_api_is_curated() -> None:

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 from ferry.version import __version__ as __version__
 
 __all__ = ["ContainerTask", "Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "current_context",
-           "dataset", "dynamic", "launch", "map_task", "resume", "run", "task", "workflow"]
+           "current_report", "dataset", "dynamic", "launch", "map_task", "resume", "run", "task", "workflow"]
 if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use (below)
     from ferry.client import Execution, launch, resume, run
     from ferry.config import Settings
+    from ferry.reports import current_report
     from ferry.sdk.container import ContainerTask
     from ferry.sdk.context import current_context
     from ferry.sdk.dynamic import dynamic
@@ -36,6 +37,7 @@ _LAZY = {
     "Execution": "ferry.client",
     "dataset": "ferry.types.files",
     "current_context": "ferry.sdk.context",
+    "current_report": "ferry.reports",
 }
 
 

@@ -8,7 +8,7 @@ import socket
 
 import click
 
-from ferry.errors import ConfigError
+from ferry.errors import ConfigError, install_line
 
 
 def is_loopback(host: str) -> bool:
@@ -56,7 +56,7 @@ def serve(host: str, port: int, token: str | None, executor: str, max_running: i
 
         from ferry.server.app import create_app
     except ImportError as exc:
-        raise ConfigError(f"ferry serve needs the server extra: pip install 'ferry[server]' ({exc}).") from None
+        raise ConfigError(f"ferry serve needs the server extra: {install_line('server')} ({exc}).") from None
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.config import Settings, active_settings
-from ferry.errors import FerryError
+from ferry.errors import FerryError, install_line
 
 
 def fuse_available() -> tuple[bool, str]:
@@ -30,7 +30,7 @@ def fuse_available() -> tuple[bool, str]:
     try:
         import mfusepy  # type: ignore[import-untyped]  # noqa: F401  (loads libfuse)
     except (ImportError, OSError, AttributeError) as exc:
-        return False, (f"mfusepy / libfuse unavailable ({exc}); pip install 'ferry[fuse]' "
+        return False, (f"mfusepy / libfuse unavailable ({exc}); {install_line('fuse')} "
                        "and apt-get install fuse3 (or libfuse2)")
     return True, ""
 

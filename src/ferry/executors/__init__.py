@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.errors import ConfigError
+from ferry.errors import ConfigError, install_line
 from ferry.executors.base import Executor, TaskRequest, TaskResult
 
 __all__ = ["Executor", "TaskRequest", "TaskResult", "make_executor"]
@@ -28,5 +28,5 @@ def make_executor(name: str, **options: Any) -> Executor:
         loaded = importlib.import_module(module)
     except ImportError as exc:
         raise ConfigError(f"The {name} executor needs a package that is not installed ({exc}). "
-                          "Install it with: pip install 'ferry[dask]'.") from exc
+                          f"Install it with: {install_line('dask')}.") from exc
     return getattr(loaded, cls)(**options)

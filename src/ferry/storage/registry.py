@@ -20,16 +20,16 @@ import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ferry.errors import UnknownProtocolError, redact
+from ferry.errors import UnknownProtocolError, install_line, redact
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 _INSTALL_HINTS = {
-    "s3": "pip install 'ferry[s3]'  (s3fs)",
-    "s3a": "pip install 'ferry[s3]'  (s3fs)",
-    "gs": "pip install 'ferry[gcs]'  (gcsfs)",
-    "gcs": "pip install 'ferry[gcs]'  (gcsfs)",
+    "s3": f"{install_line('s3')}  (s3fs)",
+    "s3a": f"{install_line('s3')}  (s3fs)",
+    "gs": f"{install_line('gcs')}  (gcsfs)",
+    "gcs": f"{install_line('gcs')}  (gcsfs)",
     "az": "pip install adlfs",
     "abfs": "pip install adlfs",
 }
