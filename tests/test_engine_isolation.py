@@ -136,6 +136,23 @@ def test_resource_requests_beyond_the_machine_are_refused(executor: str, workflo
     assert "attempt 1" in (execution.error or "")  # a refusal is final, not retried
 
 
+def test_an_attempt_waiting_for_resources_is_queued_and_its_clock_starts_when_it_runs() -> None:
+    events: list[tuple[str, str]] = []
+    wf = load_object(str(FLOWS / "limits.py"), "two_whole_machines", "workflow")
+    execution = ferry.run(wf, {}, executor="process",
+                          listener=lambda path, kind, label, status, detail: events.append((path, status)))
+    assert execution.status == "succeeded", execution.error
+    assert sorted(execution.outputs) == [1, 2]
+    tasks = [e for e in events if e[1] in ("queued", "running", "succeeded")]
+    first_run = next(path for path, status in tasks if status == "running")
+    second = next(path for path, _ in tasks if path != first_run)
+    order = [(path, status) for path, status in tasks]
+    # both wait in the executor's queue; the second runs only once the first has given the machine back
+    assert order.index((second, "queued")) < order.index((first_run, "succeeded")) < order.index((second, "running"))
+    nodes = {n.path: n for n in Records(active_settings().database_url).nodes(execution.id) if n.kind == "task"}
+    assert nodes[second].started >= nodes[first_run].ended  # recorded from when it ran, not when it queued
+
+
 def test_direct_calls_retry_as_ferry_run_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MARKS", str(tmp_path / "marks"))
     limits = str(FLOWS / "limits.py")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pytest
@@ -195,6 +195,14 @@ def test_python_if_on_a_promise_explains_itself() -> None:
             if x > 3:
                 return inc(x=x)
             return x
+
+
+@pytest.mark.parametrize("expression", [lambda x: x + 1, lambda x: 2 * x, lambda x: x[0], lambda x: -x])
+def test_arithmetic_on_a_promise_explains_itself(expression: Any) -> None:
+    with pytest.raises(InterfaceError, match="input x is a promise.*inside a task"):
+        @workflow
+        def wf(x: int) -> int:
+            return inc(x=expression(x))
 
 
 def test_files_and_frames_flow_between_tasks() -> None:

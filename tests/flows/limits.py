@@ -105,3 +105,14 @@ def chatty(n: int) -> int:
 @workflow
 def chatter(xs: list[int]) -> list[int]:
     return map_task(chatty)(n=xs)
+
+
+@task(cpu=os.cpu_count() or 1)
+def whole_machine(x: int) -> int:
+    """Asks for every CPU: two of these never run at the same time."""
+    return x
+
+
+@workflow
+def two_whole_machines(x: int = 1, y: int = 2) -> list[int]:
+    return [whole_machine(x=x), whole_machine(x=y)]

@@ -255,7 +255,7 @@ def timeline_text(rec: Any, bs: list[Bar], width: int | None = None) -> str:
     """A Gantt chart in text: one line per attempt."""
     import shutil
 
-    from ferry.cli.output import color_allowed, duration
+    from ferry.cli.output import STATUS_COLORS, color_allowed, duration
 
     if not bs:
         return f"execution {rec.id} {rec.workflow} {rec.status}: no task attempt recorded yet\n"
@@ -273,7 +273,7 @@ def timeline_text(rec: Any, bs: list[Bar], width: int | None = None) -> str:
         hi = max(int(b.end / total * chart_w), lo + 1)
         cells = empty * lo + full * (hi - lo) + empty * (chart_w - hi)
         if fancy:
-            color = {"succeeded": "green", "cached": "cyan", "failed": "red", "running": "yellow"}.get(b.status)
+            color = STATUS_COLORS.get(b.status)
             cells = cells[:lo] + click.style(cells[lo:hi], fg=color) + cells[hi:]
         status = b.status + ("…" if b.running else "")
         lines.append(f"{name[:name_w]:{name_w}}  {cells}  {status} {duration(b.end - b.start)}")

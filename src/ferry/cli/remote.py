@@ -8,7 +8,6 @@ nothing here is used. Only the standard library: no HTTP client to install.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 
 import click
 
+from ferry.cli.output import STATUS_COLORS, duration, when
 from ferry.errors import FerryError
 
 REMOTE = ("launch", "executions", "workflows", "launchplans")
@@ -96,16 +96,6 @@ def server_of(ctx: click.Context) -> Server:
 
 
 # ---- the commands ------------------------------------------------------------------------------------
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
 
 def _input_json(name: str, text: str, t: dict[str, Any]) -> Any:
     """Command-line text -> the typed JSON the server converts (by the launch plan's declared type)."""
@@ -216,9 +206,9 @@ def list_(ctx: click.Context, limit: int, status: str | None, workflow: str | No
     for column in table.columns:
         column.no_wrap = True
     for r in rows:
-        color = {"succeeded": "green", "failed": "red", "running": "yellow", "aborted": "magenta"}.get(r["status"], "")
-        table.add_row(r["id"], r["workflow"], f"[{color}]{r['status']}[/]" if color else r["status"], _when(r["started"]),
-                      _duration(r["duration"]), r["executor"])
+        color = STATUS_COLORS.get(r["status"], "")
+        table.add_row(r["id"], r["workflow"], f"[{color}]{r['status']}[/]" if color else r["status"], when(r["started"]),
+                      duration(r["duration"]), r["executor"])
     Console(width=max(120, Console().width)).print(table if rows else "No executions on this server yet.")
 
 
@@ -242,7 +232,7 @@ def show(ctx: click.Context, execution_id: str, full_errors: bool) -> None:
     """The node tree with statuses, and each node's input and output meta values."""
     server = server_of(ctx)
     e = server.get(f"/api/v1/executions/{quoted(execution_id)}", values="true")
-    click.echo(f"execution {e['id']}  {e['workflow']}  {e['status']}  {_duration(e['duration'])}  executor={e['executor']}")
+    click.echo(f"execution {e['id']}  {e['workflow']}  {e['status']}  {duration(e['duration'])}  executor={e['executor']}")
     if e.get("launch_plan"):
         click.echo(f"  launch plan: {e['launch_plan']}")
     click.echo(f"  metadata: {e['metadata_prefix']}\n  raw output prefix: {e['raw_output_prefix']}"
@@ -255,9 +245,9 @@ def show(ctx: click.Context, execution_id: str, full_errors: bool) -> None:
         indent = "  " * (node["path"].count("/") + 1)
         attempt = f" attempt {node['attempt']}" if node["kind"] == "task" else ""
         extra = node.get("worker") or node.get("detail")
-        color = {"succeeded": "green", "failed": "red", "running": "yellow"}.get(node["status"])
+        color = STATUS_COLORS.get(node["status"])
         click.secho(f"{indent}{node['path'].rsplit('/', 1)[-1]} [{node['kind']}] {node['label']}{attempt}: "
-                    f"{node['status']} {_duration(node['duration'])}{f'  ({extra})' if extra else ''}", fg=color)
+                    f"{node['status']} {duration(node['duration'])}{f'  ({extra})' if extra else ''}", fg=color)
         _show_values("inputs", node.get("inputs"), indent + "  ")
         _show_values("outputs", node.get("outputs"), indent + "  ")
         if node.get("error"):
@@ -315,7 +305,7 @@ def _entities(kind: str) -> click.Group:
             return
         for e in entries:
             more = f" (+{len(e['versions']) - 1} older)" if len(e["versions"]) > 1 else ""
-            click.echo(f"{e['name']}  @{e['version']}{more}  registered {_when(e['registered'])}")
+            click.echo(f"{e['name']}  @{e['version']}{more}  registered {when(e['registered'])}")
             click.echo(f"    inputs: {', '.join(f'{k}: {v}' for k, v in e.get('inputs', {}).items()) or 'none'}")
             if e.get("workflow"):
                 click.echo(f"    workflow: {e['workflow']}")

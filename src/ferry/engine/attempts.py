@@ -229,9 +229,14 @@ class StoreRunner:
             if self.aborted.is_set():
                 return Outcome(error=ErrorInfo("execution aborted", code="Aborted", retryable=False))
             prefix = self.prefix(path, n)
-            self._notify(path, label, "running", n)
-            self.records.node(self.execution_id, path, n, "task", label, "running", prefix)
-            outcome = self._attempt(path, task, inputs, prefix, n)
+            self._notify(path, label, "queued", n)
+            self.records.node(self.execution_id, path, n, "task", label, "queued", prefix)
+
+            def started() -> None:  # the executor took it: resources free, a worker (or the cluster) has it
+                self._notify(path, label, "running", n)
+                self.records.node(self.execution_id, path, n, "task", label, "running", prefix)
+
+            outcome = self._attempt(path, task, inputs, prefix, n, started)
             status = ("cached" if outcome.cached else "succeeded") if outcome.succeeded else "failed"
             worker = outcome.worker + (f"; built {len(outcome.futures.nodes)} node(s)" if outcome.futures else "")
             self.records.node(self.execution_id, path, n, "task", label, status, prefix,
@@ -266,7 +271,8 @@ class StoreRunner:
         root = self.settings.persistent_url.rstrip("/") + "/"
         return tuple(sorted({uri for lit in inputs.literals.values() for uri in references(lit) if uri.startswith(root)}))
 
-    def _attempt(self, path: str, task: tasks_pb2.TaskTemplate, inputs: LiteralMap, prefix: str, n: int) -> Outcome:
+    def _attempt(self, path: str, task: tasks_pb2.TaskTemplate, inputs: LiteralMap, prefix: str, n: int,
+                 started: Callable[[], None] | None = None) -> Outcome:
         """Write inputs.pb, have the executor run the task, read outputs.pb or error.pb."""
         inputs_uri = join(prefix, INPUTS)
         memo_uri = cache_uri(self.settings, cache_key(task, inputs)) if task.metadata.discoverable else ""
@@ -277,7 +283,7 @@ class StoreRunner:
             request = TaskRequest(
                 task, inputs_uri, prefix, raw_attempt_prefix(self.raw_output_prefix, self.execution_id, path, n),
                 memo_uri, datasets=self._dataset_inputs(inputs) if getattr(self.executor, "placement", False) else (),
-                inputs=inputs,
+                inputs=inputs, on_start=started,
             )
             result = self.executor.run(request)
             outcome = result.outcome or read_outcome(prefix, self.meta_options)

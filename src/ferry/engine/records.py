@@ -227,8 +227,10 @@ class Records:
         upsert = self._insert(NODES)
         keys = ["execution_id", "path", "attempt"]
         keep_detail = sa.func.coalesce(upsert.excluded.detail, NODES.c.detail)
+        # an attempt's clock starts when it leaves the executor's queue: "running" after "queued" moves it
+        start = sa.case((NODES.c.status == "queued", upsert.excluded.started), else_=NODES.c.started)
         self._node_running = upsert.on_conflict_do_update(
-            index_elements=keys, set_={"status": upsert.excluded.status, "detail": keep_detail})
+            index_elements=keys, set_={"status": upsert.excluded.status, "detail": keep_detail, "started": start})
         self._node_ended = upsert.on_conflict_do_update(
             index_elements=keys, set_={"status": upsert.excluded.status, "detail": keep_detail,
                                        "ended": upsert.excluded.ended, "error": upsert.excluded.error})
@@ -273,10 +275,11 @@ class Records:
     def node(self, execution_id: str, path: str, attempt: int, kind: str, label: str, status: str,
              prefix: str | None = None, error: str | None = None, detail: str | None = None,
              ended: float | None = None) -> None:
-        """Insert or update one node attempt; 'running' starts the clock, anything else stops it
-        (at ``ended`` when known, e.g. when the outputs of an attempt adopted after a resume were written)."""
+        """Insert or update one node attempt. 'queued' (waiting for the executor) and 'running' leave it
+        open, the clock starting again when a queued attempt runs; anything else stops it (at ``ended``
+        when known, e.g. when the outputs of an attempt adopted after a resume were written)."""
         now = time.time()
-        running = status == "running"
+        running = status in ("queued", "running")
         row = {
             "execution_id": execution_id, "path": path, "attempt": attempt, "kind": kind, "label": label,
             "status": status, "started": now, "ended": None if running else (ended or now), "prefix": prefix,

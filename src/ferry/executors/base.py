@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from flyteidl.core import tasks_pb2
@@ -41,6 +42,12 @@ class TaskRequest:
     cache_uri: str = ""  # memoized outputs to reuse or fill
     datasets: tuple[str, ...] = ()  # persistent-store objects among the inputs (placement hints)
     inputs: LiteralMap | None = None  # the inputs.pb LiteralMap, for an executor running the attempt in this very process
+    on_start: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def started(self) -> None:
+        """Say the attempt has left the executor's queue: it runs now (or has been handed to the cluster)."""
+        if self.on_start is not None:
+            self.on_start()
 
     @property
     def reference(self) -> str | None:
@@ -104,7 +111,8 @@ class Executor(Protocol):
     # engine walk each attempt's inputs for persistent-store URIs (``TaskRequest.datasets``).
 
     def run(self, request: TaskRequest) -> TaskResult:
-        """Run one attempt and block until it ends. Safe to call from several threads."""
+        """Run one attempt and block until it ends, calling ``request.started()`` once it leaves the
+        executor's own queue (resources free, a worker taken). Safe to call from several threads."""
         ...
 
     def cancel_all(self) -> None:

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -89,6 +90,9 @@ def run_batch(requests: list[TaskRequest]) -> list[dict[str, Any]]:
     return [run_on_worker(request) for request in requests]
 
 
+_Waiting = tuple[TaskRequest, Future[dict[str, Any]], Callable[[], None]]  # an attempt, its reply, its start
+
+
 class _Batcher:
     """Sends the attempts that are waiting together as few Dask tasks: the scheduler's cost is per Dask task
     (a round trip costs ~10 ms on a busy machine; running a small attempt, under 1 ms), so a map of small
@@ -98,16 +102,17 @@ class _Batcher:
         self.client = client
         self.threads = threads
         self.futures, self.lock = futures, lock  # the executor's, so cancel_all reaches batches too
-        self.queue: queue.Queue[tuple[TaskRequest, Future[dict[str, Any]]] | None] = queue.Queue()
+        self.queue: queue.Queue[_Waiting | None] = queue.Queue()
         # Dask tasks in flight: enough to keep every worker thread busy while results travel back; while
         # they are all out, waiting attempts pile up and leave together in the next, bigger batch.
         self.slots = threading.Semaphore(BATCHES_PER_THREAD * threads)
         self.thread = threading.Thread(target=self._dispatch, name="ferry-dask-batches", daemon=True)
         self.thread.start()
 
-    def call(self, request: TaskRequest) -> dict[str, Any]:
+    def call(self, request: TaskRequest, started: Callable[[], None]) -> dict[str, Any]:
+        """The worker's reply for ``request``; ``started`` is called when its batch leaves for the cluster."""
         waiter: Future[dict[str, Any]] = Future()
-        self.queue.put((request, waiter))
+        self.queue.put((request, waiter, started))
         return waiter.result()
 
     def stop(self) -> None:
@@ -132,7 +137,7 @@ class _Batcher:
                 batch.append(more)
             self._send(batch)
 
-    def _send(self, batch: list[tuple[TaskRequest, Future[dict[str, Any]]]]) -> None:
+    def _send(self, batch: list[_Waiting]) -> None:
         parts = min(len(batch), self.threads)  # spread over the worker threads (one slot is already held)
         size = -(-len(batch) // parts)
         for index, start in enumerate(range(0, len(batch), size)):
@@ -140,27 +145,29 @@ class _Batcher:
                 self.slots.acquire()
             part = batch[start:start + size]
             try:
-                future = self.client.submit(run_batch, [request for request, _ in part], pure=False)
+                future = self.client.submit(run_batch, [request for request, _, _ in part], pure=False)
             except Exception as exc:  # noqa: BLE001 - the client is gone: every waiter learns why
                 self.slots.release()
-                for _, waiter in part:
+                for _, waiter, _ in part:
                     waiter.set_exception(exc)
                 continue
+            for _, _, started in part:
+                started()
             with self.lock:
                 self.futures.add(future)
             future.add_done_callback(lambda done, part=part: self._settle(done, part))
 
-    def _settle(self, done: Any, part: list[tuple[TaskRequest, Future[dict[str, Any]]]]) -> None:
+    def _settle(self, done: Any, part: list[_Waiting]) -> None:
         self.slots.release()
         with self.lock:
             self.futures.discard(done)
         try:
             replies = done.result()
         except BaseException as exc:  # noqa: BLE001 - a lost worker, a cancel: every attempt of the batch
-            for _, waiter in part:
+            for _, waiter, _ in part:
                 waiter.set_exception(exc)
             return
-        for (_, waiter), reply in zip(part, replies, strict=True):
+        for (_, waiter, _), reply in zip(part, replies, strict=True):
             waiter.set_result(reply)
 
 
@@ -247,13 +254,16 @@ class DaskExecutor:
         # By worker name, which survives a nanny restart; strict, or the scheduler would spread tasks
         # started together over every worker, and each would download the dataset.
         placement: dict[str, Any] = {"workers": preferred, "allow_other_workers": False} if preferred else {}
-        request = dataclasses.replace(request, inputs=None)  # workers read inputs.pb; don't ship the literals twice
+        started = request.started
+        # workers read inputs.pb: don't ship the literals twice (nor the engine's callback)
+        request = dataclasses.replace(request, inputs=None, on_start=None)
         try:
             if not preferred and not resources:  # the common case: batched with the attempts waiting beside it
-                reply = self._batcher.call(request)
+                reply = self._batcher.call(request, started)
             else:
                 future = self.client.submit(run_on_worker, request, key=f"ferry-{request.output_prefix}",
                                             pure=False, resources=resources or None, **placement)
+                started()  # handed to the scheduler; it may still wait there for its worker or resources
                 reply = self._wait(future, preferred, request, resources)
         except _cluster_errors() as exc:  # a worker died for good, or the connection broke: retried
             return TaskResult(None, f"the Dask cluster lost the attempt: {type(exc).__name__}: {exc}")

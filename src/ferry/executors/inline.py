@@ -27,6 +27,7 @@ class InlineExecutor:
         from ferry.runtime.load import load_task_or_report
 
         self.pool.check(request.task.id.name, request.resources)
+        request.started()
         reference = request.reference
         if reference is None or request.timeout:
             return self.children.run(request)

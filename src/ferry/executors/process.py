@@ -115,6 +115,7 @@ class ProcessExecutor:
         wanted = {"CPU": 1.0, **request.resources}
         self.pool.check(request.task.id.name, wanted)
         self.pool.acquire(wanted)
+        request.started()
         try:
             if self.warm and (request.reference is not None or is_program(request.task)):
                 return self._run_warm(request)

@@ -80,6 +80,15 @@ class Promise:
 
     __int__ = __index__
 
+    def _arithmetic(self, *_: Any) -> Any:
+        raise InterfaceError(
+            f"The value {self.ref} is a promise, not a value, while the workflow is compiled, so arithmetic and "
+            "indexing can't use it. Do the computation inside a task (e.g. @task def add(a: int, b: int) -> int)."
+        )
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _arithmetic
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = __getitem__ = _arithmetic
+
     def __iter__(self) -> Any:
         raise InterfaceError(
             f"The value {self.ref} is a promise and can't be iterated while the workflow is compiled; "
