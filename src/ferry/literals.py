@@ -9,9 +9,13 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from flyteidl.core import literals_pb2, types_pb2
-from flyteidl.core.interface_pb2 import TypedInterface, Variable, VariableMap  # noqa: F401 - re-exported
-from flyteidl.core.literals_pb2 import Literal, LiteralMap  # noqa: F401 - re-exported
-from flyteidl.core.types_pb2 import LiteralType, SimpleType  # noqa: F401 - re-exported
+from flyteidl.core.interface_pb2 import TypedInterface as TypedInterface  # re-exported
+from flyteidl.core.interface_pb2 import Variable as Variable
+from flyteidl.core.interface_pb2 import VariableMap as VariableMap
+from flyteidl.core.literals_pb2 import Literal as Literal
+from flyteidl.core.literals_pb2 import LiteralMap as LiteralMap
+from flyteidl.core.types_pb2 import LiteralType as LiteralType
+from flyteidl.core.types_pb2 import SimpleType as SimpleType
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
@@ -27,7 +31,7 @@ def literal_map(literals: dict[str, Literal]) -> LiteralMap:
 
 
 def serialize(message: Any) -> bytes:
-    return message.SerializeToString(deterministic=True)
+    return bytes(message.SerializeToString(deterministic=True))
 
 
 def parse_literal_map(data: bytes, source: str = "literal map", *, nonempty: bool = False) -> LiteralMap:
@@ -66,7 +70,7 @@ def to_text(message: Any) -> str:
     """Protobuf text format, as in the reference documents, with map keys sorted."""
     ordered = type(message)()
     ordered.ParseFromString(serialize(message))  # deterministic bytes put map keys in order
-    return text_format.MessageToString(ordered)
+    return str(text_format.MessageToString(ordered))
 
 
 def blob_literal(uri: str, fmt: str, multipart: bool = False, size: int | None = None) -> Literal:
@@ -137,7 +141,7 @@ def _describe_scalar(literal: Literal) -> str:
         field_name = prim.WhichOneof("value")
         value = getattr(prim, field_name)
         if field_name == "datetime":
-            return value.ToDatetime().isoformat()
+            return str(value.ToDatetime().isoformat())
         if field_name == "duration":
             return str(value.ToTimedelta())
         return repr(value)

@@ -109,7 +109,12 @@ def chatter(xs: list[int]) -> list[int]:
 
 @task(cpu=os.cpu_count() or 1)
 def whole_machine(x: int) -> int:
-    """Asks for every CPU: two of these never run at the same time."""
+    """Asks for every CPU: two of these never run at the same time. Waits for the gate, notes when it ended."""
+    folder = Path(os.environ["MARKS"])
+    deadline = time.monotonic() + 60
+    while not (folder / "gate").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (folder / f"ended-{x}").write_text(str(time.time()))
     return x
 
 

@@ -28,7 +28,7 @@ def fuse_available() -> tuple[bool, str]:
     if not os.path.exists("/dev/fuse"):
         return False, "/dev/fuse does not exist (FUSE is not available in this kernel or container)"
     try:
-        import mfusepy  # type: ignore[import-untyped]  # noqa: F401  (loads libfuse)
+        import mfusepy  # noqa: F401  (loads libfuse)
     except (ImportError, OSError, AttributeError) as exc:
         return False, (f"mfusepy / libfuse unavailable ({exc}); {install_line('fuse')} "
                        "and apt-get install fuse3 (or libfuse2)")

@@ -77,7 +77,7 @@ class RetryPolicy:
         return system_failures <= max(self.retries, self.system_retries)
 
     def delay(self, attempt: int) -> float:
-        return min(self.first_delay * 2**attempt, self.max_delay)
+        return min(self.first_delay * 2.0**attempt, self.max_delay)
 
 
 def run_with_retries(policy: RetryPolicy, attempt: Callable[[int], Outcome], *, first: int = 0,

@@ -23,7 +23,8 @@ def resolve(binding: literals_pb2.BindingData, results: Mapping[str, LiteralMap]
         outputs = results.get(ref.node_id or START)  # Flyte's packages leave the inputs' node id empty
         if outputs is None or ref.var not in outputs.literals:
             raise BindingError(f"Output {ref.node_id}.{ref.var} is not available; known: {sorted(results)}.")
-        return outputs.literals[ref.var]
+        found: Literal = outputs.literals[ref.var]
+        return found
     if kind == "scalar":
         return Literal(scalar=binding.scalar)
     if kind == "collection":

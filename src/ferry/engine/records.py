@@ -216,11 +216,9 @@ class Records:
 
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that can say what to do on conflict (both dialects spell it the same way)."""
-        if self.sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        return insert(table)
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        return (sqlite if self.sqlite else postgresql).insert(table)
 
     def _prepare(self) -> None:
         """Build the statements once; executing them with parameters reuses SQLAlchemy's compiled form."""
@@ -298,7 +296,7 @@ class Records:
         with self._lock:
             rows = self._conn.execute(statement).all()
             self._conn.commit()
-            return rows
+            return list(rows)
 
     def list_executions(self, limit: int = 20) -> list[ExecutionRecord]:
         rows = self._rows(sa.select(EXECUTIONS).order_by(EXECUTIONS.c.started.desc()).limit(limit))

@@ -16,10 +16,11 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
 from flyteidl.core import compiler_pb2, identifier_pb2, interface_pb2, tasks_pb2
+from google.protobuf.message import Message
 
 from ferry.config import Settings
 from ferry.engine.records import Records, Registration
@@ -31,6 +32,8 @@ from ferry.storage import join, read_bytes, write_bytes
 FOLDERS = {"task": "tasks", "workflow": "workflows", "launch plan": "launchplans"}
 KIND_OF_RESOURCE = {identifier_pb2.TASK: "task", identifier_pb2.WORKFLOW: "workflow",
                     identifier_pb2.LAUNCH_PLAN: "launch plan"}
+
+M = TypeVar("M", bound=Message)  # a protobuf message read from the registry
 
 
 class RegistrationError(FerryError):
@@ -164,7 +167,7 @@ class Registry:
         raise NotRegisteredError(f"No {kind} named {name!r} is registered.{hint} Register it with "
                                  "`ferry register FILE.py` (or run it once with `ferry run FILE.py NAME`).")
 
-    def _read(self, registration: Registration, message: Any) -> Any:
+    def _read(self, registration: Registration, message: M) -> M:
         try:
             data = read_bytes(registration.uri, self.options, "metadata")
         except ObjectNotFoundError as exc:

@@ -14,7 +14,7 @@ from typing import Iterator
 
 from flyteidl.core import compiler_pb2, identifier_pb2, literals_pb2, tasks_pb2, workflow_pb2
 
-from ferry.engine.bindings import START  # the node id that stands for a workflow's own inputs (Flyte's spelling)
+from ferry.engine.bindings import START as START  # the node id of a workflow's own inputs
 from ferry.errors import FerryError
 
 

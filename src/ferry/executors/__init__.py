@@ -29,4 +29,5 @@ def make_executor(name: str, **options: Any) -> Executor:
     except ImportError as exc:
         raise ConfigError(f"The {name} executor needs a package that is not installed ({exc}). "
                           f"Install it with: {install_line('dask')}.") from exc
-    return getattr(loaded, cls)(**options)
+    executor: Executor = getattr(loaded, cls)(**options)
+    return executor

@@ -128,7 +128,7 @@ def ferry_reference(task: tasks_pb2.TaskTemplate) -> str | None:
         return None
     args = list(task.container.args)
     try:
-        return args[args.index("--task") + 1]
+        return str(args[args.index("--task") + 1])
     except (ValueError, IndexError):
         return None
 

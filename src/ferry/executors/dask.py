@@ -72,7 +72,7 @@ def worker_setup(cache_base: str | None, remove: list[str]) -> Any:
     each worker (a node) its own node-cache folder."""
     from distributed import WorkerPlugin
 
-    class LocalWorkerSetup(WorkerPlugin):  # type: ignore[misc]
+    class LocalWorkerSetup(WorkerPlugin):
         def setup(self, worker: Any) -> None:
             from ferry.config import reset_settings
 

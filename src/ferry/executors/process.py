@@ -11,6 +11,7 @@ attempt waits until the CPUs (worker slots), memory and GPUs it asks for are fre
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import queue
@@ -94,7 +95,7 @@ class _Worker:
                 pipe.close()
             except OSError:
                 pass
-        if os.path.exists(self.log_path):
+        with contextlib.suppress(FileNotFoundError):  # Ctrl-C / abort and the attempt's own thread may both kill it
             os.unlink(self.log_path)
 
 

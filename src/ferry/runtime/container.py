@@ -94,7 +94,7 @@ def _materialize(value: Any, path: Path) -> str:
     from ferry.types.files import _Blob
 
     if isinstance(value, _Blob):
-        local = os.fspath(value)  # fetched now
+        local: str = os.fspath(value)  # fetched now
         os.symlink(local, path)
         return local
     if frame_library(type(value)) is not None:

@@ -36,9 +36,14 @@ from ferry.types.context import empty_folder
 class Task(Protocol):
     """What the runtime needs of a task: its name, typed interface and function (``@task`` objects)."""
 
-    name: str
-    interface: Interface
-    fn: Callable[..., Any]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def interface(self) -> Interface: ...
+
+    @property
+    def fn(self) -> Callable[..., Any]: ...
 
 
 def values_to_literals(

@@ -32,7 +32,7 @@ class PostgresServer:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
-    def _as_postgres(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def _as_postgres(self, *args: str | int | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
         command = [str(a) for a in args]
         if os.geteuid() == 0:  # initdb refuses to run as root
             command = ["runuser", "-u", "postgres", "--", *command]

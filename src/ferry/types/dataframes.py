@@ -104,7 +104,7 @@ def _fits(declared: LiteralType, arrow_type: Any) -> bool:
         is_list = t.is_list(arrow_type) or t.is_large_list(arrow_type) or t.is_fixed_size_list(arrow_type)
         return is_list and _fits(declared.collection_type, arrow_type.value_type)
     if kind == "enum_type":
-        return t.is_string(arrow_type) or t.is_large_string(arrow_type) or t.is_string_view(arrow_type)
+        return bool(t.is_string(arrow_type) or t.is_large_string(arrow_type) or t.is_string_view(arrow_type))
     if kind != "simple" or declared.simple == SimpleType.STRUCT:
         return True  # nested structures and custom types are not checked column by column
     found = _arrow_literal_type(arrow_type)

@@ -72,7 +72,7 @@ class _Blob(os.PathLike):  # type: ignore[type-arg]
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and (self.uri, self._local if self.uri is None else None) == (
-            other.uri, other._local if other.uri is None else None)  # type: ignore[attr-defined]
+            other.uri, other._local if other.uri is None else None)
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.uri or self._local))

@@ -57,7 +57,7 @@ def python_type(lt: LiteralType) -> Any:
             return pyarrow.Table
     elif kind == "union_type":
         variants = tuple(python_type(v) for v in lt.union_type.variants)
-        return typing.Union[variants]  # type: ignore[valid-type]
+        return typing.Union[variants]
     elif kind == "enum_type":
         return _enum(tuple(lt.enum_type.values))
     raise UnsupportedTypeError(f"ferry can't read a value of type {type_text(lt)} without the code that declares it.")
@@ -66,7 +66,7 @@ def python_type(lt: LiteralType) -> Any:
 @functools.cache
 def _enum(values: tuple[str, ...]) -> Any:
     """One Enum class per set of values, so that members made by one guess are members of the next."""
-    return enum.Enum("Enum", {v: v for v in values})  # type: ignore[misc]
+    return enum.Enum("Enum", {v: v for v in values})
 
 
 _structs: dict[bytes, Any] = {}  # one class per struct type, so that values made by one guess fit the next

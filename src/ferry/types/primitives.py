@@ -35,7 +35,7 @@ class PrimitiveTransformer(Transformer):
         self.accepts = accepts
 
     def literal_type(self, python_type: Any, engine: Any) -> LiteralType:
-        return LiteralType(simple=self.simple)
+        return LiteralType(simple=self.simple)  # type: ignore[arg-type]  # an enum number, as protobuf takes
 
     def check(self, value: Any, python_type: Any, path: str) -> Any:
         if type(value) is self.python_type:
