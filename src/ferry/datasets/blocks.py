@@ -33,7 +33,7 @@ from typing import Any, Iterator
 
 from ferry.datasets.cache import DISK_FULL, CacheDamagedWarning, CacheMissWarning, NodeCache, ObjectIdentity
 from ferry.errors import FerryError
-from ferry.storage import filesystem, retrying, store_errors
+from ferry.storage import retrying, store_errors, transfer
 from ferry.testing.faults import kill_point
 
 PAGE_SIZE = 32 << 10
@@ -122,7 +122,8 @@ class BlockReader(io.RawIOBase):
         self._pool: ThreadPoolExecutor | None = None
         self._pin = cache.pin(obj.key)
         try:
-            self.fs, self.path = filesystem(obj.uri, options)
+            with store_errors("read", obj.uri, "persistent"):
+                self._read_range = transfer.get_range(obj.uri, options)
             opened = cache.open_pages(obj, dataset, page_size or PAGE_SIZE)
             if opened is None:
                 self.page = page_size or PAGE_SIZE
@@ -288,7 +289,7 @@ class BlockReader(io.RawIOBase):
         """One ranged GET from the store."""
         def attempt() -> bytes:
             with store_errors("read", self.obj.uri, "persistent"):
-                return bytes(self.fs.cat_file(self.path, start=start, end=stop))
+                return self._read_range(start, stop)
 
         data = retrying(attempt)
         if len(data) != stop - start:

@@ -33,6 +33,7 @@ _INSTALL_HINTS = {
     "az": "pip install adlfs",
     "abfs": "pip install adlfs",
 }
+TRANSFER_OPTION = "transfer"  # ferry's own table in a store's options (see storage.transfer); fsspec never sees it
 _lock = threading.RLock()  # held while importing lazily and while fsspec resolves a URL (it may import)
 
 
@@ -67,9 +68,10 @@ def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple["Abstra
     """The fsspec filesystem for ``url`` and the path inside it."""
     fsspec = import_module("fsspec")
     protocol = protocol_of(url)
+    fsspec_options = {k: v for k, v in (options or {}).items() if k != TRANSFER_OPTION}
     try:
         with _lock:
-            return fsspec.core.url_to_fs(url, **(options or {}))
+            return fsspec.core.url_to_fs(url, **fsspec_options)
     except ValueError as exc:
         if protocol not in fsspec.available_protocols():
             raise UnknownProtocolError(
