@@ -37,6 +37,7 @@ DEFAULT_CONCURRENCY = 4  # uploads hold chunk_size x concurrency (64 MiB) in fli
 MIN_PART_SIZE = 5 << 20  # S3's smallest multipart part (all but the last)
 MAX_PARTS = 10_000  # S3's most parts in one upload
 STREAM_PIECE = 1 << 20  # a ranged GET is written out this much at a time
+S3FS_BUFFER_BYTES = 64 << 20  # what s3fs may hold for one transfer (when it, not obstore, serves S3)
 S3_PROTOCOLS = ("s3", "s3a")
 
 Progress = Callable[[int], None]  # called with the bytes just moved (from any thread)
@@ -325,7 +326,7 @@ def _make_store(bucket: str, config: dict[str, Any]) -> Any:
 _IGNORED = frozenset({
     "skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "default_block_size",
     "default_fill_cache", "default_cache_type", "cache_regions", "asynchronous", "loop", "max_concurrency",
-    "fixed_upload_size", "retries", "version_aware", TRANSFER_OPTION,
+    "fixed_upload_size", "version_aware", TRANSFER_OPTION,
 })
 _CLIENT_KEYS = frozenset({"endpoint_url", "region_name", "aws_access_key_id", "aws_secret_access_key",
                           "aws_session_token", "verify", "use_ssl"})  # use_ssl: the endpoint's scheme says it
@@ -478,10 +479,12 @@ def _is_s3fs(fs: Any) -> bool:
 
 
 def _s3fs_limits(fs: Any, config: TransferConfig) -> dict[str, Any]:
-    """s3fs's transfer knobs at this store's settings (each part sits in memory twice there)."""
+    """s3fs's transfer knobs: this store's chunks, as many at once as fit in S3FS_BUFFER_BYTES (s3fs holds each
+    part twice; with one at a time it streams a download instead)."""
     if not _is_s3fs(fs):
         return {}
-    return {"chunksize": config.chunk_size, "max_concurrency": max(1, config.concurrency // 2)}
+    fitting = S3FS_BUFFER_BYTES // (2 * config.chunk_size)
+    return {"chunksize": config.chunk_size, "max_concurrency": max(1, min(config.concurrency, fitting))}
 
 
 def _without_expect_continue(fs: Any) -> None:
