@@ -2,9 +2,9 @@
 
 ``BlockReader`` is a seekable, read-only raw file: a read fetches only the
 pages it touches (32 KiB each, so a random 64 KiB read fetches at most
-96 KiB). While reads stay sequential, a read-ahead thread fetches as far
-ahead as the run has read so far (up to 32 MiB), in ranged GETs of up to
-8 MiB; a jump starts over.
+96 KiB). While reads stay sequential, read-ahead threads (as many as the
+store's transfer concurrency) fetch as far ahead as the run has read so far
+(up to two GETs per thread), in ranged GETs of up to 8 MiB; a jump starts over.
 
 Pages live in the node cache, in one sparse file per object beside a map
 holding, per page, whether it is present and its CRC-32. Every page is
@@ -25,6 +25,7 @@ import fcntl
 import io
 import os
 import struct
+import threading
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from ferry.storage import retrying, store_errors, transfer
 from ferry.testing.faults import kill_point
 
 PAGE_SIZE = 32 << 10
-MAX_READAHEAD = 32 << 20
+MIN_READAHEAD = 32 << 20
 MAX_FETCH = 8 << 20  # one ranged GET, and the most one raw read returns
 SEQUENTIAL_LOAD = 1 << 20  # in a sequential run, present pages are read from disk this much at a time
 RECORD = struct.Struct("<IB3x")  # per page in the map: CRC-32, 1 when present
@@ -116,6 +117,7 @@ class BlockReader(io.RawIOBase):
         self.pos = self._next = self._run_start = self._ahead_end = 0
         self._mem_start, self._mem = 0, memoryview(b"")  # the verified bytes read last
         self.bytes_fetched = 0
+        self._counting = threading.Lock()
         self.streaming = False  # no room in the cache: read straight from the store
         self._whole: int | None = None  # fd of the complete object, once it is one
         self._data = self._map = -1
@@ -124,6 +126,8 @@ class BlockReader(io.RawIOBase):
         try:
             with store_errors("read", obj.uri, "persistent"):
                 self._read_range = transfer.get_range(obj.uri, options)
+                self._fetchers = transfer.TransferConfig.from_options(options).concurrency
+            self._window = max(MIN_READAHEAD, 2 * self._fetchers * MAX_FETCH)
             opened = cache.open_pages(obj, dataset, page_size or PAGE_SIZE)
             if opened is None:
                 self.page = page_size or PAGE_SIZE
@@ -169,7 +173,7 @@ class BlockReader(io.RawIOBase):
         view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
         self.pos = self._next = end
         if run:
-            self._read_ahead(min(MAX_READAHEAD, run))
+            self._read_ahead(min(self._window, run))
         return want
 
     # ---- reading pages -----------------------------------------------------------------------
@@ -285,7 +289,7 @@ class BlockReader(io.RawIOBase):
     def _length(self, index: int) -> int:
         return min(self.page, self.obj.size - index * self.page)
 
-    def _get(self, start: int, stop: int) -> bytes:
+    def _get(self, start: int, stop: int) -> Any:
         """One ranged GET from the store."""
         def attempt() -> bytes:
             with store_errors("read", self.obj.uri, "persistent"):
@@ -294,7 +298,8 @@ class BlockReader(io.RawIOBase):
         data = retrying(attempt)
         if len(data) != stop - start:
             raise FerryError(f"{self.obj.uri} changed while it was being read; read it again.")
-        self.bytes_fetched += len(data)
+        with self._counting:
+            self.bytes_fetched += len(data)
         self.cache.count_fetch(self.dataset, len(data))
         return data
 
@@ -311,7 +316,7 @@ class BlockReader(io.RawIOBase):
         if start >= target:
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="ferry-readahead")
+            self._pool = ThreadPoolExecutor(self._fetchers, thread_name_prefix="ferry-readahead")
         chunk = max(1, MAX_FETCH // self.page)
         first, last = start // self.page, (target - 1) // self.page
         for a in range(first, last + 1, chunk):

@@ -111,8 +111,8 @@ def put_bytes(uri: str, data: bytes, options: Mapping[str, Any] | None) -> None:
                            max_concurrency=config.concurrency)
 
 
-def get_range(uri: str, options: Mapping[str, Any] | None) -> Callable[[int, int], bytes]:
-    """A function returning bytes start..stop of the object (one ranged GET each), for repeated use."""
+def get_range(uri: str, options: Mapping[str, Any] | None) -> Callable[[int, int], bytes | memoryview]:
+    """A function returning bytes start..stop of the object (one ranged GET each, no copy), for repeated use."""
     target = _obstore_target(uri, options)
     if target is None:
         fs, path = filesystem(uri, options)
@@ -120,9 +120,9 @@ def get_range(uri: str, options: Mapping[str, Any] | None) -> Callable[[int, int
     store, key = target
     obstore = _obstore()
 
-    def read(start: int, stop: int) -> bytes:
+    def read(start: int, stop: int) -> memoryview:
         with _obstore_errors():
-            return bytes(obstore.get_range(store, key, start=start, end=stop))
+            return memoryview(obstore.get_range(store, key, start=start, end=stop))
 
     return read
 
