@@ -29,6 +29,7 @@ SUITES = {
     "datasets": "node-cache reads of a large object on a local SeaweedFS",
     "cluster": "Dask vs process executor, a File between tasks on SeaweedFS, cache-aware placement",
     "launch": "compiled specs: ferry.launch per task vs ferry.run before them; the engine's RSS and imports",
+    "transfer": "whole-object reads and writes on a local SeaweedFS vs s3fs, boto3 and obstore; memory",
 }
 
 

@@ -111,18 +111,23 @@ def put_bytes(uri: str, data: bytes, options: Mapping[str, Any] | None) -> None:
                            max_concurrency=config.concurrency)
 
 
-def get_range(uri: str, options: Mapping[str, Any] | None) -> Callable[[int, int], bytes | memoryview]:
-    """A function returning bytes start..stop of the object (one ranged GET each, no copy), for repeated use."""
+def get_range(uri: str, options: Mapping[str, Any] | None) -> Callable[[int, int], Iterator[bytes | memoryview]]:
+    """A function streaming bytes start..stop of the object (one ranged GET each) in pieces, for repeated use."""
     target = _obstore_target(uri, options)
     if target is None:
         fs, path = filesystem(uri, options)
-        return lambda start, stop: bytes(fs.cat_file(path, start=start, end=stop))
+
+        def read_fsspec(start: int, stop: int) -> Iterator[bytes]:
+            yield fs.cat_file(path, start=start, end=stop)
+
+        return read_fsspec
     store, key = target
     obstore = _obstore()
 
-    def read(start: int, stop: int) -> memoryview:
+    def read(start: int, stop: int) -> Iterator[memoryview]:
         with _obstore_errors():
-            return memoryview(obstore.get_range(store, key, start=start, end=stop))
+            for piece in obstore.get(store, key, options={"range": (start, stop)}).stream(min_chunk_size=STREAM_PIECE):
+                yield memoryview(piece)
 
     return read
 
