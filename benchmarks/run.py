@@ -28,7 +28,11 @@ SUITES = {
     "control_plane": "per-task cost of workflows vs flytekit, engine RSS",
     "datasets": "node-cache reads of a large object on a local SeaweedFS",
     "cluster": "Dask vs process executor, a File between tasks on SeaweedFS, cache-aware placement",
+    "polyglot": "ContainerTask vs Python task, @dynamic vs map, a Flyte package on ferry vs flytekit local",
+    "chaos": "a soak on S3: workers, the engine and the store killed at random; survivals and duplicates",
+    "scale": "long chains and wide maps vs short ones, engine memory, vs Dask's threaded scheduler",
     "launch": "compiled specs: ferry.launch per task vs ferry.run before them; the engine's RSS and imports",
+    "server": "ferry serve: API latency with 10,000 executions, console page load of a 1,000-element map, launch overhead",
     "transfer": "whole-object reads and writes on a local SeaweedFS vs s3fs, boto3 and obstore; memory",
 }
 

@@ -33,7 +33,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     server = SeaweedS3(
         tmp_path_factory.mktemp("seaweed"),
-        buckets=["meta", "raw", "persistent"],
+        buckets=["meta", "raw", "persistent", "elsewhere"],
         identities=[Identity("engine", "engine-key", "engine-secret", ["meta"]),
                     Identity("tasks", "tasks-key", "tasks-secret", ["meta", "raw", "persistent"])],
     )

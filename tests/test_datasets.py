@@ -205,7 +205,7 @@ def test_cache_keys_never_escape_the_cache_folder(persistent: str) -> None:
 READER = """
 import hashlib, sys
 from ferry import File
-from ferry.testing.faults import kill_point
+from ferry.faults import kill_point
 kill_point("reader.ready")  # imports done: wait here for the others (when the test arms this point)
 path = File(sys.argv[1]).download()
 print(hashlib.sha256(open(path, 'rb').read()).hexdigest())
@@ -219,7 +219,7 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.mark.parametrize("backend", ["file", "s3"])
 def test_concurrent_cold_readers_cause_one_download(backend: str, request: pytest.FixtureRequest,
                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ferry.testing.faults import fault_environment, release, wait_for
+    from ferry.faults import fault_environment, release, wait_for
 
     if backend == "s3":
         server = request.getfixturevalue("s3_server")

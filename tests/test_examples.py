@@ -94,3 +94,15 @@ def test_readme_registration_example_runs(tmp_path: Path) -> None:
     assert nightly.exit_code == 0, nightly.output
     assert "o0 = 'hello team'" in nightly.output
     assert "raw output prefix: file://" in runner.invoke(cli, ["executions", "show"]).output
+
+
+def test_readme_dynamic_and_container_example_runs(tmp_path: Path) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    start = readme.index("```python\nfrom ferry import ContainerTask, File, dynamic")
+    code = readme[start + len("```python\n"):readme.index("```\n", start + 10)]
+    (tmp_path / "lines.txt").write_text("a\nb\nc\n")
+    script = tmp_path / "readme_dynamic.py"
+    script.write_text(code + "\nprint(both(n=4, f=File('lines.txt')))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(14, 3)"

@@ -70,6 +70,131 @@ def test_google_continuation_lines_join() -> None:
     assert parse_docstring(GOOGLE)["a"] == "First value, continued here."
 
 
+GOOGLE_WITH_RAISES = """Summary line.
+
+Args:
+    a (int): First value.
+    b: Second value.
+
+Raises:
+    ValueError: When a is negative.
+
+Returns:
+    int: The total.
+"""
+
+NUMPY_WITH_NOTES = """Summary line.
+
+Parameters
+----------
+a : int
+    First value.
+
+Returns
+-------
+int
+    The total.
+
+Notes
+-----
+Not a return value.
+"""
+
+REST_MULTILINE = """Summary line.
+
+:param a: First value,
+    continued here.
+:param b: Second value.
+:raises ValueError: When a is negative.
+:returns: The total.
+"""
+
+
+@pytest.mark.parametrize("doc", [GOOGLE_WITH_RAISES, REST_MULTILINE], ids=["google", "rest"])
+def test_a_raises_section_keeps_every_parameter(doc: str) -> None:
+    parsed = parse_docstring(doc)
+    assert parsed["a"].startswith("First value") and parsed["b"] == "Second value."
+    assert parsed["return"] == "The total."
+    assert "ValueError" not in parsed and "When a is negative." not in parsed.values()
+
+
+def test_numpy_returns_are_not_taken_from_notes() -> None:
+    parsed = parse_docstring(NUMPY_WITH_NOTES)
+    assert parsed == {"a": "First value.", "return": "The total."}
+
+
+def test_rest_continuation_lines_join() -> None:
+    assert parse_docstring(REST_MULTILINE)["a"] == "First value, continued here."
+
+
+def test_a_docstring_without_sections_documents_nothing() -> None:
+    assert parse_docstring("Just a summary.\n\nAnd some prose: with a colon.") == {}
+
+
+class Summary(NamedTuple):
+    mean: float
+    count: int
+
+
+def test_descriptions_reach_the_typed_interface() -> None:
+    @task
+    def google(a: int, b: str) -> int:
+        """Add.
+
+        Args:
+            a: First value.
+            b: Second value.
+
+        Raises:
+            ValueError: When a is negative.
+
+        Returns:
+            The total.
+        """
+        return a
+
+    @task
+    def numpy_named(xs: list[float]) -> Summary:
+        """Summarize.
+
+        Parameters
+        ----------
+        xs : list of float
+            The values.
+
+        Returns
+        -------
+        count : int
+            How many.
+        mean : float
+            Their mean.
+        """
+        return Summary(0.0, 0)
+
+    @task
+    def numpy_pair() -> tuple[int, str]:
+        """Pair.
+
+        Returns
+        -------
+        int
+            A number.
+        str
+            A word.
+        """
+        return 1, "x"
+
+    def described(t: object, direction: str) -> dict[str, str]:
+        variables = getattr(t.interface.typed, direction).variables  # type: ignore[attr-defined]
+        return {name: v.description for name, v in variables.items()}
+
+    assert described(google, "inputs") == {"a": "First value.", "b": "Second value."}
+    assert described(google, "outputs") == {"o0": "The total."}
+    assert described(numpy_named, "inputs") == {"xs": "The values."}
+    assert described(numpy_named, "outputs") == {"mean": "Their mean.", "count": "How many."}
+    assert described(numpy_pair, "outputs") == {"o0": "A number.", "o1": "A word."}
+
+
 class Stats(NamedTuple):
     mean: float
     count: int

@@ -17,7 +17,6 @@ import pytest
 from flyteidl.core import errors_pb2
 
 from ferry import Directory, task
-from ferry.cli.values import parse_value
 from ferry.config import Settings, active_settings, reset_settings
 from ferry.errors import (
     ConfigError,
@@ -37,6 +36,7 @@ from ferry.storage import download_directory, list_files, read_bytes, write_byte
 from ferry.storage.references import check_input_references
 from ferry.types import TransferContext, default_engine
 from ferry.types.pickled import KEY_FILE, PICKLE, signing_key
+from ferry.types.plain import parse_value
 
 
 class Payload:

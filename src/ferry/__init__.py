@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "dataset", "dynamic", "launch",
-           "map_task", "resume", "run", "task", "workflow"]
-__version__ = "0.1.0"
+from ferry.version import __version__ as __version__
+
+__all__ = ["ContainerTask", "Directory", "Execution", "File", "LaunchPlan", "Settings", "conditional", "current_context",
+           "dataset", "dynamic", "launch", "map_task", "resume", "run", "task", "workflow"]
+if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use (below)
+    from ferry.client import Execution, launch, resume, run
+    from ferry.config import Settings
+    from ferry.sdk.container import ContainerTask
+    from ferry.sdk.context import current_context
+    from ferry.sdk.dynamic import dynamic
+    from ferry.sdk.launch_plan import LaunchPlan
+    from ferry.sdk.task import task
+    from ferry.sdk.workflow import conditional, map_task, workflow
+    from ferry.types.files import Directory, File, dataset
 
 _LAZY = {
     "task": "ferry.sdk.task",
@@ -17,12 +28,14 @@ _LAZY = {
     "conditional": "ferry.sdk.workflow",
     "map_task": "ferry.sdk.workflow",
     "LaunchPlan": "ferry.sdk.launch_plan",
+    "ContainerTask": "ferry.sdk.container",
     "dynamic": "ferry.sdk.dynamic",
     "run": "ferry.client",
     "launch": "ferry.client",
     "resume": "ferry.client",
     "Execution": "ferry.client",
     "dataset": "ferry.types.files",
+    "current_context": "ferry.sdk.context",
 }
 
 

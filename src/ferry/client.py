@@ -267,7 +267,9 @@ def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Execu
     values = wf.bind((), dict(inputs or {}))
     version = wf.code_version()
     for task in wf.dependencies()[0]:  # the inline executor, in this process, runs the objects the caller holds
-        remember(task, ferry_reference(task.template(version)) or "")
+        reference = ferry_reference(task.template(version))
+        if reference is not None:
+            remember(task, reference)
     records = Records(settings.database_url)  # one connection for the registration, the launch and the run
     try:
         register(lambda convert: wf.bundle(version, convert), settings=settings, skip_if_registered=True,

@@ -2,14 +2,15 @@
 
 Inputs are the parameters; outputs are ``o0``, ``o1``, ... or a returned
 NamedTuple's field names. Descriptions come from reST (``:param a:``),
-Google (``Args:``) or NumPy (``Parameters\\n----------``) docstrings.
+Google (``Args:``) or NumPy (``Parameters`` + dashes) docstrings, read by
+``docstring_parser``.
 Untyped parameters are refused when the task is defined, not when it runs.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
-import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -84,7 +85,9 @@ def extract(fn: Callable[..., Any], engine: Any) -> Interface:
     if "return" not in hints and signature.return_annotation is inspect.Signature.empty:
         raise InterfaceError(f"Task {name}: the return type is not annotated. Add `-> T` (or `-> None`).")
     outputs, output_tuple = output_types(hints.get("return"))
-    docs = parse_docstring(inspect.getdoc(fn) or "")
+    doc = inspect.getdoc(fn) or ""
+    docs = parse_docstring(doc)
+    output_docs = output_descriptions(doc, list(outputs))
     typed = TypedInterface()
     for direction, variables in (("input", inputs), ("output", outputs)):
         target = typed.inputs.variables if direction == "input" else typed.outputs.variables
@@ -93,82 +96,48 @@ def extract(fn: Callable[..., Any], engine: Any) -> Interface:
                 literal_type = engine.literal_type(var_type)
             except TypeTransformerError as exc:
                 raise InterfaceError(f"Task {name}: {direction} {var!r}: {exc}") from exc
-            desc_key = var if direction == "input" else ("return" if len(outputs) == 1 else var)
-            target[var].CopyFrom(Variable(type=literal_type, description=docs.get(desc_key, docs.get(var, ""))))
+            description = docs.get(var, "") if direction == "input" else output_docs.get(var, "")
+            target[var].CopyFrom(Variable(type=literal_type, description=description))
     return Interface(inputs, outputs, defaults, typed, output_tuple, docs)
 
 
-_REST = re.compile(r"^:(param|parameter|arg|return|returns)\s*(\w*)\s*:\s*(.*)$")
-_SECTIONS = {"args": "param", "arguments": "param", "parameters": "param", "params": "param",
-             "returns": "return", "return": "return"}
-
-
 def parse_docstring(doc: str) -> dict[str, str]:
-    """Descriptions by parameter name, plus 'return', from reST, Google or NumPy style."""
-    return _parse_rest(doc) or _parse_sections(doc)
-
-
-def _parse_rest(doc: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    current = None
-    for line in doc.splitlines():
-        match = _REST.match(line.strip())
-        if match:
-            kind, name, text = match.groups()
-            current = "return" if kind.startswith("return") else name
-            out[current] = text.strip()
-        elif current and line.strip() and not line.strip().startswith(":"):
-            out[current] = f"{out[current]} {line.strip()}".strip()
-        else:
-            current = None
+    """Descriptions by parameter name, plus 'return' (the first documented return value), from reST,
+    Google or NumPy style (``docstring_parser`` tells which)."""
+    parsed = _parse(doc)
+    out = {p.arg_name: _flat(p.description) for p in parsed.params if p.description}
+    returns = _returns(parsed)
+    if returns:
+        out["return"] = returns[0][1]
     return out
 
 
-def _parse_sections(doc: str) -> dict[str, str]:
-    """Google (``Args:``) and NumPy (``Parameters`` + dashes) sections: entries and their continuations."""
-    lines = doc.splitlines()
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(lines):
-        title = lines[i].strip()
-        numpy = i + 1 < len(lines) and lines[i + 1].strip() != "" and set(lines[i + 1].strip()) == {"-"}
-        kind = _SECTIONS.get(title.rstrip(":").lower()) if (title.endswith(":") or numpy) else None
-        if kind is None:
-            i += 1
-            continue
-        i += 2 if numpy else 1
-        body = []
-        while i < len(lines) and not _is_header(lines, i):
-            body.append(lines[i])
-            i += 1
-        for head, rest in _entries(body):
-            if kind == "param":
-                name, _, text = head.partition(":")
-                name = name.split("(")[0].strip()
-                out[name] = " ".join(([] if numpy else [text.strip()]) + rest).strip()
-            else:
-                typed = re.match(r"^[\w\[\], .]+:\s+(.*)$", head)
-                first = [] if numpy and rest else [typed.group(1) if typed else head]
-                out["return"] = " ".join(first + rest).strip()
-    return out
+def output_descriptions(doc: str, outputs: list[str]) -> dict[str, str]:
+    """The description of each output: one documented return value describes a single output; several
+    (NumPy ``Returns`` entries) go to the outputs by name (a NamedTuple's fields), else in order."""
+    returns = _returns(_parse(doc))
+    if not returns or not outputs:
+        return {}
+    if len(outputs) == 1:
+        return {outputs[0]: returns[0][1]}
+    by_name = {name: text for name, text in returns if name in outputs}
+    return by_name or {output: text for output, (_, text) in zip(outputs, returns, strict=False)}  # fewer documented: the rest stay blank
 
 
-def _is_header(lines: list[str], i: int) -> bool:
-    title = lines[i].strip().rstrip(":").lower()
-    underlined = i + 1 < len(lines) and lines[i + 1].strip() != "" and set(lines[i + 1].strip()) == {"-"}
-    return title in _SECTIONS and (lines[i].strip().endswith(":") or underlined)
+@functools.lru_cache(maxsize=256)
+def _parse(doc: str) -> Any:
+    import docstring_parser
+
+    try:
+        return docstring_parser.parse(doc)
+    except docstring_parser.ParseError:  # descriptions are optional: a malformed docstring documents nothing
+        return docstring_parser.Docstring()
 
 
-def _entries(body: list[str]) -> list[tuple[str, list[str]]]:
-    """Split a section body into (entry line, continuation lines) by indentation."""
-    filled = [line for line in body if line.strip()]
-    if not filled:
-        return []
-    indent = min(len(line) - len(line.lstrip()) for line in filled)
-    entries: list[tuple[str, list[str]]] = []
-    for line in filled:
-        if len(line) - len(line.lstrip()) == indent:
-            entries.append((line.strip(), []))
-        elif entries:
-            entries[-1][1].append(line.strip())
-    return entries
+def _returns(parsed: Any) -> list[tuple[str | None, str]]:
+    return [(r.return_name, _flat(r.description)) for r in parsed.many_returns if r.description]
+
+
+def _flat(text: str | None) -> str:
+    """A description on one line: continuation lines joined with single spaces."""
+    return " ".join((text or "").split())

@@ -85,7 +85,12 @@ class ErrorInfo:
 
     @property
     def headline(self) -> str:
-        return self.message.strip().split("\n", 1)[0]
+        """The line a person reads first: the message's first line, or, for flytekit's "Trace: ...
+        Message: ..." errors, the first line of their message part."""
+        text = self.message.strip()
+        if text.startswith("Trace:") and "\nMessage:" in text:
+            text = text.split("\nMessage:", 1)[1].strip()
+        return text.split("\n", 1)[0].strip()
 
     @classmethod
     def from_document(cls, doc: errors_pb2.ErrorDocument) -> "ErrorInfo":

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from flyteidl.core import interface_pb2, literals_pb2, types_pb2
+from flyteidl.core import literals_pb2, types_pb2
+from flyteidl.core.interface_pb2 import TypedInterface, Variable, VariableMap  # noqa: F401 - re-exported
+from flyteidl.core.literals_pb2 import Literal, LiteralMap  # noqa: F401 - re-exported
+from flyteidl.core.types_pb2 import LiteralType, SimpleType  # noqa: F401 - re-exported
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from ferry.errors import CorruptMetadataError
-
-Literal = literals_pb2.Literal
-LiteralMap = literals_pb2.LiteralMap
-LiteralType = types_pb2.LiteralType
-SimpleType = types_pb2.SimpleType
-TypedInterface = interface_pb2.TypedInterface
-Variable = interface_pb2.Variable
-VariableMap = interface_pb2.VariableMap
 
 
 def none_literal() -> Literal:
@@ -157,6 +152,13 @@ def _describe_scalar(literal: Literal) -> str:
     if which == "none_type":
         return "None"
     if which == "binary":
+        if scalar.binary.tag == "msgpack":  # a struct, as ferry and flytekit write them: show its fields
+            try:
+                import msgpack
+
+                return repr(msgpack.unpackb(scalar.binary.value, raw=False, strict_map_key=False))
+            except Exception:  # noqa: BLE001 - not MessagePack after all: show its size
+                pass
         return f"<{len(scalar.binary.value)} bytes{', ' + scalar.binary.tag if scalar.binary.tag else ''}>"
     if which == "union":
         return describe(scalar.union.value)
@@ -261,3 +263,31 @@ def literal_mismatch(lit: Literal, lt: LiteralType) -> str | None:
         if scalar.blob.metadata.type.dimensionality != lt.blob.dimensionality:
             return f"expected {type_text(lt)}, got {describe(lit, 40)}"
     return None
+
+
+def local_blob_paths(literal_map: LiteralMap) -> LiteralMap:
+    """A copy whose ``file://`` blob and data-frame URIs are plain paths: how flytekit names local files
+    (it reads a ``file://`` URI as a path that doesn't exist)."""
+    out = LiteralMap()
+    out.CopyFrom(literal_map)
+
+    def strip(lit: Literal) -> None:
+        kind = lit.WhichOneof("value")
+        if kind == "collection":
+            for item in lit.collection.literals:
+                strip(item)
+        elif kind == "map":
+            for item in lit.map.literals.values():
+                strip(item)
+        elif kind == "scalar":
+            which = lit.scalar.WhichOneof("value")
+            if which == "blob" and lit.scalar.blob.uri.startswith("file://"):
+                lit.scalar.blob.uri = lit.scalar.blob.uri[len("file://"):]
+            elif which == "structured_dataset" and lit.scalar.structured_dataset.uri.startswith("file://"):
+                lit.scalar.structured_dataset.uri = lit.scalar.structured_dataset.uri[len("file://"):]
+            elif which == "union":
+                strip(lit.scalar.union.value)
+
+    for lit in out.literals.values():
+        strip(lit)
+    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 READER = """
 import hashlib, sys
 from ferry import File
-from ferry.testing.faults import kill_point
+from ferry.faults import kill_point
 import ferry.datasets as datasets
 datasets.BLOCK_READ_THRESHOLD = int(sys.argv[3])
 kill_point("reader.ready")

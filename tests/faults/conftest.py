@@ -1,5 +1,5 @@
 """Fixtures of the fault-injection suite: a local persistent store, and reader processes armed with
-fault points (``ferry.testing.faults``). Every test here is marked ``faults``."""
+fault points (``ferry.faults``). Every test here is marked ``faults``."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from ferry import File
 from ferry.config import reset_settings
 from ferry.datasets import node_cache
 from ferry.datasets.cache import CacheMissWarning
-from ferry.testing.faults import fault_environment, release, wait_for
+from ferry.faults import fault_environment, release, wait_for
 
 Put = Callable[[str, bytes], str]
 

@@ -20,7 +20,7 @@ from ferry.cli.main import cli
 from ferry.config import active_settings
 from ferry.datasets import node_cache
 from ferry.datasets.cache import NodeCache
-from ferry.testing.faults import fault_environment, release, wait_for
+from ferry.faults import fault_environment, release, wait_for
 
 Put = Callable[[str, bytes], str]
 KILLED = -signal.SIGKILL
@@ -129,7 +129,7 @@ def test_a_live_fillers_files_are_never_reclaimed(store: str, put: Put, reader: 
 
 
 def test_kill_points_fire_at_the_nth_pass_only_when_armed() -> None:
-    code = "from ferry.testing.faults import kill_point\nfor i in range(3):\n    kill_point('x')\n    print(i, flush=True)"
+    code = "from ferry.faults import kill_point\nfor i in range(3):\n    kill_point('x')\n    print(i, flush=True)"
     armed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env={**os.environ, **fault_environment(kill_at="x@2")})
     assert (armed.returncode, armed.stdout.split()) == (KILLED, ["0"])

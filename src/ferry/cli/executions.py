@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import click
 
 from ferry.errors import redact
+from ferry.layout import ErrorInfo
 from ferry.literals import LiteralMap, describe, parse_literal_map
 
 
@@ -102,7 +103,7 @@ def show(execution_id: str | None, full_errors: bool) -> None:
             _show_map("inputs", _read_map(join(node.prefix, INPUTS)), indent + "  ")
             _show_map("outputs", _read_map(join(node.prefix, OUTPUTS)), indent + "  ")
         if node.error:
-            text = node.error.rstrip() if full_errors else node.error.strip().splitlines()[0]
+            text = node.error.rstrip() if full_errors else ErrorInfo(node.error).headline
             click.secho(f"{indent}  error: {redact(text)}", fg="red")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ferry.cli.remote import server_routing
 from ferry.errors import FerryError
 
 
@@ -21,9 +22,12 @@ class FerryGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=FerryGroup)
+@click.group(cls=server_routing(FerryGroup))
+@click.option("--server", envvar="FERRY_SERVER", default=None, metavar="URL",
+              help="A ferry server (`ferry serve`): launch, executions, workflows and launchplans then use its API "
+                   "(its token from FERRY_SERVER_TOKEN). Default: $FERRY_SERVER.")
 @click.version_option(package_name="ferry")
-def cli() -> None:
+def cli(server: str | None) -> None:
     """ferry: typed Python tasks and workflows; small values inline, large ones by reference."""
 
 
@@ -80,8 +84,8 @@ def executor_options(executor: str, workers: int | None, dask_address: str | Non
 
 def parse_inputs(owner: str, declared: dict[str, Any], defaults: Any, args: list[str]) -> dict[str, Any]:
     """``--name value`` pairs (or ``--name=value``) -> inputs, checked against the declared types."""
-    from ferry.cli.values import parse_value
     from ferry.errors import TypeMismatchError
+    from ferry.types.plain import parse_value
 
     values: dict[str, Any] = {}
     i = 0
@@ -124,8 +128,9 @@ def _add_subcommands() -> None:
     from ferry.cli.datasets import cache, datasets
     from ferry.cli.executions import executions
     from ferry.cli.registry import launch, launchplans, register, workflows
+    from ferry.cli.serve import serve
 
-    for command in (executions, datasets, cache, register, launch, workflows, launchplans):
+    for command in (executions, datasets, cache, register, launch, workflows, launchplans, serve):
         cli.add_command(command)
 
 

@@ -15,20 +15,28 @@ import click
 @click.option("--raw-output-prefix", default=None,
               help="Default raw-output prefix for the launch plans registered without their own.")
 def register(file: str, version: str | None, raw_output_prefix: str | None) -> None:
-    """Register every task, workflow and launch plan in FILE (a Python file or module) under a version."""
+    """Register every task, workflow and launch plan in FILE (a Python file or module, or a Flyte package
+    made by `pyflyte --pkgs MODULE package`) under a version."""
     from ferry.client import register as register_bundle
     from ferry.config import as_url
-    from ferry.errors import FerryError
-    from ferry.runtime.load import entities, load_module
-    from ferry.sdk.compile import bundle, code_version
+    from ferry.engine.package import is_package, package_version, read_package
 
-    found = list(entities(load_module(file)).values())
-    if not found:
-        raise FerryError(f"{file} defines no task, workflow or launch plan; nothing to register.")
     raw = as_url(raw_output_prefix) if raw_output_prefix else None
-    chosen = version or code_version(found, *([raw] if raw else []))
-    report = register_bundle(lambda convert: bundle(found, chosen, convert), raw_output_prefix=raw,
-                             skip_if_registered=version is None)
+    if is_package(file):
+        chosen = version or package_version(file)
+        package = read_package(file, chosen)
+        report = register_bundle(lambda convert: package, raw_output_prefix=raw)
+    else:
+        from ferry.errors import FerryError
+        from ferry.runtime.load import entities, load_module
+        from ferry.sdk.compile import bundle, code_version
+
+        found = list(entities(load_module(file)).values())
+        if not found:
+            raise FerryError(f"{file} defines no task, workflow or launch plan; nothing to register.")
+        chosen = version or code_version(found, *([raw] if raw else []))
+        report = register_bundle(lambda convert: bundle(found, chosen, convert), raw_output_prefix=raw,
+                                 skip_if_registered=version is None)
     for line in report.registered:
         click.echo(f"registered {line}")
     for line in report.unchanged:

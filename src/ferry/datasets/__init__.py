@@ -8,8 +8,8 @@ first access downloads it once, every later access on the node is local.
 
 from __future__ import annotations
 
-import functools
 import io
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ferry.config import Settings, active_settings
@@ -30,11 +30,20 @@ def is_persistent(uri: str, settings: Settings | None = None) -> bool:
     return uri.startswith(root)
 
 
-@functools.cache
+_caches: dict[tuple[str, int, float], "NodeCache"] = {}
+_caches_lock = threading.Lock()
+
+
 def _cache_for(root: str, max_bytes: int, ttl: float) -> "NodeCache":
+    """One NodeCache per process and place, made once even when threads ask for it at the same moment
+    (two instances opening the index at once could find it locked)."""
     from ferry.datasets.cache import NodeCache
 
-    return NodeCache(root, max_bytes, ttl)
+    key = (root, max_bytes, ttl)
+    with _caches_lock:
+        if key not in _caches:
+            _caches[key] = NodeCache(root, max_bytes, ttl)
+        return _caches[key]
 
 
 def node_cache(settings: Settings | None = None) -> "NodeCache":

@@ -36,8 +36,8 @@ from typing import Any, Iterator
 
 from ferry.datasets.cache import DISK_FULL, CacheDamagedWarning, CacheMissWarning, NodeCache, ObjectIdentity
 from ferry.errors import FerryError
+from ferry.faults import kill_point
 from ferry.storage import retrying, store_errors, transfer
-from ferry.testing.faults import kill_point
 
 PAGE_SIZE = 32 << 10
 MIN_READAHEAD = 32 << 20

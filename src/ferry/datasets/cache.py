@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ferry.errors import FerryError
+from ferry.faults import kill_point
 from ferry.storage import filesystem, local_path_of, store_errors
-from ferry.testing.faults import kill_point
 
 DEFAULT_TTL = 5.0
 SCHEMA_VERSION = 2

@@ -83,7 +83,9 @@ def upload(local: str | os.PathLike[str], name: str | None = None, *, settings: 
             progress(size)
         return member, size, {"sha256": digest, "size": size}
 
-    uploaded, skipped, total = [], [], 0
+    uploaded: list[str] = []
+    skipped: list[str] = []
+    total = 0
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         for member, sent, entry in pool.map(one, files.items()):
             manifest[member] = entry

@@ -29,7 +29,7 @@ from ferry.config import Settings
 from ferry.engine.cache import cache_key, cache_uri
 from ferry.engine.graph import NodeFailedError
 from ferry.errors import FerryError, StorageError
-from ferry.executors.base import Executor, TaskRequest
+from ferry.executors.base import Executor, TaskRequest, flytekit_task
 from ferry.layout import (
     ERROR,
     INPUTS,
@@ -44,7 +44,7 @@ from ferry.layout import (
     raw_attempt_prefix,
     read_outcome,
 )
-from ferry.literals import LiteralMap, references, serialize
+from ferry.literals import LiteralMap, local_blob_paths, references, serialize
 from ferry.storage import exists, join, modified, write_bytes
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ class StoreRunner:
         self.listener = listener
         self.meta_options = settings.options_for(settings.metadata_url)
         self.aborted = threading.Event()
+        self.parallelism = int(getattr(executor, "parallelism", 0))  # attempts the executor likes in flight
         self._succeeded: dict[str, int] = {}  # dynamic tasks' paths -> their attempt that built the subgraph
 
     def prefix(self, path: str, attempt: int) -> str:
@@ -269,14 +270,17 @@ class StoreRunner:
         """Write inputs.pb, have the executor run the task, read outputs.pb or error.pb."""
         inputs_uri = join(prefix, INPUTS)
         memo_uri = cache_uri(self.settings, cache_key(task, inputs)) if task.metadata.discoverable else ""
+        if flytekit_task(task):
+            inputs = local_blob_paths(inputs)
         try:
             write_bytes(inputs_uri, serialize(inputs), self.meta_options, "metadata")
             request = TaskRequest(
                 task, inputs_uri, prefix, raw_attempt_prefix(self.raw_output_prefix, self.execution_id, path, n),
                 memo_uri, datasets=self._dataset_inputs(inputs) if getattr(self.executor, "placement", False) else (),
+                inputs=inputs,
             )
             result = self.executor.run(request)
-            outcome = read_outcome(prefix, self.meta_options)
+            outcome = result.outcome or read_outcome(prefix, self.meta_options)
         except StorageError as exc:
             return Outcome(error=ErrorInfo(f"metadata store error: {exc}", type(exc).__name__, "system", exc.retryable))
         except FerryError as exc:

@@ -9,6 +9,8 @@ from flyteidl.core import condition_pb2, literals_pb2
 from ferry.errors import FerryError
 from ferry.literals import Literal, LiteralMap
 
+START = "start-node"  # a workflow's own inputs (also the engine.spec constant)
+
 
 class BindingError(FerryError):
     """A binding refers to an output that doesn't exist (a bug in the compiled graph or stored outputs)."""
@@ -18,7 +20,7 @@ def resolve(binding: literals_pb2.BindingData, results: Mapping[str, LiteralMap]
     kind = binding.WhichOneof("value")
     if kind == "promise":
         ref = binding.promise
-        outputs = results.get(ref.node_id)
+        outputs = results.get(ref.node_id or START)  # Flyte's packages leave the inputs' node id empty
         if outputs is None or ref.var not in outputs.literals:
             raise BindingError(f"Output {ref.node_id}.{ref.var} is not available; known: {sorted(results)}.")
         return outputs.literals[ref.var]

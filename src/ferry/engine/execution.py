@@ -3,13 +3,15 @@
 A launch is prepared first (``prepare``: the launch plan and the closure it
 runs, the execution id, the raw-output prefix and which setting chose it), so
 that a client can turn its inputs into literals under that prefix; ``start``
-then records the execution and walks the spec. Everything here reads and
+then records the execution and walks the spec. A server instead ``enqueue``s
+it and runs it later with ``run_claimed``. Everything here reads and
 writes metadata only: the engine never imports user code and never opens raw data.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -60,7 +62,7 @@ class Launch:
     raw_output_prefix: str
     raw_output_source: str  # "execution", "launch plan", "registration" or "settings"
     settings: Settings
-    records: Records  # open until the launch has run (``start`` closes it)
+    records: Records  # open until the launch has run or is queued (``start`` and ``enqueue`` close it)
 
     @property
     def name(self) -> str:
@@ -140,18 +142,50 @@ def start(launch: Launch, inputs: LiteralMap, *, executor: "str | Executor" = "i
     except BaseException:
         records.close()
         raise
+    executor_name = executor if isinstance(executor, str) else executor.name
+    _record(launch, literals, executor_name, "running")
+    return _drive(Closure(launch.closure), literals, settings, records, launch.id, launch.raw_output_prefix,
+                  executor, executor_options or {}, max_parallel, listener, resume=False)
+
+
+def enqueue(launch: Launch, inputs: LiteralMap, *, executor: str = "process") -> ExecutionRecord:
+    """Check the inputs, write them and the closure, and record the execution as queued: a server runs it
+    (``ferry.engine.queue``). Nothing is recorded when the inputs are wrong. Closes ``launch.records``, as ``start`` does."""
+    try:
+        return _record(launch, launch.inputs(inputs), executor, "queued")
+    finally:
+        launch.records.close()
+
+
+def _record(launch: Launch, literals: LiteralMap, executor_name: str, status: str) -> ExecutionRecord:
+    """Write the closure and the inputs to the metadata store, then record the execution (last: never half-made)."""
+    settings = launch.settings
     prefix = execution_prefix(settings.metadata_url, launch.id)
     meta = settings.options_for(settings.metadata_url)
     inputs_uri, closure_uri = join(prefix, INPUTS), join(prefix, CLOSURE)
     write_bytes(closure_uri, serialize(launch.closure), meta, "metadata")
     write_bytes(inputs_uri, serialize(literals), meta, "metadata")
-    executor_name = executor if isinstance(executor, str) else executor.name
-    records.create_execution(ExecutionRecord(
-        launch.id, launch.workflow, launch.name, "running", time.time(), None, prefix, launch.raw_output_prefix,
+    now = time.time()
+    queued = status == "queued"
+    record = ExecutionRecord(
+        launch.id, launch.workflow, launch.name, status, now, None, prefix, launch.raw_output_prefix,
         executor_name, inputs_uri, None, None, launch.name, launch.raw_output_source, closure_uri,
-    ))
-    return _drive(Closure(launch.closure), literals, settings, records, launch.id, launch.raw_output_prefix,
-                  executor, executor_options or {}, max_parallel, listener, resume=False)
+        queued=now if queued else None, claims=0 if queued else None,
+    )
+    launch.records.create_execution(record)
+    return record
+
+
+def _load(records: Records, execution_id: str, settings: Settings) -> tuple[ExecutionRecord, Closure, LiteralMap]:
+    """A recorded execution with the closure and inputs it runs, read back from the metadata store."""
+    record = records.get_execution(execution_id)
+    if record.status == "succeeded":
+        raise FerryError(f"Execution {record.id} already succeeded; nothing to resume.")
+    meta = settings.options_for(settings.metadata_url)
+    closure_uri = record.closure_uri or join(record.metadata_prefix, CLOSURE)
+    closure = parse_closure(read_bytes(closure_uri, meta, "metadata"), closure_uri)
+    literals = parse_literal_map(read_bytes(record.inputs_uri or "", meta, "metadata"), record.inputs_uri or "")
+    return record, closure, literals
 
 
 def resume(execution_id: str, *, executor: "str | Executor | None" = None, max_parallel: int = DEFAULT_PARALLEL,
@@ -160,19 +194,53 @@ def resume(execution_id: str, *, executor: "str | Executor | None" = None, max_p
     settings = settings or active_settings()
     records = Records(settings.database_url)
     try:
-        record = records.get_execution(execution_id)
-        if record.status == "succeeded":
-            raise FerryError(f"Execution {record.id} already succeeded; nothing to resume.")
-        meta = settings.options_for(settings.metadata_url)
-        closure_uri = record.closure_uri or join(record.metadata_prefix, CLOSURE)
-        closure = parse_closure(read_bytes(closure_uri, meta, "metadata"), closure_uri)
-        literals = parse_literal_map(read_bytes(record.inputs_uri or "", meta, "metadata"), record.inputs_uri or "")
+        record, closure, literals = _load(records, execution_id, settings)
     except BaseException:
         records.close()
         raise
     records.set_status(record.id, "running")
     return _drive(closure, literals, settings, records, record.id, record.raw_output_prefix,
                   executor or record.executor, {}, max_parallel, listener, resume=True)
+
+
+class Control:
+    """A handle on an execution run in the background (by a server): another thread can abort it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runner: StoreRunner | None = None
+        self.reason = ""  # set once aborted
+
+    def attach(self, runner: StoreRunner) -> None:
+        with self._lock:
+            self._runner = runner
+            if self.reason:
+                runner.abort()
+
+    def abort(self, reason: str) -> None:
+        """Stop the running attempts and start no more; the execution ends "aborted" with ``reason``."""
+        with self._lock:
+            self.reason = self.reason or reason
+            if self._runner is not None:
+                self._runner.abort()
+
+
+def run_claimed(execution_id: str, *, settings: Settings | None = None, executor: "str | Executor | None" = None,
+                max_parallel: int = DEFAULT_PARALLEL, executor_options: dict[str, Any] | None = None,
+                listener: Listener | None = None, control: Control | None = None) -> ExecutionResult:
+    """Run an execution a server took from the queue (``enqueue``) to the end: from its start, or resumed
+    (finished nodes not run again) when some node already ran, e.g. under a server that died."""
+    settings = settings or active_settings()
+    records = Records(settings.database_url)
+    try:
+        record, closure, literals = _load(records, execution_id, settings)
+        resumed = records.has_nodes(record.id)
+    except BaseException:
+        records.close()
+        raise
+    return _drive(closure, literals, settings, records, record.id, record.raw_output_prefix,
+                  executor or record.executor, executor_options or {}, max_parallel, listener, resume=resumed,
+                  control=control)
 
 
 def make_executor(executor: "str | Executor", settings: Settings, options: dict[str, Any]) -> "Executor":
@@ -219,21 +287,27 @@ def worker_environment(settings: Settings) -> dict[str, str | None]:
 
 def _drive(closure: Closure, literals: LiteralMap, settings: Settings, records: Records, execution_id: str,
            raw_prefix: str, executor: "str | Executor", executor_options: dict[str, Any], max_parallel: int,
-           listener: Listener | None, *, resume: bool) -> ExecutionResult:
+           listener: Listener | None, *, resume: bool, control: Control | None = None) -> ExecutionResult:
     """Walk the graph, then record how it ended, whatever happened: nothing stays "running" by mistake."""
     outputs_uri = join(settings.metadata_url, execution_id, OUTPUTS)
     try:
         running = make_executor(executor, settings, executor_options)
         runner = StoreRunner(settings, running, records, execution_id, raw_prefix, resume=resume, listener=listener)
+        if control is not None:
+            control.attach(runner)
         try:
             outputs = GraphRunner(closure, runner, max_parallel).run(literals)
         finally:
-            running.close()
+            if running is not executor:  # made for this run; an executor the caller passed in stays theirs
+                running.close()
         write_bytes(outputs_uri, serialize(outputs), settings.options_for(outputs_uri), "metadata")
     except KeyboardInterrupt:
         records.finish_execution(execution_id, "aborted", error="aborted by the user (Ctrl-C)")
         raise
     except FerryError as exc:
+        if control is not None and control.reason:
+            records.finish_execution(execution_id, "aborted", error=control.reason)
+            return ExecutionResult(execution_id, "aborted", None, control.reason)
         records.finish_execution(execution_id, "failed", error=str(exc))
         return ExecutionResult(execution_id, "failed", None, str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug of the engine's own: the execution fails, it doesn't hang

@@ -206,7 +206,8 @@ class GraphRunner:
 
         outcomes: list[LiteralMap | None] = [None] * count
         errors: list[str] = []
-        workers = array.parallelism or self.max_parallel
+        # an executor that queues attempts itself (Dask) runs best with more of them in flight
+        workers = array.parallelism or max(self.max_parallel, getattr(self.runner, "parallelism", 0))
         if workers <= 1:
             for i in range(count):
                 outcomes[i] = _attempt(element, i, errors)

@@ -9,6 +9,7 @@ outputs, from which ``resume`` rebuilds what finished.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -40,7 +41,14 @@ EXECUTIONS = sa.Table(
     sa.Column("launch_plan", sa.Text),  # name@version of the launch plan it ran
     sa.Column("raw_output_source", sa.String(32)),  # which setting chose the raw-output prefix
     sa.Column("closure_uri", sa.Text),  # the compiled workflow it ran (resume reads it)
+    sa.Column("queued", sa.Float),  # when a server queued it (None: started by `ferry run` / `ferry launch`)
+    sa.Column("owner", sa.Text),  # the server running it ("host:pid:token"), while it holds the lease
+    sa.Column("lease_until", sa.Float),  # the owner renews this while it runs the execution
+    sa.Column("claims", sa.Integer),  # how many times a server took it from the queue (> 0: the next run resumes)
+    sa.Column("abort_requested", sa.Float),  # when an abort was asked for; its owner stops it
     sa.Index("executions_started", "started"),
+    sa.Index("executions_status", "status"),
+    sa.Index("executions_workflow", "workflow", "started"),
 )
 NODES = sa.Table(
     "nodes", _meta,
@@ -71,6 +79,10 @@ REGISTRATIONS = sa.Table(
 SCHEMA_VERSION = sa.Table("ferry_schema", sa.MetaData(), sa.Column("version", sa.Integer, nullable=False))
 
 
+FLUSH_SECONDS = 0.05  # node records are written at most this late...
+FLUSH_ROWS = 256  # ...or as soon as this many wait
+
+
 def _v1(conn: sa.Connection) -> None:
     _meta.create_all(conn, tables=[EXECUTIONS, NODES])
 
@@ -84,8 +96,19 @@ def _v2(conn: sa.Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE executions ADD COLUMN {column} TEXT"))
 
 
+def _v3(conn: sa.Connection) -> None:
+    """The server's queue: queued executions, an owner holding a lease, abort requests; indexes for listings."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("executions")}
+    for column, kind in (("queued", "FLOAT"), ("owner", "TEXT"), ("lease_until", "FLOAT"), ("claims", "INTEGER"),
+                         ("abort_requested", "FLOAT")):
+        if column not in have:
+            conn.execute(sa.text(f"ALTER TABLE executions ADD COLUMN {column} {kind}"))
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS executions_status ON executions (status)"))
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS executions_workflow ON executions (workflow, started)"))
+
+
 # Append-only: (version, migration). A database at version N gets every migration after N.
-MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1), (2, _v2)]
+MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 
 
 CONNECT_TIMEOUT = 10  # seconds; libpq waits forever by default for a host that drops packets
@@ -112,6 +135,11 @@ class ExecutionRecord:
     launch_plan: str | None = None
     raw_output_source: str | None = None
     closure_uri: str | None = None
+    queued: float | None = None
+    owner: str | None = None
+    lease_until: float | None = None
+    claims: int | None = None
+    abort_requested: float | None = None
 
     @property
     def duration(self) -> float | None:
@@ -211,6 +239,10 @@ class Records:
         if self.sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()  # SQLite allows one writer; serialize this process's writes
+        self._pending: list[tuple[Any, dict[str, Any]]] = []  # node records not yet written
+        self._pending_cond = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._closing = False
         try:
             self._conn = self.engine.connect()
             self._migrate()
@@ -252,8 +284,30 @@ class Records:
         self._finish = EXECUTIONS.update().where(EXECUTIONS.c.id == sa.bindparam("execution_id"))
 
     def _write(self, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
+        self.flush()  # node records first, so the database sees events in the order they happened
         with self._lock, self._conn.begin():
             self._conn.execute(statement, params or {})
+
+    def flush(self) -> None:
+        """Write the node records waiting in this process, in one transaction."""
+        with self._pending_cond:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        with self._lock, self._conn.begin():
+            for statement, group in itertools.groupby(batch, key=lambda item: item[0]):
+                self._conn.execute(statement, [params for _, params in group])
+
+    def _write_behind(self) -> None:
+        """The writer thread: node records leave in batches, one transaction each, every FLUSH_SECONDS."""
+        while True:
+            with self._pending_cond:
+                self._pending_cond.wait_for(lambda: self._closing or len(self._pending) >= FLUSH_ROWS,
+                                            timeout=FLUSH_SECONDS)
+                closing = self._closing
+            self.flush()
+            if closing:
+                return
 
     def create_execution(self, rec: ExecutionRecord) -> None:
         self._write(EXECUTIONS.insert(), dict(rec.__dict__))
@@ -272,13 +326,21 @@ class Records:
         (at ``ended`` when known, e.g. when the outputs of an attempt adopted after a resume were written)."""
         now = time.time()
         running = status == "running"
-        self._write(self._node_running if running else self._node_ended, {
+        row = {
             "execution_id": execution_id, "path": path, "attempt": attempt, "kind": kind, "label": label,
             "status": status, "started": now, "ended": None if running else (ended or now), "prefix": prefix,
             "error": error, "detail": detail,
-        })
+        }
+        with self._pending_cond:  # written behind, in batches: an attempt doesn't wait for the database
+            self._pending.append((self._node_running if running else self._node_ended, row))
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_behind, name="ferry-records", daemon=True)
+                self._writer.start()
+            if len(self._pending) >= FLUSH_ROWS:
+                self._pending_cond.notify()
 
     def _rows(self, statement: Any) -> list[Any]:
+        self.flush()  # read what this process has written
         with self._lock:
             rows = self._conn.execute(statement).all()
             self._conn.commit()
@@ -324,7 +386,95 @@ class Records:
                           .order_by(NODES.c.started, NODES.c.path, NODES.c.attempt))
         return [NodeRecord(*row) for row in rows]
 
+    # ---- listings and the server's queue --------------------------------------------------------
+
+    def query_executions(self, *, status: str | None = None, workflow: str | None = None, since: float | None = None,
+                         until: float | None = None, limit: int = 50,
+                         after: tuple[float, str] | None = None) -> list[ExecutionRecord]:
+        """Executions newest first, filtered; ``after`` is the (started, id) of the last row of the previous page."""
+        t = EXECUTIONS.c
+        query = sa.select(EXECUTIONS)
+        if status is not None:
+            query = query.where(t.status == status)
+        if workflow is not None:
+            query = query.where(t.workflow == workflow)
+        if since is not None:
+            query = query.where(t.started >= since)
+        if until is not None:
+            query = query.where(t.started < until)
+        if after is not None:
+            query = query.where(sa.or_(t.started < after[0], sa.and_(t.started == after[0], t.id < after[1])))
+        rows = self._rows(query.order_by(t.started.desc(), t.id.desc()).limit(limit))
+        return [ExecutionRecord(*row) for row in rows]
+
+    def has_nodes(self, execution_id: str) -> bool:
+        """Whether any node of the execution has started (its first attempt is recorded before it runs)."""
+        return bool(self._rows(sa.select(NODES.c.path).where(NODES.c.execution_id == execution_id).limit(1)))
+
+    def _count(self, statement: Any) -> int:
+        """Run an UPDATE; how many rows it changed."""
+        with self._lock, self._conn.begin():
+            return int(self._conn.execute(statement).rowcount)
+
+    def claimable(self) -> list[ExecutionRecord]:
+        """Queued executions, oldest first, then running ones some server owns (its lease may have run out)."""
+        t = EXECUTIONS.c
+        rows = self._rows(sa.select(EXECUTIONS).where(sa.or_(
+            t.status == "queued", sa.and_(t.status == "running", t.owner.is_not(None)))).order_by(t.queued, t.started))
+        return [ExecutionRecord(*row) for row in rows]
+
+    def claim(self, seen: ExecutionRecord, owner: str, lease_until: float) -> bool:
+        """Take ``seen`` for ``owner`` if its row is still as it was read (a compare and swap): one claimer wins."""
+        t = EXECUTIONS.c
+
+        def same(column: Any, value: Any) -> Any:
+            return column.is_(None) if value is None else column == value
+
+        values: dict[str, Any] = {"status": "running", "owner": owner, "lease_until": lease_until, "ended": None,
+                                  "claims": (seen.claims or 0) + 1}
+        if seen.status == "queued" and seen.claims == 0:
+            values["started"] = time.time()  # an execution starts when it first leaves the queue (enqueued with 0)
+        statement = EXECUTIONS.update().where(
+            t.id == seen.id, t.status == seen.status, same(t.owner, seen.owner), same(t.lease_until, seen.lease_until),
+            same(t.claims, seen.claims)).values(**values)
+        return self._count(statement) == 1
+
+    def renew(self, owner: str, ids: list[str], lease_until: float) -> dict[str, float | None]:
+        """Extend ``owner``'s lease on ``ids``; the ones it still holds, each with when an abort was asked for."""
+        if not ids:
+            return {}
+        t = EXECUTIONS.c
+        held = sa.and_(t.owner == owner, t.id.in_(ids), t.status == "running")
+        with self._lock, self._conn.begin():
+            self._conn.execute(EXECUTIONS.update().where(held).values(lease_until=lease_until))
+            rows = self._conn.execute(sa.select(t.id, t.abort_requested).where(held)).all()
+        return {row[0]: row[1] for row in rows}
+
+    def request_abort(self, execution_id: str) -> str:
+        """Abort a queued execution at once, or ask the server running it to stop it; its status afterwards."""
+        t = EXECUTIONS.c
+        now = time.time()
+        if self._count(EXECUTIONS.update().where(t.id == execution_id, t.status == "queued").values(
+                status="aborted", ended=now, error="aborted before it started", abort_requested=now)):
+            return "aborted"
+        self._count(EXECUTIONS.update().where(t.id == execution_id, t.status == "running").values(abort_requested=now))
+        return self.get_execution(execution_id).status
+
+    def requeue(self, execution_id: str, statuses: tuple[str, ...]) -> bool:
+        """Put an execution whose status is one of ``statuses`` back in the queue (to be resumed); False if it isn't."""
+        t = EXECUTIONS.c
+        return self._count(EXECUTIONS.update().where(t.id == execution_id, t.status.in_(statuses)).values(
+            status="queued", queued=time.time(), ended=None, error=None, outputs_uri=None, owner=None,
+            lease_until=None, abort_requested=None)) == 1
+
     def close(self) -> None:
+        with self._pending_cond:
+            self._closing = True
+            self._pending_cond.notify()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
+        self.flush()
         with self._lock:
             self._conn.close()
         self.engine.dispose()

@@ -14,9 +14,8 @@ from typing import Iterator
 
 from flyteidl.core import compiler_pb2, identifier_pb2, literals_pb2, tasks_pb2, workflow_pb2
 
+from ferry.engine.bindings import START  # the node id that stands for a workflow's own inputs (Flyte's spelling)
 from ferry.errors import FerryError
-
-START = "start-node"  # the node id that stands for a workflow's own inputs (Flyte's spelling)
 
 
 class SpecError(FerryError):
@@ -36,7 +35,7 @@ def promise_refs(binding: literals_pb2.BindingData) -> Iterator[str]:
     """The node ids a binding reads outputs from."""
     kind = binding.WhichOneof("value")
     if kind == "promise":
-        yield binding.promise.node_id
+        yield binding.promise.node_id or START
     elif kind == "collection":
         for item in binding.collection.bindings:
             yield from promise_refs(item)

@@ -17,9 +17,11 @@ from flyteidl.core import tasks_pb2
 
 from ferry.config import parse_quantity
 from ferry.errors import ConfigError
-from ferry.layout import STATUS_OF_EXIT, Status
+from ferry.layout import STATUS_OF_EXIT, Outcome, Status
+from ferry.literals import LiteralMap
 
 RUNTIME_FLAVOR = "ferry"  # TaskTemplate.metadata.runtime.flavor of tasks the ferry runtime runs
+PROGRAM_FLAVOR = "ferry-container"  # ... of ContainerTasks, run by ferry's program runner
 
 
 def runtime_args(reference: str) -> list[str]:
@@ -38,6 +40,7 @@ class TaskRequest:
     raw_output_prefix: str  # this attempt's own raw folder
     cache_uri: str = ""  # memoized outputs to reuse or fill
     datasets: tuple[str, ...] = ()  # persistent-store objects among the inputs (placement hints)
+    inputs: LiteralMap | None = None  # the inputs.pb LiteralMap, for an executor running the attempt in this very process
 
     @property
     def reference(self) -> str | None:
@@ -53,11 +56,14 @@ class TaskRequest:
 
     def command(self) -> list[str]:
         """The template's container command and args with the attempt's values filled in."""
+        raw = self.raw_output_prefix
+        if flytekit_task(self.task) and raw.startswith("file://"):
+            raw = raw[len("file://"):]  # flytekit writes local outputs under a plain path, and reads only those
         values = {
             "{{.input}}": self.inputs_uri, "{{.Input}}": self.inputs_uri,
             "{{.inputPrefix}}": self.inputs_uri.rsplit("/", 1)[0],
             "{{.outputPrefix}}": self.output_prefix, "{{.OutputPrefix}}": self.output_prefix,
-            "{{.rawOutputDataPrefix}}": self.raw_output_prefix, "{{.RawOutputDataPrefix}}": self.raw_output_prefix,
+            "{{.rawOutputDataPrefix}}": raw, "{{.RawOutputDataPrefix}}": raw,
             "{{.checkpointOutputPrefix}}": self.output_prefix + "/checkpoint", "{{.prevCheckpointPrefix}}": '""',
         }
         out = []
@@ -78,10 +84,11 @@ class TaskResult:
     note: str = ""  # anything else worth recording, e.g. node-cache hits
     exit_code: int | None = None
     timed_out: bool = False  # stopped at the task's timeout
+    outcome: Outcome | None = None  # the attempt's Outcome, when it ran in this process (no need to read it back)
 
     @classmethod
-    def from_exit(cls, code: int, **fields: str) -> "TaskResult":
-        return cls(STATUS_OF_EXIT.get(code), exit_code=code, **fields)
+    def from_exit(cls, code: int, detail: str = "", worker: str = "") -> "TaskResult":
+        return cls(STATUS_OF_EXIT.get(code), detail, worker, exit_code=code)
 
     def describe(self) -> str:
         if self.exit_code is None:
@@ -116,6 +123,16 @@ def ferry_reference(task: tasks_pb2.TaskTemplate) -> str | None:
         return args[args.index("--task") + 1]
     except (ValueError, IndexError):
         return None
+
+
+def is_program(task: tasks_pb2.TaskTemplate) -> bool:
+    """Whether a task is a ContainerTask run by ferry's program runner (a warm worker can run it)."""
+    return task.metadata.runtime.flavor == PROGRAM_FLAVOR
+
+
+def flytekit_task(task: tasks_pb2.TaskTemplate) -> bool:
+    """Whether a task's spec was made by flytekit (run by ``pyflyte-execute``)."""
+    return task.metadata.runtime.type == tasks_pb2.RuntimeMetadata.FLYTE_SDK
 
 
 def timeout_of(task: tasks_pb2.TaskTemplate) -> float | None:

@@ -23,7 +23,10 @@ STDERR_TAIL = 4000  # characters of a failed process's stderr kept for the recor
 def command_for(request: TaskRequest) -> list[str]:
     reference = request.reference
     if reference is None:
-        return request.command()
+        command = request.command()
+        if command[:1] == ["python"] and request.task.metadata.runtime.flavor.startswith("ferry"):
+            command[0] = sys.executable  # ferry's own runners run in this Python, which has ferry
+        return command
     return [sys.executable, "-m", "ferry.runtime", "--task", reference, "--inputs", request.inputs_uri,
             "--output-prefix", request.output_prefix, "--raw-output-prefix", request.raw_output_prefix,
             "--cache-uri", request.cache_uri]

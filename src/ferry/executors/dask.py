@@ -10,13 +10,19 @@ worker resources.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import queue
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 from ferry.errors import ConfigError
 from ferry.executors.base import TaskRequest, TaskResult
 
+MAX_BATCH = 16  # attempts per Dask task at most, per worker thread
+BATCHES_PER_THREAD = 1  # Dask tasks of batched attempts in flight per worker thread
+IN_FLIGHT_PER_THREAD = 16  # attempts submitted per worker thread at once (the rest wait in the engine)
 MAX_QUEUED_PER_WORKER = 4  # a cache holder busier than this is passed over (another node fetches)
 PLACEMENT_RECHECK_SECONDS = 10  # how often a placed, still-waiting attempt checks its worker is there
 
@@ -78,6 +84,86 @@ def worker_setup(cache_base: str | None, remove: list[str]) -> Any:
     return LocalWorkerSetup()
 
 
+def run_batch(requests: list[TaskRequest]) -> list[dict[str, Any]]:
+    """Several attempts in one Dask task, one after another, each as ``run_on_worker`` runs it."""
+    return [run_on_worker(request) for request in requests]
+
+
+class _Batcher:
+    """Sends the attempts that are waiting together as few Dask tasks: the scheduler's cost is per Dask task
+    (a round trip costs ~10 ms on a busy machine; running a small attempt, under 1 ms), so a map of small
+    tasks goes as fast as the workers run them. Attempts wait no longer than it takes to drain the queue."""
+
+    def __init__(self, client: Any, threads: int, futures: set[Any], lock: threading.Lock) -> None:
+        self.client = client
+        self.threads = threads
+        self.futures, self.lock = futures, lock  # the executor's, so cancel_all reaches batches too
+        self.queue: queue.Queue[tuple[TaskRequest, Future[dict[str, Any]]] | None] = queue.Queue()
+        # Dask tasks in flight: enough to keep every worker thread busy while results travel back; while
+        # they are all out, waiting attempts pile up and leave together in the next, bigger batch.
+        self.slots = threading.Semaphore(BATCHES_PER_THREAD * threads)
+        self.thread = threading.Thread(target=self._dispatch, name="ferry-dask-batches", daemon=True)
+        self.thread.start()
+
+    def call(self, request: TaskRequest) -> dict[str, Any]:
+        waiter: Future[dict[str, Any]] = Future()
+        self.queue.put((request, waiter))
+        return waiter.result()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=10)
+
+    def _dispatch(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            self.slots.acquire()
+            batch = [item]
+            while len(batch) < MAX_BATCH * self.threads:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._send(batch)
+                    return
+                batch.append(more)
+            self._send(batch)
+
+    def _send(self, batch: list[tuple[TaskRequest, Future[dict[str, Any]]]]) -> None:
+        parts = min(len(batch), self.threads)  # spread over the worker threads (one slot is already held)
+        size = -(-len(batch) // parts)
+        for index, start in enumerate(range(0, len(batch), size)):
+            if index:
+                self.slots.acquire()
+            part = batch[start:start + size]
+            try:
+                future = self.client.submit(run_batch, [request for request, _ in part], pure=False)
+            except Exception as exc:  # noqa: BLE001 - the client is gone: every waiter learns why
+                self.slots.release()
+                for _, waiter in part:
+                    waiter.set_exception(exc)
+                continue
+            with self.lock:
+                self.futures.add(future)
+            future.add_done_callback(lambda done, part=part: self._settle(done, part))
+
+    def _settle(self, done: Any, part: list[tuple[TaskRequest, Future[dict[str, Any]]]]) -> None:
+        self.slots.release()
+        with self.lock:
+            self.futures.discard(done)
+        try:
+            replies = done.result()
+        except BaseException as exc:  # noqa: BLE001 - a lost worker, a cancel: every attempt of the batch
+            for _, waiter in part:
+                waiter.set_exception(exc)
+            return
+        for (_, waiter), reply in zip(part, replies, strict=True):
+            waiter.set_result(reply)
+
+
 class DaskExecutor:
     name = "dask"
 
@@ -101,9 +187,14 @@ class DaskExecutor:
             removed = sorted(k for k, v in changes.items() if v is None)
             self.client.register_plugin(worker_setup(cache_base, removed), name="ferry-local-worker")
         self._lock = threading.Lock()
+        # Attempts in flight that keep every worker thread busy while results travel back (Dask queues
+        # them on the workers): a map's elements run this many at a time unless it says otherwise.
+        threads = max(1, sum(self.client.nthreads().values()))
+        self.parallelism = IN_FLIGHT_PER_THREAD * threads
         self.locations: dict[str, set[Any]] = {}  # dataset URI -> names of workers whose cache holds it
         self.task_datasets: dict[str, set[str]] = {}  # task reference -> datasets it read last time
         self._futures: set[Any] = set()
+        self._batcher = _Batcher(self.client, threads, self._futures, self._lock)
         self.inflight: dict[Any, int] = {}  # attempts this executor placed on each worker, not yet done
 
     def _preferred(self, request: TaskRequest) -> list[Any]:
@@ -156,10 +247,14 @@ class DaskExecutor:
         # By worker name, which survives a nanny restart; strict, or the scheduler would spread tasks
         # started together over every worker, and each would download the dataset.
         placement: dict[str, Any] = {"workers": preferred, "allow_other_workers": False} if preferred else {}
-        future = self.client.submit(run_on_worker, request, key=f"ferry-{request.output_prefix}", pure=False,
-                                    resources=resources or None, **placement)
+        request = dataclasses.replace(request, inputs=None)  # workers read inputs.pb; don't ship the literals twice
         try:
-            reply = self._wait(future, preferred, request, resources)
+            if not preferred and not resources:  # the common case: batched with the attempts waiting beside it
+                reply = self._batcher.call(request)
+            else:
+                future = self.client.submit(run_on_worker, request, key=f"ferry-{request.output_prefix}",
+                                            pure=False, resources=resources or None, **placement)
+                reply = self._wait(future, preferred, request, resources)
         except _cluster_errors() as exc:  # a worker died for good, or the connection broke: retried
             return TaskResult(None, f"the Dask cluster lost the attempt: {type(exc).__name__}: {exc}")
         finally:
@@ -212,6 +307,7 @@ class DaskExecutor:
             self.client.cancel(futures, force=True)
 
     def close(self) -> None:
+        self._batcher.stop()
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

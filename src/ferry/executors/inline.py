@@ -8,6 +8,7 @@ not a ferry task, runs as a child process instead, so that it can be stopped.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ferry.executors.base import ResourcePool, TaskRequest, TaskResult, machine_capacity
 from ferry.executors.command import ChildProcesses
@@ -21,7 +22,7 @@ class InlineExecutor:
         self.children = ChildProcesses()
 
     def run(self, request: TaskRequest) -> TaskResult:
-        from ferry.layout import Status
+        from ferry.layout import Outcome, Status
         from ferry.runtime.execute import run_task
         from ferry.runtime.load import load_task_or_report
 
@@ -32,9 +33,11 @@ class InlineExecutor:
         task = load_task_or_report(reference, request.output_prefix)
         if task is None:
             return TaskResult(Status.NOT_LOADED, worker=f"pid {os.getpid()}")
+        report: dict[str, Any] = {}
         status = run_task(task, request.inputs_uri, request.output_prefix, request.raw_output_prefix,
-                          cache_uri=request.cache_uri)
-        return TaskResult(status, worker=f"pid {os.getpid()}")
+                          cache_uri=request.cache_uri, inputs=request.inputs, report=report)
+        outcome = Outcome(outputs=report.get("outputs"), futures=report.get("futures"), error=report.get("error"))
+        return TaskResult(status, worker=f"pid {os.getpid()}", outcome=outcome if status != Status.CACHED else None)
 
     def cancel_all(self) -> None:
         self.children.kill_all()  # in-process attempts run on the engine's threads; Ctrl-C reaches them directly

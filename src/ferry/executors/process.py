@@ -10,6 +10,7 @@ attempt waits until the CPUs (worker slots), memory and GPUs it asks for are fre
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -19,7 +20,7 @@ import tempfile
 import threading
 from typing import IO, Any
 
-from ferry.executors.base import ResourcePool, TaskRequest, TaskResult, machine_capacity
+from ferry.executors.base import ResourcePool, TaskRequest, TaskResult, is_program, machine_capacity
 from ferry.executors.command import ChildProcesses
 
 
@@ -112,7 +113,7 @@ class ProcessExecutor:
         self.pool.check(request.task.id.name, wanted)
         self.pool.acquire(wanted)
         try:
-            if self.warm and request.reference is not None:
+            if self.warm and (request.reference is not None or is_program(request.task)):
                 return self._run_warm(request)
             return self.children.run(request, self.env)
         finally:
@@ -131,10 +132,13 @@ class ProcessExecutor:
         from ferry.layout import Status
 
         worker = self._take_worker()
-        reply = worker.call({
-            "task": request.reference, "inputs": request.inputs_uri, "output_prefix": request.output_prefix,
-            "raw_output_prefix": request.raw_output_prefix, "cache_uri": request.cache_uri,
-        }, request.timeout)
+        message = {"inputs": request.inputs_uri, "output_prefix": request.output_prefix,
+                   "raw_output_prefix": request.raw_output_prefix, "cache_uri": request.cache_uri}
+        if request.reference is not None:
+            message["task"] = request.reference
+        else:  # a ContainerTask: the worker runs the program its spec names
+            message["program"] = base64.b64encode(request.task.SerializeToString()).decode()
+        reply = worker.call(message, request.timeout)
         where = f"pid {worker.proc.pid}"
         if reply is None:  # the worker died mid-task, or was killed at the timeout: replace it
             code = worker.proc.wait()

@@ -18,13 +18,17 @@ def main() -> int:
     sys.stdout = sys.stderr
 
     from ferry.layout import Status
+    from ferry.runtime.container import program_of
     from ferry.runtime.execute import run_task
     from ferry.runtime.load import load_task_or_report
 
     protocol.write(json.dumps({"ready": os.getpid()}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
-        task = load_task_or_report(request["task"], request["output_prefix"])
+        if "program" in request:  # a ContainerTask: its spec says what to run
+            task = program_of(template_from(request["program"]))
+        else:
+            task = load_task_or_report(request["task"], request["output_prefix"])
         if task is None:
             status = Status.NOT_LOADED
         else:
@@ -32,6 +36,16 @@ def main() -> int:
                               cache_uri=request.get("cache_uri", ""), capture="fd")
         protocol.write(json.dumps({"status": status.value}) + "\n")
     return 0
+
+
+def template_from(text: str) -> object:
+    import base64
+
+    from flyteidl.core import tasks_pb2
+
+    template = tasks_pb2.TaskTemplate()
+    template.ParseFromString(base64.b64decode(text))
+    return template
 
 
 if __name__ == "__main__":

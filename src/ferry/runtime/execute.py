@@ -30,7 +30,7 @@ from ferry.interface import Interface
 from ferry.layout import ERROR, FUTURES, OUTPUTS, ErrorInfo, Status
 from ferry.literals import Literal, LiteralMap, literal_map, parse_literal_map, serialize
 from ferry.types import TransferContext, default_engine, using_context
-from ferry.types.context import empty_folder
+from ferry.types.context import attempt_identity, empty_folder
 
 
 class Task(Protocol):
@@ -142,6 +142,7 @@ def execute(task: Task, inputs: LiteralMap, ctx: TransferContext) -> LiteralMap 
     path lands in its attempt's own folder. A dynamic task (one with ``expand``) returns the
     DynamicJobSpec its body builds instead of outputs.
     """
+    ctx.task = task.name
     with using_context(ctx):
         values = literals_to_values(task, inputs, ctx)
         expand = getattr(task, "expand", None)
@@ -209,6 +210,7 @@ def run_task(
     cache_uri: str = "",
     report: dict[str, Any] | None = None,
     capture: str = "thread",
+    inputs: LiteralMap | None = None,
 ) -> Status:
     """Run one task as a pod would; ``outputs.pb`` is written last and atomically, or ``error.pb``.
 
@@ -218,7 +220,9 @@ def run_task(
     (empty when it starts), so tasks writing relative paths never see each other's files.
     What the attempt prints is kept in ``logs.txt`` beside its outputs (``capture``: "fd" when
     the attempt has the process to itself, "thread" when it shares it).
-    ``report``, if given, receives the persistent-store objects the task read ("datasets").
+    ``report``, if given, receives the persistent-store objects the task read ("datasets") and the
+    attempt's result ("outputs", "futures" or "error"), so that a caller in the same process needn't read them
+    back; ``inputs`` likewise spares reading inputs.pb when the caller holds them.
     """
     from ferry.config import active_settings
     from ferry.runtime import memo
@@ -228,7 +232,9 @@ def run_task(
 
     settings = settings or active_settings()
     meta_options = settings.options_for(output_prefix)
-    ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=empty_folder())
+    execution_id, node, attempt = attempt_identity(output_prefix, settings.metadata_url) or ("", "", 0)
+    ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=empty_folder(), execution_id=execution_id,
+                          node=node, attempt=attempt)
     result: LiteralMap | DynamicJobSpec | None = None
     info: ErrorInfo | None = None
     try:
@@ -238,9 +244,10 @@ def run_task(
             return Status.CACHED
         with capturing(capture) as printed:
             try:
-                data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
-                inputs = parse_literal_map(data, inputs_uri, nonempty=any(n not in task.interface.defaults
-                                                                          for n in task.interface.inputs))
+                if inputs is None:
+                    data = read_bytes(inputs_uri, settings.options_for(inputs_uri), "metadata")
+                    inputs = parse_literal_map(data, inputs_uri, nonempty=any(n not in task.interface.defaults
+                                                                              for n in task.interface.inputs))
                 with beating(output_prefix, meta_options):
                     result = execute(task, inputs, ctx)
             except Exception as exc:  # noqa: BLE001 - every failure is reported in error.pb
@@ -248,11 +255,15 @@ def run_task(
         write_logs(output_prefix, printed, meta_options)
         if isinstance(result, DynamicJobSpec):  # the engine runs the subgraph, then writes outputs.pb
             write_bytes(join(output_prefix, FUTURES), serialize(result), meta_options, "metadata")
+            if report is not None:
+                report["futures"] = result
             return Status.SUCCEEDED
         if result is not None:
             write_bytes(join(output_prefix, OUTPUTS), serialize(result), meta_options, "metadata")
             if cache_uri:
                 memo.store(cache_uri, result, settings)
+            if report is not None:
+                report["outputs"] = result
             return Status.SUCCEEDED
     except Exception as exc:  # noqa: BLE001 - the store failed us after the task ran
         info = report_error(exc)
@@ -262,39 +273,62 @@ def run_task(
         ctx.cleanup()
     assert info is not None
     write_error_document(output_prefix, info, meta_options)
+    if report is not None:
+        report["error"] = info
     return Status.FAILED
 
 
 @contextlib.contextmanager
 def beating(output_prefix: str, options: dict[str, Any]) -> Iterator[None]:
-    """Write the attempt's heartbeat while the task runs (from FIRST_HEARTBEAT seconds on), so that an
-    engine resuming after a crash can tell this attempt is alive and wait for it instead of starting another."""
-    import socket
-
-    from ferry.layout import FIRST_HEARTBEAT, HEARTBEAT, HEARTBEAT_EVERY, Heartbeat
-    from ferry.storage import join, write_bytes
-
-    stop = threading.Event()
-    started = time.time()
-
-    def beat() -> None:
-        if stop.wait(FIRST_HEARTBEAT):
-            return
-        while True:
-            try:
-                doc = Heartbeat(socket.gethostname(), os.getpid(), started, time.time())
-                write_bytes(join(output_prefix, HEARTBEAT), doc.to_bytes(), options, "metadata")
-            except FerryError:
-                pass  # the store is unreachable: the next beat may get through
-            if stop.wait(HEARTBEAT_EVERY):
-                return
-
-    thread = threading.Thread(target=beat, name="ferry-heartbeat", daemon=True)
-    thread.start()
+    """Have the attempt's heartbeat written while the task runs (from FIRST_HEARTBEAT seconds on), so that
+    an engine resuming after a crash can tell this attempt is alive and wait for it instead of starting
+    another. One thread per process writes every running attempt's beats: an attempt costs no thread."""
+    key = object()
+    with _heart.lock:
+        _heart.running[key] = (output_prefix, options, time.time())
+        if _heart.thread is None:
+            _heart.thread = threading.Thread(target=_heart.beat, name="ferry-heartbeat", daemon=True)
+            _heart.thread.start()
     try:
         yield
     finally:
-        stop.set()  # a beat being written now may land after outputs.pb: harmless, the outcome wins
+        with _heart.lock:  # a beat being written now may land after outputs.pb: harmless, the outcome wins
+            del _heart.running[key]
+
+
+class _Heart:
+    """The process's heartbeat writer: attempts running longer than FIRST_HEARTBEAT get a beat every HEARTBEAT_EVERY."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: dict[object, tuple[str, dict[str, Any], float]] = {}
+        self.last: dict[object, float] = {}
+        self.thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        import socket
+
+        from ferry.layout import FIRST_HEARTBEAT, HEARTBEAT, HEARTBEAT_EVERY, Heartbeat
+        from ferry.storage import join, write_bytes
+
+        host, pid = socket.gethostname(), os.getpid()
+        while True:
+            time.sleep(min(FIRST_HEARTBEAT, HEARTBEAT_EVERY) / 4)
+            now = time.time()
+            with self.lock:
+                due = [(key, prefix, options, started) for key, (prefix, options, started) in self.running.items()
+                       if now - started >= FIRST_HEARTBEAT and now - self.last.get(key, 0.0) >= HEARTBEAT_EVERY]
+                self.last = {key: self.last[key] for key in self.last if key in self.running}
+            for key, prefix, options, started in due:
+                try:
+                    doc = Heartbeat(host, pid, started, time.time())
+                    write_bytes(join(prefix, HEARTBEAT), doc.to_bytes(), options, "metadata")
+                    self.last[key] = now
+                except FerryError:
+                    pass  # the store is unreachable: the next beat may get through
+
+
+_heart = _Heart()
 
 
 _cwd_lock = threading.RLock()

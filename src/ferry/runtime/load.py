@@ -3,6 +3,9 @@
 Tasks, workflows and launch plans carry a ``ferry_kind`` attribute, so finding
 them needs no import of the authoring SDK. ``load_task`` is what the task runtime
 uses: when the task can't be found, it says so in error.pb like any other failure.
+A task no other process can import (a notebook's, one defined in a function)
+travels by value instead (``ferry.sdk.byvalue``): ``pickle:DIGEST@URI`` names its
+signed pickle, loaded only when the signature verifies.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 from ferry.errors import FerryError, TaskLoadError
 
 FILE_MARKER = "__ferry_file__"
+STAMP_MARKER = "__ferry_stamp__"  # the file's (mtime, size) when it was imported
+PICKLED = "pickle:"  # a task reference by value: pickle:DIGEST@URI
 _loaded: dict[str, Any] = {}  # a worker process imports each task once
 
 
@@ -31,14 +36,14 @@ def load_module(target: str) -> ModuleType:
         existing = sys.modules.get(name)
         stamp = _stamp(path)
         if existing is not None and getattr(existing, FILE_MARKER, None) == str(path) and \
-                getattr(existing, "__ferry_stamp__", None) == stamp:
+                getattr(existing, STAMP_MARKER, None) == stamp:
             return existing  # imported already, and the file hasn't changed since
         sys.path.insert(0, str(path.parent))
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         setattr(module, FILE_MARKER, str(path))
-        module.__ferry_stamp__ = stamp
+        setattr(module, STAMP_MARKER, stamp)
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
@@ -103,6 +108,22 @@ def reference_of(fn: Any) -> str:
     return f"{file_path or fn.__module__}:{fn.__qualname__}"
 
 
+def importable_reference(fn: Any) -> str | None:
+    """``reference_of(fn)`` when another process can find the task there, else None: the task is defined in a
+    function, in a notebook (a ``__main__`` without a file), or its name in its module is bound to something else."""
+    module = sys.modules.get(fn.__module__)
+    if module is None or "<locals>" in fn.__qualname__:
+        return None
+    if getattr(module, FILE_MARKER, None) is None and not getattr(module, "__file__", None):
+        return None
+    found: Any = module
+    for part in fn.__qualname__.split("."):
+        found = getattr(found, part, None)
+    if kind_of(found) != "task" or getattr(found, "fn", None) is not fn:
+        return None
+    return reference_of(fn)
+
+
 def source_digest(fn: Any) -> str:
     """A hash of the source file that defines ``fn`` ("" when it has none, e.g. in a notebook)."""
     import hashlib
@@ -130,7 +151,10 @@ def load_task(reference: str) -> Any:
     A reference ending in ``#<digest>`` names the source it was registered with: if the file
     has changed since, running it would run other code than the registered version, so it is refused.
     """
-    task = _loaded.get(reference)
+    key = _key(reference)
+    task = _loaded.get(key)
+    if task is None and reference.startswith(PICKLED):
+        task = _loaded[key] = _load_by_value(reference)
     if task is None:
         target, _, expected = reference.partition("#")
         task = load_object(*split_reference(target), "task")
@@ -141,14 +165,54 @@ def load_task(reference: str) -> Any:
                 f"The code of task {task.name} has changed since this version was registered ({path}). "
                 "Register it again (ferry register FILE.py) and launch the new version."
             )
-        _loaded[reference] = task
+        _loaded[key] = task
+    return task
+
+
+def _key(reference: str) -> str:
+    """A task by value is known by its digest wherever it was uploaded to."""
+    return reference.partition("@")[0] if reference.startswith(PICKLED) else reference
+
+
+def _load_by_value(reference: str) -> Any:
+    """The task pickled at ``pickle:DIGEST@URI``, if ferry signed it (``ferry.types.pickled``)."""
+    from ferry.config import active_settings
+    from ferry.literals import Literal
+    from ferry.types import TransferContext
+    from ferry.types.pickled import PickleTransformer
+
+    digest, _, uri = reference[len(PICKLED):].partition("@")
+    if not uri:
+        raise TaskLoadError(
+            f"Task {digest} travels by value (it is defined in a notebook or a function) but was not uploaded, so "
+            "only the process that defined it can run it. Run it with ferry.run(...) or ferry register, which "
+            "upload it."
+        )
+    settings = active_settings()
+    literal = Literal()
+    literal.scalar.blob.uri = uri
+    ctx = TransferContext(settings, raw_prefix=settings.raw_output_prefix)
+    try:
+        task = PickleTransformer().to_python(literal, object, None, ctx, f"task by value {uri}")
+    except FerryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - unpickling fails in as many ways as the code it holds
+        raise TaskLoadError(
+            f"The task pickled at {uri} could not be loaded: {type(exc).__name__}: {exc}. A task defined in a "
+            "notebook or a function runs where the same Python version and libraries (cloudpickle among them) "
+            "are installed as where it was defined."
+        ) from exc
+    finally:
+        ctx.cleanup()
+    if kind_of(task) != "task":
+        raise TaskLoadError(f"{uri} holds a {type(task).__name__}, not a ferry task.")
     return task
 
 
 def remember(task: Any, reference: str) -> None:
     """Let ``load_task(reference)`` in this process find ``task`` without importing it: a client that holds
     the task object (a task defined in a function, a notebook) and runs it on the inline executor."""
-    _loaded.setdefault(reference, task)
+    _loaded.setdefault(_key(reference), task)
 
 
 def load_task_or_report(reference: str, output_prefix: str) -> Any:

@@ -21,18 +21,19 @@ from ferry.literals import Literal, serialize
 from ferry.runtime.load import kind_of
 from ferry.sdk.constants import Constant, Convert
 from ferry.sdk.launch_plan import LaunchPlan
+from ferry.sdk.task import task_template
 
 if TYPE_CHECKING:
     from ferry.sdk.workflow import Workflow
 
 
-def _closed_over(entities: Iterable[Any]) -> tuple[list[Any], list["Workflow"], list[LaunchPlan]]:
+def _closed_over(entities: Iterable[Any]) -> tuple[list[Any], list["Workflow[..., Any]"], list[LaunchPlan]]:
     """The tasks, workflows and launch plans of ``entities`` and everything they use, once each."""
     tasks: dict[str, Any] = {}
-    workflows: dict[str, "Workflow"] = {}
+    workflows: dict[str, "Workflow[..., Any]"] = {}
     plans: dict[str, LaunchPlan] = {}
 
-    def add_workflow(wf: "Workflow") -> None:
+    def add_workflow(wf: "Workflow[..., Any]") -> None:
         if workflows.setdefault(wf.name, wf) is not wf:
             raise InterfaceError(f"Two different workflows are named {wf.name}; give one another name.")
         used_tasks, subs = wf.dependencies()
@@ -62,7 +63,7 @@ def bundle(entities: Iterable[Any], version: str, convert: Convert | None) -> Bu
     """The admin specs of ``entities`` (and all they use) under ``version``."""
     tasks, workflows, plans = _closed_over(entities)
     out = Bundle()
-    out.tasks = [task_pb2.TaskSpec(template=t.template(version)) for t in tasks]
+    out.tasks = [task_pb2.TaskSpec(template=task_template(t, version, convert)) for t in tasks]
     for wf in workflows:
         _, subs = wf.dependencies()
         out.workflows.append(workflow_pb2.WorkflowSpec(
@@ -71,7 +72,7 @@ def bundle(entities: Iterable[Any], version: str, convert: Convert | None) -> Bu
     return out
 
 
-def closure(wf: "Workflow", convert: Convert | None, version: str = "") -> compiler_pb2.CompiledWorkflowClosure:
+def closure(wf: "Workflow[..., Any]", convert: Convert | None, version: str = "") -> compiler_pb2.CompiledWorkflowClosure:
     """The compiled closure of one workflow: itself, its subworkflows and every task they use."""
     tasks, subs = wf.dependencies()
     out = compiler_pb2.CompiledWorkflowClosure()

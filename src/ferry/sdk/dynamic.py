@@ -9,18 +9,19 @@ resumable, on its own.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar, overload
+from typing import Any, Callable, ParamSpec, TypeVar, overload
 
 from flyteidl.core import dynamic_job_pb2
 
 from ferry.sdk.constants import Convert, render
-from ferry.sdk.task import Task
+from ferry.sdk.task import Task, task_template
 from ferry.sdk.workflow import compile_body, used_by
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class DynamicTask(Task):
+class DynamicTask(Task[P, R]):
     """A task whose body is compiled when it runs, into the nodes the engine then runs."""
 
     def expand(self, values: dict[str, Any], convert: Convert) -> dynamic_job_pb2.DynamicJobSpec:
@@ -30,11 +31,14 @@ class DynamicTask(Task):
 
         nodes, outputs, _ = compile_body(f"Dynamic task {self.name}", self.fn, values, self.interface)
         tasks, subs = used_by(nodes)
-        for task in tasks:  # a run in this process (wf(...), inline) finds them without importing
-            remember(task, ferry_reference(task.template()) or "")
+        templates = [task_template(task, "", convert) for task in tasks]  # a task by value is uploaded
+        for task, template in zip(tasks, templates, strict=True):  # a run in this process finds them as they are
+            reference = ferry_reference(template)
+            if reference is not None:
+                remember(task, reference)
         spec = dynamic_job_pb2.DynamicJobSpec(
             nodes=[node.to_proto("", convert) for node in nodes],
-            tasks=[task.template() for task in tasks],
+            tasks=templates,
             subworkflows=[sub.template("", convert) for sub in subs],
             min_successes=len(nodes),
         )
@@ -44,10 +48,10 @@ class DynamicTask(Task):
 
 
 @overload
-def dynamic(fn: F) -> DynamicTask: ...
+def dynamic(fn: Callable[P, R], /) -> DynamicTask[P, R]: ...
 @overload
 def dynamic(*, retries: int = 0, cache: bool = False, cache_version: str = "", name: str | None = None,
-            timeout: float | None = None) -> Callable[[F], DynamicTask]: ...
+            timeout: float | None = None) -> Callable[[Callable[P, R]], DynamicTask[P, R]]: ...
 
 
 def dynamic(fn: Any = None, **options: Any) -> Any:

@@ -9,7 +9,7 @@ against the workflow's types when the launch plan is declared.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import launch_plan_pb2
 from flyteidl.core import identifier_pb2
@@ -19,13 +19,16 @@ from ferry.literals import Literal
 from ferry.sdk.constants import Constant, Convert, constant
 from ferry.sdk.task import identifier
 
+if TYPE_CHECKING:
+    from ferry.sdk.workflow import Workflow
+
 
 class LaunchPlan:
     """How to launch a workflow: its default inputs, fixed inputs, and where its raw data goes."""
 
     ferry_kind = "launch plan"
 
-    def __init__(self, workflow: Any, name: str | None = None, *, default_inputs: dict[str, Any] | None = None,
+    def __init__(self, workflow: "Workflow[..., Any]", name: str | None = None, *, default_inputs: dict[str, Any] | None = None,
                  fixed_inputs: dict[str, Any] | None = None, raw_output_prefix: str | None = None) -> None:
         if getattr(workflow, "ferry_kind", None) != "workflow":
             raise InterfaceError(f"LaunchPlan takes a @workflow, got {workflow!r}.")

@@ -13,7 +13,7 @@ from typing import Any
 
 from flyteidl.core import condition_pb2, literals_pb2, types_pb2
 
-from ferry.engine.spec import START
+from ferry.engine.bindings import START
 from ferry.errors import InterfaceError
 
 _OPS = {
@@ -105,7 +105,7 @@ class Condition:
         )
         return cls(condition_pb2.BooleanExpression(comparison=comparison), promises)
 
-    def _join(self, other: "Condition", op: int) -> "Condition":
+    def _join(self, other: "Condition", op: condition_pb2.ConjunctionExpression.LogicalOperator) -> "Condition":
         if not isinstance(other, Condition):
             raise InterfaceError("Combine conditions with & and | only between comparisons, e.g. (x > 1) & (y < 2).")
         expr = condition_pb2.BooleanExpression(

@@ -12,29 +12,40 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
-from typing import Any, Callable, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 
 from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
 
 from ferry.executors.base import RUNTIME_FLAVOR, runtime_args
 from ferry.interface import Interface, bind_inputs, extract
+from ferry.runtime.load import PICKLED
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from ferry.sdk.constants import Convert
+
+P = ParamSpec("P")
+R = TypeVar("R", covariant=True)
 PROJECT, DOMAIN = "ferry", "default"  # the Identifier scope of everything ferry registers
 
 
-def identifier(kind: int, name: str, version: str = "") -> identifier_pb2.Identifier:
+def identifier(kind: identifier_pb2.ResourceType, name: str, version: str = "") -> identifier_pb2.Identifier:
     return identifier_pb2.Identifier(resource_type=kind, project=PROJECT, domain=DOMAIN, name=name, version=version)
 
 
-class Task:
-    """A decorated function with its typed interface and run options."""
+class Task(Generic[P, R]):
+    """A decorated function with its typed interface and run options.
+
+    Generic over the function's parameters and return type, so that a type checker sees a call of the
+    task as a call of the function. Inside a ``@workflow`` body the call returns promises that stand in
+    for the values (``R`` to the checker, as in flytekit): they are passed on to other calls, compared
+    in conditions, and their NamedTuple fields read.
+    """
 
     ferry_kind = "task"
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[P, R],
         *,
         retries: int = 0,
         cache: bool = False,
@@ -60,20 +71,29 @@ class Task:
         self.interface: Interface = extract(fn, default_engine())
         self._signature = inspect.signature(fn)
         self._templates: dict[str, tasks_pb2.TaskTemplate] = {}
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
-    @property
-    def reference(self) -> str:
-        from ferry.runtime.load import reference_of
+    def template(self, version: str = "", convert: Convert | None = None) -> tasks_pb2.TaskTemplate:
+        """The flyteidl TaskTemplate of this task (built once per version).
 
-        return reference_of(self.fn)
+        A task that other processes can't import travels by value (``ferry.sdk.byvalue``): ``convert``, given
+        when its workflow is registered or launched, uploads it; such a template is built anew each time, so
+        that it holds the code and the globals it reads as they are now.
+        """
+        from ferry.runtime.load import importable_reference, source_digest
 
-    def template(self, version: str = "") -> tasks_pb2.TaskTemplate:
-        """The flyteidl TaskTemplate of this task (built once per version)."""
         cached = self._templates.get(version)
         if cached is not None:
             return cached
-        from ferry import __version__
+        reference = importable_reference(self.fn)
+        if reference is not None:
+            digest = source_digest(self.fn)  # the runtime refuses to run this version if the file changes
+            reference = f"{reference}#{digest}" if digest else reference
+        else:
+            from ferry.sdk.byvalue import pickled_reference
+
+            reference = pickled_reference(self, convert)
+        from ferry.version import __version__
 
         metadata = tasks_pb2.TaskMetadata(
             discoverable=self.cache, discovery_version=self.cache_version,
@@ -83,36 +103,46 @@ class Task:
         )
         if self.timeout:
             metadata.timeout.FromTimedelta(dt.timedelta(seconds=self.timeout))
-        from ferry.runtime.load import source_digest
-
-        digest = source_digest(self.fn)  # the runtime refuses to run this version if the file changes
-        container = tasks_pb2.Container(args=runtime_args(f"{self.reference}#{digest}" if digest else self.reference))
+        container = tasks_pb2.Container(args=runtime_args(reference))
         for name, value in self.resources.items():
             container.resources.requests.add(name=getattr(tasks_pb2.Resources, name), value=value)
         template = tasks_pb2.TaskTemplate(
             id=identifier(identifier_pb2.TASK, self.name, version), type="python-task", metadata=metadata,
             interface=self.interface.typed, container=container,
         )
-        self._templates[version] = template
+        if not reference.startswith(PICKLED):
+            self._templates[version] = template
         return template
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a task pickled by value holds: everything but the templates built from it."""
+        return {**self.__dict__, "_templates": {}}
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Positional and keyword arguments -> {input name: value}, with a clear error when they don't fit."""
         return bind_inputs(f"Task {self.name}", self.interface, self._signature, args, kwargs)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         from ferry.sdk.workflow import add_node, compiling
 
         values = self.bind(args, kwargs)
         if compiling() is not None:  # inside a @workflow body: record a node, return promises
             i = self.interface
-            return add_node("task", self.name, self, i.inputs, i.outputs, values, i.output_tuple)
+            return cast(R, add_node("task", self.name, self, i.inputs, i.outputs, values, i.output_tuple))
         from ferry.client import call_task
 
-        return call_task(self, values)
+        return cast(R, call_task(self, values))
 
     def __repr__(self) -> str:
         return f"<ferry task {self.name}>"
+
+
+def task_template(task: Any, version: str, convert: Convert | None) -> tasks_pb2.TaskTemplate:
+    """The template of any task: a ``@task`` is given ``convert``, which uploads it if it travels by value;
+    other tasks (a ``ContainerTask``) have nothing to upload."""
+    if isinstance(task, Task):
+        return task.template(version, convert)
+    return task.template(version)  # type: ignore[no-any-return]
 
 
 def _seconds(name: str, timeout: float | dt.timedelta | None) -> float | None:
@@ -148,11 +178,11 @@ def resource_requests(name: str, cpu: float | str | None, memory: str | int | No
 
 
 @overload
-def task(fn: F) -> Task: ...
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(*, retries: int = 0, cache: bool = False, cache_version: str = "", name: str | None = None,
          timeout: float | dt.timedelta | None = None, cpu: float | str | None = None,
-         memory: str | int | None = None, gpu: int | None = None) -> Callable[[F], Task]: ...
+         memory: str | int | None = None, gpu: int | None = None) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(fn: Any = None, **options: Any) -> Any:

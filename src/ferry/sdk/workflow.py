@@ -15,17 +15,24 @@ import functools
 import inspect
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 
 from flyteidl.core import condition_pb2, identifier_pb2, interface_pb2, literals_pb2, types_pb2, workflow_pb2
 
+from ferry.engine.bindings import START
 from ferry.errors import InterfaceError
 from ferry.interface import Interface, bind_inputs, extract
 from ferry.literals import Literal, LiteralType
 from ferry.sdk.constants import Bound, Constant, Convert, binding_from_literal, constant, has_constants, render
-from ferry.sdk.promise import START, Condition, Promise
-from ferry.sdk.task import identifier
+from ferry.sdk.promise import Condition, Promise
+from ferry.sdk.task import Task, identifier
 from ferry.sdk.typecheck import castable, describe_type
+
+if TYPE_CHECKING:
+    from ferry.sdk.container import ContainerTask
+
+P = ParamSpec("P")
+R = TypeVar("R", covariant=True)
 
 
 @dataclass
@@ -50,6 +57,11 @@ class Node:
     concurrency: int = 0
     min_success_ratio: float = 1.0
     bound: tuple[str, ...] = ()  # map inputs passed whole to every element
+
+    @property
+    def output_tuple(self) -> type | None:
+        """The NamedTuple the called task or workflow returns, if it names its outputs."""
+        return self.target.interface.output_tuple if self.target is not None else None
 
     def to_proto(self, version: str, convert: Convert | None) -> workflow_pb2.Node:
         node = workflow_pb2.Node(id=self.id, metadata=workflow_pb2.NodeMetadata(name=self.label),
@@ -202,10 +214,10 @@ def with_arms(nodes: list[Node]) -> list[Node]:
     return out
 
 
-def used_by(nodes: list[Node]) -> tuple[list[Any], list["Workflow"]]:
+def used_by(nodes: list[Node]) -> tuple[list[Any], list["Workflow[..., Any]"]]:
     """Every task and subworkflow that ``nodes`` use, directly or through subworkflows, once each."""
     tasks: dict[str, Any] = {}
-    subs: dict[str, Workflow] = {}
+    subs: dict[str, Workflow[..., Any]] = {}
 
     def visit(these: list[Node]) -> None:
         for node in with_arms(these):
@@ -219,12 +231,16 @@ def used_by(nodes: list[Node]) -> tuple[list[Any], list["Workflow"]]:
     return list(tasks.values()), list(subs.values())
 
 
-class Workflow:
-    """A compiled workflow: its interface, nodes and output bindings; ``template()`` is its spec."""
+class Workflow(Generic[P, R]):
+    """A compiled workflow: its interface, nodes and output bindings; ``template()`` is its spec.
+
+    Generic over the body's parameters and return type, like ``Task``: calling it type-checks as
+    calling the function (inside another workflow's body it returns promises standing in for ``R``).
+    """
 
     ferry_kind = "workflow"
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+    def __init__(self, fn: Callable[P, R], *, name: str | None = None) -> None:
         from ferry.types import default_engine
 
         self.fn = fn
@@ -235,14 +251,8 @@ class Workflow:
         self.output_upstream: set[str] = set()
         self.defaults: dict[str, Literal | Constant] = {}
         self._templates: dict[str, workflow_pb2.WorkflowTemplate] = {}
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
         self._compile()
-
-    @property
-    def reference(self) -> str:
-        from ferry.runtime.load import reference_of
-
-        return reference_of(self.fn)
 
     def _compile(self) -> None:
         from ferry.types import default_engine
@@ -296,7 +306,7 @@ class Workflow:
                 param.default.CopyFrom(default)
         return params
 
-    def dependencies(self) -> tuple[list[Any], list["Workflow"]]:
+    def dependencies(self) -> tuple[list[Any], list["Workflow[..., Any]"]]:
         """Every task and subworkflow this workflow uses, directly or through its subworkflows, once each."""
         return used_by(self.nodes)
 
@@ -321,14 +331,14 @@ class Workflow:
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         return bind_inputs(self.name, self.interface, inspect.signature(self.fn), args, kwargs)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         values = self.bind(args, kwargs)
         if compiling() is not None:
-            return add_node("workflow", self.name, self, self.interface.inputs, self.interface.outputs, values,
-                            self.interface.output_tuple)
+            i = self.interface
+            return cast(R, add_node("workflow", self.name, self, i.inputs, i.outputs, values, i.output_tuple))
         from ferry.client import call_workflow
 
-        return call_workflow(self, values)
+        return cast(R, call_workflow(self, values))
 
     def __repr__(self) -> str:
         return f"<ferry workflow {self.name}>"
@@ -342,6 +352,12 @@ def _result_values(owner: str, outputs: dict[str, Any], output_tuple: type | Non
     if not isinstance(result, tuple) or len(result) != len(outputs):
         raise InterfaceError(f"{owner} declares outputs {list(outputs)} but returns {result!r}.")
     return dict(zip(outputs, result, strict=True))
+
+
+@overload
+def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
+@overload
+def workflow(*, name: str | None = None) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 
 
 def workflow(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
@@ -373,15 +389,16 @@ class conditional:  # noqa: N801 - reads as a keyword in workflow bodies
         self._bindings: dict[str, Bound] = {}
         state.open_branches.append(name)
 
-    def if_(self, condition: Condition) -> "conditional":
+    # A condition is typed ``Condition | bool``: to a type checker, ``x > 3`` on a promise typed ``int`` is a bool.
+    def if_(self, condition: Condition | bool) -> "conditional":
         return self._when(condition)
 
-    def elif_(self, condition: Condition) -> "conditional":
+    def elif_(self, condition: Condition | bool) -> "conditional":
         if not self.cases:
             raise InterfaceError(f"conditional {self.name!r}: elif_() comes after if_().then(...).")
         return self._when(condition)
 
-    def _when(self, condition: Condition) -> "conditional":
+    def _when(self, condition: Condition | bool) -> "conditional":
         if not isinstance(condition, Condition):
             raise InterfaceError(
                 f"conditional {self.name!r}: the condition must compare a workflow value, e.g. .if_(x > 3); got {condition!r}."
@@ -447,6 +464,8 @@ class conditional:  # noqa: N801 - reads as a keyword in workflow bodies
         promises = [Promise(node.id, k, t, engine.literal_type(t)) for k, t in first.items()]
         if not promises:
             return Promise(node.id, "", type(None), LiteralType())
+        if arms[0].output_tuple is not None:  # every arm's outputs have the same names
+            return arms[0].output_tuple(*promises)
         return promises[0] if len(promises) == 1 else tuple(promises)
 
 
@@ -464,7 +483,7 @@ class MapTask:
     failed elements become None in the outputs.
     """
 
-    def __init__(self, task: Any, concurrency: int = 0, min_success_ratio: float = 1.0,
+    def __init__(self, task: "Task[..., Any] | ContainerTask", concurrency: int = 0, min_success_ratio: float = 1.0,
                  bound_inputs: tuple[str, ...] = ()) -> None:
         if not 0 < min_success_ratio <= 1:
             raise InterfaceError(f"map_task: min_success_ratio must be in (0, 1], got {min_success_ratio}.")
@@ -491,10 +510,12 @@ class MapTask:
         missing = [n for n in self.inputs if n not in kwargs and n not in self.task.interface.defaults]
         if missing:
             raise InterfaceError(f"{self.name}: missing input(s) {missing}.")
-        return add_node("map", self.name, self.task, self.inputs, self.outputs, kwargs,
+        return add_node("map", self.name, self.task, self.inputs, self.outputs, kwargs, self.task.interface.output_tuple,
                         concurrency=self.concurrency, min_success_ratio=self.min_success_ratio,
                         bound=self.bound_inputs)
 
 
-def map_task(task: Any, concurrency: int = 0, min_success_ratio: float = 1.0, bound_inputs: tuple[str, ...] = ()) -> MapTask:
+def map_task(task: "Task[..., Any] | ContainerTask", concurrency: int = 0, min_success_ratio: float = 1.0,
+             bound_inputs: tuple[str, ...] = ()) -> MapTask:
+    """Run ``task`` once per element of the lists it is given (see ``MapTask``)."""
     return MapTask(task, concurrency, min_success_ratio, bound_inputs)

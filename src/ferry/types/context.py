@@ -1,7 +1,8 @@
 """Where a conversion reads and writes: the raw-output prefix, a local scratch folder, the settings.
 
 The runtime sets one per task attempt; ``File`` and friends find it through a
-context variable when they fetch their bytes lazily inside the task.
+context variable when they fetch their bytes lazily inside the task, and
+``ferry.current_context()`` reads the attempt's identity from it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class TransferContext:
     work_dir: Path | None = None  # created on first download
     pins: list[Any] = field(default_factory=list)  # node-cache entries this task holds open
     datasets: set[str] = field(default_factory=set)  # persistent objects this task read
+    task: str = ""  # the running task's name (set by the runtime)
+    execution_id: str = ""  # the attempt's place in the metadata layout, when the runtime knows it
+    node: str = ""
+    attempt: int = 0  # as in the layout: 0 for the first
     _names: set[str] = field(default_factory=set)
 
     def new_raw_uri(self, name: str) -> str:
@@ -106,6 +111,18 @@ def _drop_spares() -> None:
         _spare.clear()
 
 
+def attempt_identity(prefix: str, root: str, skip: int = 0) -> tuple[str, str, int] | None:
+    """(execution, node path, attempt) of an attempt folder under ``root``: ``{root}/{execution}/{node}/{attempt}``
+    for metadata, ``{root}/{random}/{execution}/{node}/{attempt}`` for raw data (``skip=1``); None if it is not one."""
+    base = root.rstrip("/") + "/"
+    if not prefix.startswith(base):
+        return None
+    parts = prefix[len(base):].strip("/").split("/")[skip:]
+    if len(parts) < 3 or not parts[-1].isdigit():
+        return None
+    return parts[0], "/".join(parts[1:-1]), int(parts[-1])
+
+
 _current: contextvars.ContextVar[TransferContext | None] = contextvars.ContextVar("ferry_transfer_context", default=None)
 
 
@@ -133,6 +150,11 @@ def current_context() -> TransferContext:
 def _release_outside_tasks() -> None:
     if _outside_tasks is not None:
         _outside_tasks.cleanup()
+
+
+def running_context() -> TransferContext | None:
+    """The context of the task running on this thread, or None outside tasks."""
+    return _current.get()
 
 
 @contextlib.contextmanager

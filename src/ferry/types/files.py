@@ -98,6 +98,7 @@ class File(_Blob):
             # A private copy even on file://, so a task that writes to it can't alter the store.
             self._local = download_file(self.uri, ctx.local_path(self.name), ctx.options(self.uri),
                                         roots=store_roots(ctx))
+        assert self._local is not None
         return self._local
 
     def open(self, mode: str = "rb", **kwargs: Any) -> IO[Any]:
@@ -129,6 +130,7 @@ class Directory(_Blob):
                 self._local = self._link_cached_members(target)
             else:
                 self._local = download_directory(self.uri, target, ctx.options(self.uri), roots=store_roots(ctx))
+        assert self._local is not None
         return self._local
 
     def _link_cached_members(self, target: "os.PathLike[str]") -> str:
@@ -260,7 +262,8 @@ class BlobTransformer(Transformer):
                 f"{type_name(python_type)}, got a {'multipart' if is_multi else 'single'} blob ({blob.uri})."
             )
         cls = python_type if isinstance(python_type, type) and issubclass(python_type, self.cls) else self.cls
-        result = cls(blob.uri, format=blob.metadata.type.format or None)
+        uri = blob.uri if "://" in blob.uri else "file://" + os.path.abspath(blob.uri)  # flytekit's local paths
+        result = cls(uri, format=blob.metadata.type.format or None)
         size = literal.metadata.get("size")
         result.size = int(size) if size else None
         return result

@@ -43,7 +43,7 @@ def python_type(lt: LiteralType) -> Any:
 
         if lt.blob.format == "PythonPickle":
             raise UnsupportedTypeError("A pickled value can only be read by code that declares its Python type.")
-        base = Directory if lt.blob.dimensionality == types_pb2.BlobType.MULTIPART else File
+        base: Any = Directory if lt.blob.dimensionality == types_pb2.BlobType.MULTIPART else File
         return base[lt.blob.format] if lt.blob.format else base
     elif kind == "structured_dataset_type":
         try:

@@ -1,4 +1,4 @@
-"""Command-line text -> Python values of a declared type (JSON for lists, dicts and dataclasses)."""
+"""Plain text and JSON -> Python values of a declared type (command-line inputs, a program's outputs)."""
 
 from __future__ import annotations
 
