@@ -171,10 +171,9 @@ class BlockReader(io.RawIOBase):
         if pos != self._next:  # a jump: a new run
             self._run_start = self._ahead_end = pos
         run = pos - self._run_start  # bytes this run read before this read
-        if not (self._mem_start <= pos and pos + want <= self._mem_start + len(self._mem)):
-            self._load(pos, pos + want, run)
-        want = min(want, self._mem_start + len(self._mem) - pos)  # a fetched range may end before
         end = pos + want
+        if not (self._mem_start <= pos and end <= self._mem_start + len(self._mem)):
+            self._load(pos, end, run)
         view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
         self.pos = self._next = end
         if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come
@@ -188,7 +187,7 @@ class BlockReader(io.RawIOBase):
         if run:  # sequential: read on, from what the read-ahead brought in
             end = min(self.obj.size, max(end, pos + min(run, SEQUENTIAL_LOAD)))
         for _ in range(3):
-            if self._take_fresh(pos):
+            if self._take_fresh(pos, end):
                 return
             if self._whole is not None:
                 self._mem_start, self._mem = pos, memoryview(os.pread(self._whole, end - pos, pos))
@@ -226,12 +225,12 @@ class BlockReader(io.RawIOBase):
                 damaged.append(first + k)
         return data, missing, damaged
 
-    def _take_fresh(self, pos: int) -> bool:
-        """Point ``self._mem`` at fetched bytes holding ``pos``, if this reader has them; forget those passed."""
+    def _take_fresh(self, pos: int, end: int) -> bool:
+        """Point ``self._mem`` at fetched bytes holding pos..end, if this reader has them; forget those passed."""
         with self._counting:
             for start in [s for s, data in self._fresh.items() if s + len(data) <= pos]:
                 del self._fresh[start]
-            found = next(((s, data) for s, data in self._fresh.items() if s <= pos), None)
+            found = next(((s, data) for s, data in self._fresh.items() if s <= pos and end <= s + len(data)), None)
         if found is None:
             return False
         self._mem_start, self._mem = found
