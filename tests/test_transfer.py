@@ -105,6 +105,15 @@ def test_ranged_download_and_multipart_upload_are_exact(s3_server: Any, tmp_path
 
 
 @pytest.mark.s3
+def test_one_at_a_time_is_sequential_and_exact(s3_server: Any, tmp_path: Path) -> None:
+    options = s3_options(s3_server, transfer={"chunk_size": "5MiB", "concurrency": 1})
+    data = patterned(tmp_path / "src.bin", (11 << 20) + 5)
+    uri = f"s3://raw/{uuid.uuid4().hex[:8]}/one.bin"
+    upload_file(tmp_path / "src.bin", uri, options)
+    assert Path(download_file(uri, tmp_path / "back.bin", options)).read_bytes() == data
+
+
+@pytest.mark.s3
 def test_an_object_replaced_mid_download_fails_and_publishes_nothing(s3_server: Any, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Between the first ranged GET and the others, the object is overwritten: the others carry its ETag, so they

@@ -1,17 +1,17 @@
 """Moving object bytes fast and in bounded memory: concurrent ranged GETs written in place, concurrent multipart PUTs.
 
-S3 objects move through obstore (Rust; on a 2-core machine beside SeaweedFS it used half the CPU of
-boto3 and a third of s3fs's per byte, which is what bounds throughput there: see benchmarks/transfer.py).
+S3 objects move through obstore (Rust: on a 2-core machine beside SeaweedFS it spent about half the CPU
+per byte of boto3 and a sixth of s3fs's, and CPU is what bounds throughput there; see benchmarks/transfer.py).
 A download asks for the first chunk, learns the object's size and ETag from that answer, preallocates the
 destination and fetches the other chunks on ``concurrency`` threads, each streaming its range into place
-with ``pwrite`` (a chunk never sits whole in memory) and pinned to the ETag, so a object replaced
+with ``pwrite`` (a chunk never sits whole in memory) and pinned to the ETag, so an object replaced
 mid-download fails instead of mixing two versions. An upload is one PUT up to a chunk, else a multipart
 upload of ``concurrency`` parts at a time. Writes time out like reads.
 
 Every other protocol (file, memory, gs, a user's) goes through its fsspec implementation, and so does S3
-when obstore is not installed or the store's options hold something obstore can't do; s3fs is then told
-to keep ``concurrency`` chunks in flight (it would hold ten 50 MiB parts, twice) and not to wait for
-"100 Continue" (a PUT to a stalled server would otherwise wait forever).
+when obstore is not installed or the store's options hold something obstore can't do; s3fs is then given
+this store's chunk size and as many chunks at once as fit in 64 MiB (by default it holds ten 50 MiB parts,
+each twice), and told not to wait for "100 Continue" (a PUT to a stalled server would wait forever).
 
 Tuning, per store, in its options (``[stores.raw.transfer]`` in ferry.toml, or ``"transfer": {...}`` in
 FERRY_RAW_OPTIONS): ``chunk_size`` (bytes, or "16MiB") and ``concurrency``. The functions here raise what
@@ -21,6 +21,7 @@ the libraries raise (obstore's transport failures as ConnectionError); ``storage
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
 import os
@@ -37,6 +38,7 @@ DEFAULT_CONCURRENCY = 4  # uploads hold chunk_size x concurrency (64 MiB) in fli
 MIN_PART_SIZE = 5 << 20  # S3's smallest multipart part (all but the last)
 MAX_PARTS = 10_000  # S3's most parts in one upload
 STREAM_PIECE = 1 << 20  # a ranged GET is written out this much at a time
+MAX_RANGE = 64 << 20  # the longest ranged GET of a download (each streams: memory is not the limit)
 S3FS_BUFFER_BYTES = 64 << 20  # what s3fs may hold for one transfer (when it, not obstore, serves S3)
 S3_PROTOCOLS = ("s3", "s3a")
 
@@ -186,19 +188,15 @@ class _RangedDownload:
             first = self._first()
             size, etag = int(first.meta["size"]), first.meta.get("e_tag")
             _preallocate(fd, size)
-            chunk = self.config.chunk_size
-            rest = [(start, min(size, start + chunk)) for start in range(chunk, size, chunk)]
-            if not rest:
-                self._write(fd, first, 0, size)
+            chunk = min(size, self.config.chunk_size)
+            tasks = [(self._write, fd, first, 0, chunk)]
+            tasks += [(self._fetch, fd, start, stop, etag) for start, stop in self._ranges(chunk, size)]
+            if self.config.concurrency == 1 or len(tasks) == 1:
+                for fn, *args in tasks:
+                    fn(*args)
                 return size
-            with ThreadPoolExecutor(min(len(rest), max(1, self.config.concurrency - 1)),
-                                    thread_name_prefix="ferry-download") as pool:
-                futures = [pool.submit(self._fetch, fd, start, stop, etag) for start, stop in rest]
-                try:
-                    self._write(fd, first, 0, min(size, chunk))
-                except BaseException:
-                    self.failed.set()
-                    raise
+            with ThreadPoolExecutor(min(len(tasks), self.config.concurrency), thread_name_prefix="ferry-download") as pool:
+                futures = [pool.submit(fn, *args) for fn, *args in tasks]
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 errors = [f.exception() for f in done if f.exception() is not None]
                 if errors:
@@ -208,6 +206,13 @@ class _RangedDownload:
             return size
         finally:
             os.close(fd)
+
+    def _ranges(self, start: int, size: int) -> list[tuple[int, int]]:
+        """The rest of the object in ranges of at least a chunk: as long as gives each thread about two (so
+        the server reads long runs, and the last ones even out), up to MAX_RANGE."""
+        span = math.ceil((size - start) / (2 * self.config.concurrency))
+        span = max(self.config.chunk_size, min(MAX_RANGE, span))
+        return [(a, min(size, a + span)) for a in range(start, size, span)]
 
     def _first(self) -> Any:
         try:
@@ -296,6 +301,7 @@ def _obstore_target(uri: str, options: Mapping[str, Any] | None) -> tuple[Any, s
     return store, key
 
 
+@functools.cache
 def _obstore_installed() -> bool:
     try:
         import_module("obstore")
