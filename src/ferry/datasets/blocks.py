@@ -78,13 +78,17 @@ def present_bytes(map_path: Path, size: int, page: int) -> int:
 def verify_pages(data_path: Path, map_path: Path, size: int, page: int) -> int:
     """Check every page against its CRC; marks damaged or missing ones absent and returns their bytes."""
     lost = 0
-    with open(data_path, "rb") as data, open(map_path, "r+b") as pages:
-        for i, (crc, flag) in enumerate(_records(map_path, size, page)):
-            chunk = data.read(page)
-            if not flag or zlib.crc32(chunk) != crc:
-                lost += len(chunk)
-                pages.seek(i * RECORD.size)
-                pages.write(RECORD.pack(0, 0))
+    records = _records(map_path, size, page)
+    per_read = max(1, MAX_FETCH // page)  # pages read from disk at a time
+    with open(data_path, "rb", buffering=0) as data, open(map_path, "r+b") as pages:
+        for first in range(0, len(records), per_read):
+            block = memoryview(os.pread(data.fileno(), per_read * page, first * page))
+            for k, (crc, flag) in enumerate(records[first:first + per_read]):
+                chunk = block[k * page:(k + 1) * page]
+                if not flag or zlib.crc32(chunk) != crc:
+                    lost += len(chunk)
+                    pages.seek((first + k) * RECORD.size)
+                    pages.write(RECORD.pack(0, 0))
     return lost
 
 
