@@ -459,9 +459,11 @@ class ChangedWhileReadingError(Exception):
 
 
 def _transport_failure(text: str) -> bool:
-    """A request that got no (complete) answer, or a 5xx one: worth trying again later."""
-    return any(mark in text for mark in ("HTTP error", "error sending request", "timed out", "Timeout",
-                                         "connection", "status code: 5"))
+    """A request that got no (complete) answer, or a 5xx one, worth trying again later: any failed request but
+    one the server refused with a 4xx status (those are answers: access, a missing bucket, a bad request)."""
+    import re
+
+    return "Error performing" in text and not re.search(r"status code: 4\d\d", text)
 
 
 # ---- fsspec ------------------------------------------------------------------------------------------
