@@ -18,7 +18,7 @@ import importlib
 import sys
 import threading
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ferry.errors import UnknownProtocolError, redact
 
@@ -64,14 +64,15 @@ def known_protocols() -> list[str]:
     return sorted(set(import_module("fsspec").available_protocols()))
 
 
-def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple["AbstractFileSystem", str]:
+def filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple["AbstractFileSystem", str]:
     """The fsspec filesystem for ``url`` and the path inside it."""
     fsspec = import_module("fsspec")
     protocol = protocol_of(url)
     fsspec_options = {k: v for k, v in (options or {}).items() if k != TRANSFER_OPTION}
     try:
         with _lock:
-            return fsspec.core.url_to_fs(url, **fsspec_options)
+            found: tuple[AbstractFileSystem, str] = fsspec.core.url_to_fs(url, **fsspec_options)
+            return found
     except ValueError as exc:
         if protocol not in fsspec.available_protocols():
             raise UnknownProtocolError(

@@ -28,7 +28,7 @@ import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, cast
 
 from ferry.errors import ConfigError
 from ferry.storage.registry import TRANSFER_OPTION, filesystem, import_module, protocol_of
@@ -189,7 +189,7 @@ class _RangedDownload:
             size, etag = int(first.meta["size"]), first.meta.get("e_tag")
             _preallocate(fd, size)
             chunk = min(size, self.config.chunk_size)
-            tasks = [(self._write, fd, first, 0, chunk)]
+            tasks: list[tuple[Callable[..., None], Any, Any, int, Any]] = [(self._write, fd, first, 0, chunk)]
             tasks += [(self._fetch, fd, start, stop, etag) for start, stop in self._ranges(chunk, size)]
             if self.config.concurrency == 1 or len(tasks) == 1:
                 for fn, *args in tasks:
@@ -198,7 +198,7 @@ class _RangedDownload:
             with ThreadPoolExecutor(min(len(tasks), self.config.concurrency), thread_name_prefix="ferry-download") as pool:
                 futures = [pool.submit(fn, *args) for fn, *args in tasks]
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                errors = [f.exception() for f in done if f.exception() is not None]
+                errors = [error for f in done if (error := f.exception()) is not None]
                 if errors:
                     self.failed.set()
                     pool.shutdown(cancel_futures=True)
@@ -329,8 +329,8 @@ def _make_store(bucket: str, config: dict[str, Any]) -> Any:
     retry_config = config.pop("retry_config")
     profile = config.pop("profile", None)
     provider = _BotocoreCredentials(profile) if config.pop("botocore_credentials", False) else None
-    return S3Store(bucket, config=config, client_options=client_options, retry_config=retry_config,
-                   credential_provider=provider)
+    return S3Store(bucket, config=cast(Any, config), client_options=client_options, retry_config=retry_config,
+                   credential_provider=cast(Any, provider))
 
 
 # s3fs options that only concern fsspec's caches or s3fs itself
@@ -474,14 +474,15 @@ def _fsspec_callback(progress: Progress | None) -> Any:
     callbacks = import_module("fsspec.callbacks")
     if progress is None:
         return callbacks.NoOpCallback()
+    forward: Progress = progress
 
     class Forward(callbacks.Callback):  # type: ignore[misc, name-defined]
         def relative_update(self, inc: int = 1) -> None:
-            self.value += inc
-            progress(inc)
+            self.value: int = self.value + inc
+            forward(inc)
 
         def absolute_update(self, value: int) -> None:
-            progress(value - self.value)
+            forward(value - self.value)
             self.value = value
 
     return Forward()

@@ -10,7 +10,7 @@ message the slow path builds; anything unexpected falls back to it.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 from flyteidl.core import literals_pb2
 
@@ -93,7 +93,7 @@ def decode(field: str, data: bytes, count: int) -> list[Any] | None:
     buf = np.frombuffer(data, dtype=np.uint8)
     if not fixed:
         values = _decode_varints(buf, tag, count)
-        return None if values is None else values.tolist()
+        return None if values is None else cast(list[Any], values.tolist())
     width = 7 + fixed
     if len(buf) != count * width:
         return None
@@ -103,7 +103,7 @@ def decode(field: str, data: bytes, count: int) -> list[Any] | None:
         return None
     if fixed == 8:
         return rows[:, 7:].copy().view("<f8").ravel().tolist()
-    return (rows[:, 7] != 0).tolist()
+    return cast(list[Any], (rows[:, 7] != 0).tolist())
 
 
 def _decode_varints(buf: Any, tag: int, count: int) -> Any:
@@ -119,13 +119,13 @@ def _decode_varints(buf: Any, tag: int, count: int) -> Any:
         whole = len(ends) // 8 * 8  # the window starts at an element: its first whole/8 elements are complete
         if not whole or done + whole // 8 > count:
             return None
-        ends = ends[:whole].reshape(-1, 8)
-        values = _decode_elements(window, ends, tag)
+        rows = ends[:whole].reshape(-1, 8)
+        values = _decode_elements(window, rows, tag)
         if values is None:
             return None
         out[done:done + len(values)] = values
         done += len(values)
-        pos += int(ends[-1, 7]) + 1
+        pos += int(rows[-1, 7]) + 1
     return out if done == count else None
 
 
