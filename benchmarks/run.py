@@ -34,6 +34,7 @@ SUITES = {
     "launch": "compiled specs: ferry.launch per task vs ferry.run before them; the engine's RSS and imports",
     "server": "ferry serve: API latency with 10,000 executions, console page load of a 1,000-element map, launch overhead",
     "cli": "first success on a fresh clone, ferry --help, executions list with 1,000 executions, ferry run overhead",
+    "transfer": "whole-object reads and writes on a local SeaweedFS vs s3fs, boto3 and obstore; memory",
 }
 
 

@@ -245,6 +245,24 @@ def test_vectorized_read_falls_back_on_a_foreign_element() -> None:
         default_engine().to_python(lit, list[int], ctx())
 
 
+def test_vectorized_ints_of_every_varint_length_are_exact() -> None:
+    """Values of 1 to 10 varint bytes, mixed: the same bytes as protobuf's own encoder, and back."""
+    import random
+
+    from ferry.types import fastlists
+    from ferry.types.collections import _fill_primitives
+
+    rng = random.Random(3)
+    values = [rng.choice([1, -1]) * (rng.getrandbits(rng.randrange(1, 64)) - 1) for _ in range(40_000)]
+    slow = Literal()
+    _fill_primitives(slow.collection, "integer", values)
+    data = slow.collection.SerializeToString()
+    assert fastlists.encode("integer", values) == data
+    assert fastlists.decode("integer", data, len(values)) == values
+    assert fastlists.decode("integer", data[:-1], len(values)) is None  # cut short
+    assert fastlists.decode("integer", data, len(values) + 1) is None  # a count that doesn't match
+
+
 def test_ints_beyond_int64_are_refused() -> None:
     with pytest.raises((TypeMismatchError, ValueError)):
         default_engine().to_literal([2**64] * 30_000, list[int], ctx())

@@ -2,9 +2,11 @@
 
 ``BlockReader`` is a seekable, read-only raw file: a read fetches only the
 pages it touches (32 KiB each, so a random 64 KiB read fetches at most
-96 KiB). While reads stay sequential, a read-ahead thread fetches as far
-ahead as the run has read so far (up to 32 MiB), in ranged GETs of up to
-8 MiB; a jump starts over.
+96 KiB). While reads stay sequential, read-ahead threads (as many as the
+store's transfer concurrency) fetch as far ahead as the run has read so far
+(up to two GETs per thread), in ranged GETs of up to 8 MiB; a jump starts over.
+What this reader fetched itself (up to 32 MiB of it) is read from memory until it
+is passed: the bytes its pages and CRCs were just made from need no trip to the disk.
 
 Pages live in the node cache, in one sparse file per object beside a map
 holding, per page, whether it is present and its CRC-32. Every page is
@@ -25,6 +27,7 @@ import fcntl
 import io
 import os
 import struct
+import threading
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -34,10 +37,11 @@ from typing import Any, Iterator
 from ferry.datasets.cache import DISK_FULL, CacheDamagedWarning, CacheMissWarning, NodeCache, ObjectIdentity
 from ferry.errors import FerryError
 from ferry.faults import kill_point
-from ferry.storage import filesystem, retrying, store_errors
+from ferry.storage import retrying, store_errors, transfer
 
 PAGE_SIZE = 32 << 10
-MAX_READAHEAD = 32 << 20
+MIN_READAHEAD = 32 << 20
+MAX_FRESH = 32 << 20  # fetched bytes a reader keeps in memory for its next reads (the rest it reads from disk)
 MAX_FETCH = 8 << 20  # one ranged GET, and the most one raw read returns
 SEQUENTIAL_LOAD = 1 << 20  # in a sequential run, present pages are read from disk this much at a time
 RECORD = struct.Struct("<IB3x")  # per page in the map: CRC-32, 1 when present
@@ -74,13 +78,17 @@ def present_bytes(map_path: Path, size: int, page: int) -> int:
 def verify_pages(data_path: Path, map_path: Path, size: int, page: int) -> int:
     """Check every page against its CRC; marks damaged or missing ones absent and returns their bytes."""
     lost = 0
-    with open(data_path, "rb") as data, open(map_path, "r+b") as pages:
-        for i, (crc, flag) in enumerate(_records(map_path, size, page)):
-            chunk = data.read(page)
-            if not flag or zlib.crc32(chunk) != crc:
-                lost += len(chunk)
-                pages.seek(i * RECORD.size)
-                pages.write(RECORD.pack(0, 0))
+    records = _records(map_path, size, page)
+    per_read = max(1, MAX_FETCH // page)  # pages read from disk at a time
+    with open(data_path, "rb", buffering=0) as data, open(map_path, "r+b") as pages:
+        for first in range(0, len(records), per_read):
+            block = memoryview(os.pread(data.fileno(), per_read * page, first * page))
+            for k, (crc, flag) in enumerate(records[first:first + per_read]):
+                chunk = block[k * page:(k + 1) * page]
+                if not flag or zlib.crc32(chunk) != crc:
+                    lost += len(chunk)
+                    pages.seek((first + k) * RECORD.size)
+                    pages.write(RECORD.pack(0, 0))
     return lost
 
 
@@ -115,14 +123,19 @@ class BlockReader(io.RawIOBase):
         self.cache, self.obj, self.dataset, self.options = cache, obj, dataset, options
         self.pos = self._next = self._run_start = self._ahead_end = 0
         self._mem_start, self._mem = 0, memoryview(b"")  # the verified bytes read last
+        self._fresh: dict[int, memoryview] = {}  # start -> bytes this reader fetched and stored, not yet read
         self.bytes_fetched = 0
+        self._counting = threading.Lock()
         self.streaming = False  # no room in the cache: read straight from the store
         self._whole: int | None = None  # fd of the complete object, once it is one
         self._data = self._map = -1
         self._pool: ThreadPoolExecutor | None = None
         self._pin = cache.pin(obj.key)
         try:
-            self.fs, self.path = filesystem(obj.uri, options)
+            with store_errors("read", obj.uri, "persistent"):
+                self._read_range = transfer.get_range(obj.uri, options)
+                self._fetchers = transfer.TransferConfig.from_options(options).concurrency
+            self._window = max(MIN_READAHEAD, 2 * self._fetchers * MAX_FETCH)
             opened = cache.open_pages(obj, dataset, page_size or PAGE_SIZE)
             if opened is None:
                 self.page = page_size or PAGE_SIZE
@@ -167,8 +180,8 @@ class BlockReader(io.RawIOBase):
             self._load(pos, end, run)
         view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
         self.pos = self._next = end
-        if run:
-            self._read_ahead(min(MAX_READAHEAD, run))
+        if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come
+            self._read_ahead(min(self._window, max(run, want)))
         return want
 
     # ---- reading pages -----------------------------------------------------------------------
@@ -178,6 +191,8 @@ class BlockReader(io.RawIOBase):
         if run:  # sequential: read on, from what the read-ahead brought in
             end = min(self.obj.size, max(end, pos + min(run, SEQUENTIAL_LOAD)))
         for _ in range(3):
+            if self._take_fresh(pos, end):
+                return
             if self._whole is not None:
                 self._mem_start, self._mem = pos, memoryview(os.pread(self._whole, end - pos, pos))
                 return
@@ -213,6 +228,17 @@ class BlockReader(io.RawIOBase):
             elif zlib.crc32(data[k * self.page:(k + 1) * self.page]) != crc:
                 damaged.append(first + k)
         return data, missing, damaged
+
+    def _take_fresh(self, pos: int, end: int) -> bool:
+        """Point ``self._mem`` at fetched bytes holding pos..end, if this reader has them; forget those passed."""
+        with self._counting:
+            for start in [s for s, data in self._fresh.items() if s + len(data) <= pos]:
+                del self._fresh[start]
+            found = next(((s, data) for s, data in self._fresh.items() if s <= pos and end <= s + len(data)), None)
+        if found is None:
+            return False
+        self._mem_start, self._mem = found
+        return True
 
     def _open_whole(self) -> None:
         """The object became one local file (or the cache dropped it): read that, or stream."""
@@ -255,15 +281,15 @@ class BlockReader(io.RawIOBase):
             self._stream("the node cache (or its disk) is full of entries in use", background)
             return False
         try:
-            data = memoryview(self._get(start, stop))
+            data = memoryview(self._get(start, stop, self._data))  # written to the pages file as it arrives
             kill_point("blocks.fetched")
-            written = 0
-            while written < len(data):
-                written += os.pwrite(self._data, data[written:], start + written)
             records = b"".join(RECORD.pack(zlib.crc32(data[k * self.page:(k + 1) * self.page]), 1)
                                for k in range(last - first + 1))
             os.pwrite(self._map, records, first * RECORD.size)
             kill_point("blocks.written")
+            with self._counting:
+                if sum(map(len, self._fresh.values())) < MAX_FRESH:
+                    self._fresh[start] = data
         except OSError as exc:
             if exc.errno in DISK_FULL:
                 _punch_hole(self._data, start, stop - start)  # first: the index needs room to be updated
@@ -284,16 +310,26 @@ class BlockReader(io.RawIOBase):
     def _length(self, index: int) -> int:
         return min(self.page, self.obj.size - index * self.page)
 
-    def _get(self, start: int, stop: int) -> bytes:
-        """One ranged GET from the store."""
-        def attempt() -> bytes:
+    def _get(self, start: int, stop: int, fd: int = -1) -> bytearray:
+        """One ranged GET from the store; with ``fd``, each piece is also written there (at its offset) on arrival."""
+        def attempt() -> bytearray:
+            data, filled = bytearray(stop - start), 0
             with store_errors("read", self.obj.uri, "persistent"):
-                return bytes(self.fs.cat_file(self.path, start=start, end=stop))
+                for piece in self._read_range(start, stop):
+                    if filled + len(piece) > len(data):
+                        break
+                    data[filled:filled + len(piece)] = piece
+                    written = 0
+                    while fd >= 0 and written < len(piece):
+                        written += os.pwrite(fd, piece[written:], start + filled + written)
+                    filled += len(piece)
+            if filled != len(data):
+                raise FerryError(f"{self.obj.uri} changed while it was being read; read it again.")
+            return data
 
         data = retrying(attempt)
-        if len(data) != stop - start:
-            raise FerryError(f"{self.obj.uri} changed while it was being read; read it again.")
-        self.bytes_fetched += len(data)
+        with self._counting:
+            self.bytes_fetched += len(data)
         self.cache.count_fetch(self.dataset, len(data))
         return data
 
@@ -310,7 +346,7 @@ class BlockReader(io.RawIOBase):
         if start >= target:
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="ferry-readahead")
+            self._pool = ThreadPoolExecutor(self._fetchers, thread_name_prefix="ferry-readahead")
         chunk = max(1, MAX_FETCH // self.page)
         first, last = start // self.page, (target - 1) // self.page
         for a in range(first, last + 1, chunk):

@@ -3,8 +3,10 @@
 A reader never sees a partial object: object stores publish a PUT (and a
 multipart upload) only when it completes, so ferry writes there directly;
 everywhere else it writes a temporary sibling and renames it into place.
-Errors from fsspec and the protocol libraries become ferry errors that name
-the store and the URI.
+The bytes themselves move through ``storage.transfer`` (concurrent, in
+bounded memory). Errors from fsspec and the protocol libraries become ferry
+errors that name the store and the URI; retryable ones (a store that is down
+or stalled, for reads and writes alike) are retried with growing pauses.
 
 Paths are confined: a store key that would land outside the folder it is
 downloaded to (``../x``) is refused, and on ``file://`` a symlink that leads
@@ -31,6 +33,7 @@ from ferry.errors import (
     StoreUnavailableError,
     UnsafePathError,
 )
+from ferry.storage import transfer
 from ferry.storage.registry import filesystem, import_module, protocol_of
 
 T = TypeVar("T")
@@ -183,10 +186,10 @@ def write_bytes(uri: str, data: bytes, options: Options = None, store: str = "me
 
     def attempt() -> None:
         with store_errors("write", uri, store):
-            fs, path = filesystem(uri, options)
             if protocol_of(uri) in ATOMIC_PUT_PROTOCOLS:
-                fs.pipe_file(path, data)
+                transfer.put_bytes(uri, data, options)
                 return
+            fs, path = filesystem(uri, options)
             parent = path.rpartition("/")[0]
             if parent:
                 fs.makedirs(parent, exist_ok=True)
@@ -208,8 +211,7 @@ def read_bytes(uri: str, options: Options = None, store: str = "metadata", *, ro
 
     def attempt() -> bytes:
         with store_errors("read", uri, store):
-            fs, path = filesystem(uri, options)
-            return fs.cat_file(path)
+            return transfer.get_bytes(uri, options)
 
     return retrying(attempt)
 
@@ -251,8 +253,14 @@ def modified(uri: str, options: Options = None, store: str = "store") -> float |
     return retrying(attempt)
 
 
-def _transfer_callback(description: str, size: int) -> Any:
-    return import_module("ferry.storage.progress").transfer_callback(description, size)
+@contextlib.contextmanager
+def _progress(description: str, size: int | None = None) -> Iterator[Any]:
+    shown = import_module("ferry.storage.progress").transfer_progress(description, size)
+    try:
+        yield shown
+    finally:
+        if shown is not None:
+            shown.close()
 
 
 def upload_file(local: str | os.PathLike[str], uri: str, options: Options = None, store: str = "raw") -> int:
@@ -261,21 +269,17 @@ def upload_file(local: str | os.PathLike[str], uri: str, options: Options = None
     size = os.path.getsize(local)
 
     def attempt() -> None:
-        with store_errors("upload to", uri, store):
+        with store_errors("upload to", uri, store), _progress(f"upload {Path(local).name}", size) as progress:
+            if protocol_of(uri) in ATOMIC_PUT_PROTOCOLS:
+                transfer.upload(local, uri, options, progress)
+                return
             fs, path = filesystem(uri, options)
-            callback = _transfer_callback(f"upload {Path(local).name}", size)
-            try:
-                if protocol_of(uri) in ATOMIC_PUT_PROTOCOLS:
-                    fs.put_file(local, path, callback=callback)
-                    return
-                parent = path.rpartition("/")[0]
-                if parent:
-                    fs.makedirs(parent, exist_ok=True)
-                tmp = _tmp_sibling(path)
-                fs.put_file(local, tmp, callback=callback)
-                fs.mv(tmp, path)
-            finally:
-                callback.close()
+            parent = path.rpartition("/")[0]
+            if parent:
+                fs.makedirs(parent, exist_ok=True)
+            tmp_name = _tmp_sibling(path).rpartition("/")[2]
+            transfer.upload(local, f"{uri.rpartition('/')[0]}/{tmp_name}", options, progress)
+            fs.mv(f"{parent}/{tmp_name}", path)
 
     retrying(attempt)
     return size
@@ -290,14 +294,8 @@ def download_file(uri: str, local: str | os.PathLike[str], options: Options = No
     tmp = f"{local}.part-{uuid.uuid4().hex[:8]}"
 
     def attempt() -> None:
-        with store_errors("download", uri, store):
-            fs, path = filesystem(uri, options)
-            size = int(fs.size(path) or 0)
-            callback = _transfer_callback(f"download {path.rpartition('/')[2]}", size)
-            try:
-                fs.get_file(path, tmp, callback=callback)
-            finally:
-                callback.close()
+        with store_errors("download", uri, store), _progress(f"download {uri.rpartition('/')[2]}") as progress:
+            transfer.download(uri, tmp, options, progress)
 
     try:
         retrying(attempt)
@@ -439,7 +437,7 @@ def open_read(uri: str, options: Options = None, store: str = "raw", *, roots: I
     local_path_of(uri, roots)
     with store_errors("read", uri, store):
         fs, path = filesystem(uri, options)
-        fh = fs.open(path, "rb")
+        fh = fs.open(path, "rb", block_size=transfer.TransferConfig.from_options(options).chunk_size)
     try:
         yield fh
     finally:

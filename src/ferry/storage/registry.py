@@ -18,7 +18,7 @@ import importlib
 import sys
 import threading
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ferry.errors import UnknownProtocolError, install_line, redact
 
@@ -33,6 +33,7 @@ _INSTALL_HINTS = {
     "az": "pip install adlfs",
     "abfs": "pip install adlfs",
 }
+TRANSFER_OPTION = "transfer"  # ferry's own table in a store's options (see storage.transfer); fsspec never sees it
 _lock = threading.RLock()  # held while importing lazily and while fsspec resolves a URL (it may import)
 
 
@@ -63,13 +64,15 @@ def known_protocols() -> list[str]:
     return sorted(set(import_module("fsspec").available_protocols()))
 
 
-def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple["AbstractFileSystem", str]:
+def filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple["AbstractFileSystem", str]:
     """The fsspec filesystem for ``url`` and the path inside it."""
     fsspec = import_module("fsspec")
     protocol = protocol_of(url)
+    fsspec_options = {k: v for k, v in (options or {}).items() if k != TRANSFER_OPTION}
     try:
         with _lock:
-            return fsspec.core.url_to_fs(url, **(options or {}))
+            found: tuple[AbstractFileSystem, str] = fsspec.core.url_to_fs(url, **fsspec_options)
+            return found
     except ValueError as exc:
         if protocol not in fsspec.available_protocols():
             raise UnknownProtocolError(

@@ -9,12 +9,14 @@ message the slow path builds; anything unexpected falls back to it.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, cast
 
 from flyteidl.core import literals_pb2
 
 MIN_SIZE = 20_000  # below this, numpy's import and setup cost more than they save
-CHUNK = 1 << 16  # elements encoded or decoded at a time, to bound temporary memory
+CHUNK = 1 << 16  # elements encoded at a time, likewise
+WINDOW = 256 << 10  # bytes decoded at a time (small: the temporaries stay in the CPU's cache)
 _TAG = 0x0A  # field 1, length-delimited: LiteralCollection.literals, Literal.scalar, Scalar.primitive
 
 # field -> (primitive tag byte, fixed payload size or 0 for a varint)
@@ -31,50 +33,56 @@ def available(field: str, count: int) -> bool:
     return True
 
 
-def _varint_matrix(values: Any) -> tuple[Any, Any]:
-    """uint64 values -> (N, 10) varint bytes and each value's varint length."""
+@functools.cache
+def _varint_limits() -> Any:
+    """2**7, 2**14, ... 2**63: a value at or above k of them takes k + 1 bytes as a varint."""
     import numpy as np
 
-    v = values.astype(np.uint64, copy=False)
-    out = np.zeros((len(v), 10), dtype=np.uint8)
-    lengths = np.ones(len(v), dtype=np.int64)
-    for k in range(10):
-        group = (v >> np.uint64(7 * k)) & np.uint64(0x7F)
-        more = (v >> np.uint64(7 * (k + 1))) != 0 if k < 9 else np.zeros(len(v), dtype=bool)
-        out[:, k] = group.astype(np.uint8) | (more.astype(np.uint8) << 7)
-        lengths += more
-    return out, lengths
+    return np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
+
+
+def _varint_lengths(v: Any) -> Any:
+    """Bytes of each uint64's varint (1 to 10)."""
+    import numpy as np
+
+    return np.searchsorted(_varint_limits(), v, side="right").astype(np.int64) + 1
 
 
 def encode(field: str, values: list[Any]) -> bytes:
     """Wire bytes of a LiteralCollection holding one primitive per value."""
-    import numpy as np
-
     if len(values) > CHUNK:
         return b"".join(encode(field, values[i:i + CHUNK]) for i in range(0, len(values), CHUNK))
+    import numpy as np
+
     tag, fixed = _FIELDS[field]
     n = len(values)
-    if fixed == 8:
-        payload = np.asarray(values, dtype="<f8").view(np.uint8).reshape(n, 8)
-        lengths = np.full(n, 8, dtype=np.int64)
-    elif fixed == 1:
-        payload = np.asarray(values, dtype=np.uint8).reshape(n, 1)
-        lengths = np.ones(n, dtype=np.int64)
-    else:
-        payload, lengths = _varint_matrix(np.asarray(values, dtype=np.int64).view(np.uint64))
-    width = payload.shape[1]
-    rows = np.empty((n, 7 + width), dtype=np.uint8)
-    prim = lengths + 1  # tag + payload
-    rows[:, 0] = _TAG
-    rows[:, 1] = prim + 4  # Literal:  0x0A len(Scalar), Scalar: 0x0A len(Primitive)
-    rows[:, 2] = _TAG
-    rows[:, 3] = prim + 2
-    rows[:, 4] = _TAG
-    rows[:, 5] = prim
-    rows[:, 6] = tag
-    rows[:, 7:] = payload
-    keep = np.arange(7 + width)[None, :] < (7 + lengths)[:, None]
-    return rows[keep].tobytes()
+    if fixed:
+        rows = np.empty((n, 7 + fixed), dtype=np.uint8)
+        rows[:, :7] = (_TAG, fixed + 5, _TAG, fixed + 3, _TAG, fixed + 1, tag)
+        if fixed == 8:
+            rows[:, 7:] = np.fromiter(values, dtype="<f8", count=n).view(np.uint8).reshape(n, 8)
+        else:
+            rows[:, 7] = np.fromiter(values, dtype=np.uint8, count=n)
+        return rows.tobytes()
+    v = np.fromiter(values, dtype=np.int64, count=n).view(np.uint64)  # OverflowError beyond int64
+    lengths = _varint_lengths(v)
+    ends = np.cumsum(lengths + 7)
+    starts = ends - (lengths + 7)
+    out = np.empty(int(ends[-1]), dtype=np.uint8)
+    out[starts] = _TAG  # LiteralCollection.literals, then the Literal's length
+    out[starts + 1] = lengths + 5
+    out[starts + 2] = _TAG  # Literal.scalar, then the Scalar's length
+    out[starts + 3] = lengths + 3
+    out[starts + 4] = _TAG  # Scalar.primitive, then the Primitive's length
+    out[starts + 5] = lengths + 1
+    out[starts + 6] = tag
+    first = starts + 7
+    for k in range(int(lengths.max())):
+        keep = slice(None) if k == 0 else lengths > k
+        group = ((v[keep] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
+        group |= (lengths[keep] > k + 1).astype(np.uint8) << 7
+        out[first[keep] + k] = group
+    return out.tobytes()
 
 
 def decode(field: str, data: bytes, count: int) -> list[Any] | None:
@@ -84,7 +92,8 @@ def decode(field: str, data: bytes, count: int) -> list[Any] | None:
     tag, fixed = _FIELDS[field]
     buf = np.frombuffer(data, dtype=np.uint8)
     if not fixed:
-        return _decode_varints(buf, tag, count)
+        values = _decode_varints(buf, tag, count)
+        return None if values is None else cast(list[Any], values.tolist())
     width = 7 + fixed
     if len(buf) != count * width:
         return None
@@ -94,52 +103,61 @@ def decode(field: str, data: bytes, count: int) -> list[Any] | None:
         return None
     if fixed == 8:
         return rows[:, 7:].copy().view("<f8").ravel().tolist()
-    return (rows[:, 7] != 0).tolist()
+    return cast(list[Any], (rows[:, 7] != 0).tolist())
 
 
-def _decode_varints(buf: Any, tag: int, count: int) -> list[Any] | None:
-    """Every byte is part of a varint: per element, 7 one-byte varints of structure, then the value."""
+def _decode_varints(buf: Any, tag: int, count: int) -> Any:
+    """int64 values, a window of the buffer at a time. Every byte of the encoding belongs to a varint, and a
+    varint ends at its one byte below 0x80: per element, 7 one-byte varints of structure, then the value."""
     import numpy as np
 
-    ends = np.flatnonzero(buf < 0x80)
-    if len(ends) != count * 8 or (len(buf) and ends[-1] != len(buf) - 1):
-        return None
-    element_ends = ends[7::8]
-    out: list[Any] = []
-    begin = 0
-    for first in range(0, count, CHUNK):
-        last = min(count, first + CHUNK) - 1
-        stop = int(element_ends[last]) + 1
-        part = _decode_chunk(buf[begin:stop], ends[first * 8:(last + 1) * 8] - begin, tag, last - first + 1)
-        if part is None:
+    out = np.empty(count, dtype=np.int64)
+    done = pos = 0
+    while pos < len(buf):
+        window = buf[pos:pos + WINDOW]
+        ends = np.flatnonzero(window < 0x80)
+        whole = len(ends) // 8 * 8  # the window starts at an element: its first whole/8 elements are complete
+        if not whole or done + whole // 8 > count:
             return None
-        out.extend(part)
-        begin = stop
-    return out
+        rows = ends[:whole].reshape(-1, 8)
+        values = _decode_elements(window, rows, tag)
+        if values is None:
+            return None
+        out[done:done + len(values)] = values
+        done += len(values)
+        pos += int(rows[-1, 7]) + 1
+    return out if done == count else None
 
 
-def _decode_chunk(buf: Any, ends: Any, tag: int, count: int) -> list[Any] | None:
+def _decode_elements(window: Any, ends: Any, tag: int) -> Any:
+    """The values of the elements whose varints end at ``ends`` (one row of 8 per element), or None."""
     import numpy as np
 
-    starts = np.empty_like(ends)
+    starts = np.empty(len(ends), dtype=np.int64)
     starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    group = np.repeat(np.arange(len(ends)), ends - starts + 1)
-    shift = (np.arange(len(buf)) - starts[group]).astype(np.uint64) * np.uint64(7)
-    if (shift > 63).any():
+    starts[1:] = ends[:-1, 7] + 1
+    lengths = ends[:, 7] - starts - 6  # of the value's varint
+    if (ends[:, 6] - starts != 6).any() or lengths.max() > 10:  # 7 one-byte varints of structure, then the value
         return None
-    parts = (buf & 0x7F).astype(np.uint64) << shift
-    values = np.add.reduceat(parts, starts).reshape(count, 8)
-    sizes = (ends - starts + 1).reshape(count, 8)
-    n = sizes[:, 7].astype(np.uint64)
-    ok = (
-        (values[:, 0] == _TAG) & (values[:, 2] == _TAG) & (values[:, 4] == _TAG) & (values[:, 6] == tag)
-        & (values[:, 1] == n + 5) & (values[:, 3] == n + 3) & (values[:, 5] == n + 1)
-        & (sizes[:, :7] == 1).all(axis=1)
-    )
-    if not ok.all():
+    padded = np.zeros(len(window) + 16, dtype=np.uint8)
+    padded[:len(window)] = window
+    words = np.ndarray((len(window) + 8,), dtype="<u8", buffer=padded, strides=(1,))  # 8 bytes from each offset
+    header = words[starts] & np.uint64((1 << 56) - 1)
+    width = lengths.astype(np.uint64)
+    expected = np.uint64(_TAG | 5 << 8 | _TAG << 16 | 3 << 24 | _TAG << 32 | 1 << 40 | tag << 48) \
+        + (width << np.uint64(8)) + (width << np.uint64(24)) + (width << np.uint64(40))
+    if not (header == expected).all():
         return None
-    return values[:, 7].view(np.int64).tolist()
+    values = np.zeros(len(ends), dtype=np.uint64)
+    word = words[starts + 7]
+    for k in range(int(lengths.max())):
+        if k == 8:
+            word = words[starts + 15]
+        group = (word >> np.uint64(8 * (k % 8))) & np.uint64(0x7F)
+        if k:
+            group *= (lengths > k).astype(np.uint64)
+        values |= group << np.uint64(7 * k)
+    return values.view(np.int64)
 
 
 def fill(collection: literals_pb2.LiteralCollection, field: str, values: list[Any]) -> None:

@@ -12,7 +12,6 @@ import hashlib
 import os
 
 HASH_LIMIT = 128 * 1024 * 1024
-_CHUNK = 4 * 1024 * 1024
 
 
 def file_hash(path: str | os.PathLike[str], size: int | None = None) -> str:
@@ -20,11 +19,8 @@ def file_hash(path: str | os.PathLike[str], size: int | None = None) -> str:
     size = os.path.getsize(path) if size is None else size
     if size > HASH_LIMIT:
         return ""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
+    with open(path, "rb", buffering=0) as fh:
+        return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()  # one small buffer, reused
 
 
 def folder_hash(root: str | os.PathLike[str]) -> str:
