@@ -147,3 +147,46 @@ def test_every_store_failure_maps_to_a_ferry_error(error: BaseException, expecte
 def test_missing_bucket_says_so(s3_server: Any) -> None:
     with pytest.raises(ObjectNotFoundError, match="bucket exists"):
         read_bytes("s3://no-such-bucket/x.pb", s3_server.options())
+
+
+def test_long_transfers_report_to_the_open_display(base: tuple[str, dict[str, Any]], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.progress
+    from ferry.storage import progress as transfer_progress
+
+    class Bar:
+        def __init__(self, description: str, total: int) -> None:
+            self.description, self.total, self.done, self.closed = description, total, 0, False
+
+        def advance(self, nbytes: int) -> None:
+            self.done += nbytes
+
+        def set_total(self, nbytes: int) -> None:
+            self.total = nbytes
+
+        def close(self) -> None:
+            self.closed = True
+
+    class Sink:
+        def __init__(self) -> None:
+            self.bars: list[Bar] = []
+
+        def transfer(self, description: str, total: int) -> Bar:
+            self.bars.append(Bar(description, total))
+            return self.bars[-1]
+
+    monkeypatch.setattr(transfer_progress, "MIN_BYTES", 1)  # show every transfer at once
+    monkeypatch.setattr(transfer_progress, "SHOW_AFTER_SECONDS", 0.0)
+    prefix, options = base
+    local = tmp_path / "big.bin"
+    local.write_bytes(os.urandom(3 * 1024 * 1024))
+    upload_file(local, join(prefix, "big.bin"), options)  # no display open: nothing is drawn, nothing breaks
+    sink = Sink()
+    previous = ferry.progress.set_sink(sink)
+    try:
+        upload_file(local, join(prefix, "big.bin"), options)
+        download_file(join(prefix, "big.bin"), tmp_path / "back.bin", options)
+    finally:
+        ferry.progress.set_sink(previous)
+    assert [b.description for b in sink.bars] == ["upload big.bin", "download big.bin"]
+    assert all(b.done == 3 * 1024 * 1024 and b.closed for b in sink.bars)  # every byte counted once, then closed

@@ -120,8 +120,8 @@ def stats() -> None:
 @click.option("--to", "to_size", default=None, help="Target size, e.g. 5GiB (default: the cache's limit).")
 def prune(to_size: str | None) -> None:
     """Remove what killed fills left, then evict least-recently-used entries (never ones in use) down to --to."""
-    from ferry.config import parse_size
     from ferry.datasets import node_cache
+    from ferry.units import parse_size
 
     try:
         target = None if to_size is None else parse_size(to_size)

@@ -234,7 +234,7 @@ class Display:
             nodes.display = self
 
     def __enter__(self) -> "Display":
-        from ferry import progress
+        import ferry.progress as progress
 
         if sys.stderr.isatty() and verbosity.level >= 0:
             from rich.console import Console
@@ -254,7 +254,7 @@ class Display:
         self.close()
 
     def close(self) -> None:
-        from ferry import progress
+        import ferry.progress as progress
 
         if self.live is not None:
             self.live.stop()

@@ -312,6 +312,8 @@ class NodeCache:
 
     def _shortfall(self, db: sqlite3.Connection, needed: int) -> int:
         """Bytes to free before ``needed`` more fit, under the size limit and on the disk."""
+        size: int
+        reserved: int
         size, reserved = db.execute("SELECT COALESCE(SUM(size), 0), COALESCE(SUM(reserved), 0) FROM entries").fetchone()
         disk = os.statvfs(self.root)
         keep_free = min(disk.f_blocks * disk.f_frsize // DISK_RESERVE_FRACTION, DISK_RESERVE_MAX)

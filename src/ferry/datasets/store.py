@@ -8,9 +8,11 @@ multipart parts (s3fs).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from ferry.config import Settings, active_settings
 from ferry.datasets.names import check_name
 from ferry.errors import FerryError, ObjectNotFoundError
 from ferry.storage import filesystem, join, read_bytes, store_errors, upload_file, write_bytes
+from ferry.storage.transfer import TransferConfig
 
 MANIFESTS = ".ferry-manifests"
 Progress = Callable[[int], None]  # bytes done since the last call
@@ -64,6 +67,9 @@ def upload(local: str | os.PathLike[str], name: str | None = None, *, settings: 
     except ObjectNotFoundError:
         manifest = {}
     fs, _ = filesystem(root, options)
+    # a large file is a multipart upload holding chunk_size x concurrency in flight: one such at a time
+    chunk = TransferConfig.from_options(options).chunk_size
+    one_large = threading.Semaphore(1)
 
     def one(item: tuple[str, Path]) -> tuple[str, int, dict[str, Any]]:
         member, path = item
@@ -78,7 +84,8 @@ def upload(local: str | os.PathLike[str], name: str | None = None, *, settings: 
                     if progress:
                         progress(size)
                     return member, 0, known
-        upload_file(path, uri, options, "persistent")
+        with one_large if size > chunk else contextlib.nullcontext():
+            upload_file(path, uri, options, "persistent")
         if progress:
             progress(size)
         return member, size, {"sha256": digest, "size": size}

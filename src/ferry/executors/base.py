@@ -16,10 +16,10 @@ from typing import Protocol
 
 from flyteidl.core import tasks_pb2
 
-from ferry.config import parse_quantity
 from ferry.errors import ConfigError
 from ferry.layout import STATUS_OF_EXIT, Outcome, Status
 from ferry.literals import LiteralMap
+from ferry.units import parse_quantity
 
 RUNTIME_FLAVOR = "ferry"  # TaskTemplate.metadata.runtime.flavor of tasks the ferry runtime runs
 PROGRAM_FLAVOR = "ferry-container"  # ... of ContainerTasks, run by ferry's program runner

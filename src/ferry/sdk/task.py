@@ -151,8 +151,8 @@ def _seconds(name: str, timeout: float | dt.timedelta | None) -> float | None:
 def resource_requests(name: str, cpu: float | str | None, memory: str | int | None, gpu: int | None) -> dict[str, str]:
     """Resource requests as flyteidl spells them (``{"CPU": "2", "MEMORY": "4294967296", "GPU": "1"}``),
     checked now so that a typo fails at import."""
-    from ferry.config import parse_quantity
     from ferry.errors import InterfaceError
+    from ferry.units import parse_quantity
 
     out: dict[str, str] = {}
     for key, value, unit in (("CPU", cpu, "CPUs, e.g. 2 or '500m'"), ("MEMORY", memory, "a size, e.g. '4GiB' or '512Mi'"),

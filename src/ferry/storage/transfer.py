@@ -39,6 +39,7 @@ MIN_PART_SIZE = 5 << 20  # S3's smallest multipart part (all but the last)
 MAX_PARTS = 10_000  # S3's most parts in one upload
 STREAM_PIECE = 1 << 20  # a ranged GET is written out this much at a time
 MAX_RANGE = 64 << 20  # the longest ranged GET of a download (each streams: memory is not the limit)
+COPY_CHUNK = 8 << 20  # a watched local copy reports this often
 S3FS_BUFFER_BYTES = 64 << 20  # what s3fs may hold for one transfer (when it, not obstore, serves S3)
 S3_PROTOCOLS = ("s3", "s3a")
 
@@ -60,7 +61,7 @@ class TransferConfig:
                 f"A store's {TRANSFER_OPTION!r} options must be a table with chunk_size and/or concurrency, got "
                 f"{table!r}. Example: [stores.raw.transfer] chunk_size = \"16MiB\", concurrency = 8."
             )
-        from ferry.config import parse_size
+        from ferry.units import parse_size
 
         try:
             chunk = parse_size(str(table.get("chunk_size", DEFAULT_CHUNK_SIZE)))
@@ -140,6 +141,8 @@ def download(uri: str, dest: str, options: Mapping[str, Any] | None, progress: P
     config = TransferConfig.from_options(options)
     if target is None:
         fs, path = filesystem(uri, options)
+        if progress is not None and protocol_of(uri) == "file":  # fsspec's local copy reports nothing
+            return _copy_counted(path, dest, progress)
         fs.get_file(path, dest, callback=_fsspec_callback(progress), **_s3fs_limits(fs, config))
         return os.path.getsize(dest)
     store, key = target
@@ -154,6 +157,9 @@ def upload(local: str, uri: str, options: Mapping[str, Any] | None, progress: Pr
     config = TransferConfig.from_options(options)
     if target is None:
         fs, path = filesystem(uri, options)
+        if progress is not None and protocol_of(uri) == "file":  # fsspec's local copy reports nothing
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            return _copy_counted(local, path, progress)
         _without_expect_continue(fs)
         fs.put_file(local, path, callback=_fsspec_callback(progress), **_s3fs_limits(fs, config))
         return size
@@ -467,6 +473,17 @@ def _transport_failure(text: str) -> bool:
 
 
 # ---- fsspec ------------------------------------------------------------------------------------------
+
+
+def _copy_counted(source: str, dest: str, progress: Progress) -> int:
+    """Copy a local file in chunks, reporting each (used only when someone watches a large copy)."""
+    done = 0
+    with open(source, "rb") as src, open(dest, "wb") as dst:
+        while chunk := src.read(COPY_CHUNK):
+            dst.write(chunk)
+            done += len(chunk)
+            progress(len(chunk))
+    return done
 
 
 def _fsspec_callback(progress: Progress | None) -> Any:

@@ -46,7 +46,7 @@ class ListTransformer(Transformer):
         collection = lit.collection
         collection.SetInParent()  # an empty list is still a collection
         prim = engine.transformer_for(item)
-        if isinstance(prim, PrimitiveTransformer) and all(type(v) is prim.python_type for v in value):
+        if isinstance(prim, PrimitiveTransformer) and list(map(type, value)).count(prim.python_type) == len(value):
             if fastlists.available(prim.field, len(value)):
                 try:
                     fastlists.fill(collection, prim.field, value)

@@ -10,6 +10,7 @@ message the slow path builds; anything unexpected falls back to it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, cast
 
 from flyteidl.core import literals_pb2
@@ -48,7 +49,7 @@ def _varint_lengths(v: Any) -> Any:
     return np.searchsorted(_varint_limits(), v, side="right").astype(np.int64) + 1
 
 
-def encode(field: str, values: list[Any]) -> bytes:
+def encode(field: str, values: Sequence[Any]) -> bytes:
     """Wire bytes of a LiteralCollection holding one primitive per value."""
     if len(values) > CHUNK:
         return b"".join(encode(field, values[i:i + CHUNK]) for i in range(0, len(values), CHUNK))
@@ -160,5 +161,5 @@ def _decode_elements(window: Any, ends: Any, tag: int) -> Any:
     return values.view(np.int64)
 
 
-def fill(collection: literals_pb2.LiteralCollection, field: str, values: list[Any]) -> None:
+def fill(collection: literals_pb2.LiteralCollection, field: str, values: Sequence[Any]) -> None:
     collection.MergeFromString(encode(field, values))
