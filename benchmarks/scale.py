@@ -92,7 +92,8 @@ result["dask_map"] = best(dask_map) / {n}
         ours, theirs = r[f"ferry_{shape}"], r[f"dask_{shape}"]
         table.add(f"{shape} of {n}: ferry.run inline, per task", ours, "s", baseline=theirs,
                   baseline_label="Dask threaded scheduler", target="<= 1.0x", met=ours <= theirs,
-                  note="ferry writes inputs.pb/outputs.pb and records per attempt; Dask keeps values in memory")
+                  note="ferry records every attempt with its inputs and outputs (in its records when small); "
+                       "Dask keeps values in memory")
 
 
 def run(table: Table, quick: bool) -> None:

@@ -69,12 +69,27 @@ def test_fresh_process_per_task() -> None:
     assert len(workers) == 4
 
 
-def test_metadata_layout_per_node_and_attempt(ferry_home: Path) -> None:
-    execution = ferry.run(load("map_reduce"), {"xs": [1, 2]})
+@pytest.mark.parametrize("executor, in_records", [("process", ""), ("inline", "0"), ("inline", "64KiB")])
+def test_metadata_layout_per_node_and_attempt(ferry_home: Path, executor: str, in_records: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.config import reset_settings
+    from ferry.literals import parse_literal_map
+    from ferry.types import default_engine
+
+    monkeypatch.setenv("FERRY_META_IN_RECORDS_BYTES", in_records)
+    reset_settings()
+    execution = ferry.run(load("map_reduce"), {"xs": [1, 2]}, executor=executor)
+    assert execution.status == "succeeded" and execution.outputs == 1 + 4, execution.error
     root = ferry_home / "metadata" / execution.id
     assert (root / "inputs.pb").exists() and (root / "outputs.pb").exists()
+    kept = executor == "inline" and in_records != "0"  # small values of in-process attempts: in the records
+    records = {n.path: n for n in Records(active_settings().database_url).nodes(execution.id) if n.kind == "task"}
     for node in ("n0-0", "n0-1", "n1"):
-        assert (root / node / "0" / "inputs.pb").exists() and (root / node / "0" / "outputs.pb").exists()
+        files = (root / node / "0" / "inputs.pb").exists(), (root / node / "0" / "outputs.pb").exists()
+        assert files == ((False, False) if kept else (True, True))
+        assert (records[node].inputs is not None, records[node].outputs is not None) == (kept, kept)
+        outputs = parse_literal_map(records[node].meta("outputs.pb", lambda uri: Path(uri[len("file://"):]).read_bytes()))
+        assert default_engine().to_python(outputs.literals["o0"], int, None) == {"n0-0": 1, "n0-1": 4, "n1": 5}[node]
 
 
 def test_user_errors_are_retried_then_succeed(marks: Path) -> None:

@@ -30,5 +30,5 @@ def test_a_prefix_on_another_bucket_gets_the_raw_store_options(s3_settings: Any,
     from ferry.literals import parse_literal_map, references
     from ferry.storage import read_bytes
 
-    outputs = parse_literal_map(read_bytes(f"{make.prefix}/outputs.pb", s3_settings.options_for(make.prefix)))
+    outputs = parse_literal_map(make.meta("outputs.pb", lambda uri: read_bytes(uri, s3_settings.options_for(uri))))
     assert all(uri.startswith("s3://elsewhere/one-run/") for lit in outputs.literals.values() for uri in references(lit))

@@ -27,6 +27,7 @@ from ferry.errors import ConfigError, redact
 from ferry.units import parse_size
 
 DEFAULT_MAX_LITERAL_BYTES = 1024 * 1024
+DEFAULT_META_IN_RECORDS_BYTES = 64 * 1024
 DEFAULT_CACHE_MAX_BYTES = 10 * 1024**3
 DEFAULT_CACHE_TTL = 5.0  # seconds a persistent object's identity is trusted before re-checking
 STORES = ("metadata", "raw", "persistent")
@@ -46,6 +47,8 @@ class Settings:
     database_url: str = ""
     max_literal_bytes: int = DEFAULT_MAX_LITERAL_BYTES
     offload_large_literals: bool = False
+    # an in-process attempt's inputs.pb / outputs.pb up to this size live in its node record, not as objects
+    meta_in_records_bytes: int = DEFAULT_META_IN_RECORDS_BYTES
     worker_config: str = ""  # settings file that task processes read instead of the engine's
     store_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     pickle_key: str = ""  # signs pickled values; empty: a key generated once in $FERRY_HOME/pickle.key
@@ -87,6 +90,8 @@ class Settings:
             database_url=str(pick("database_url", "FERRY_DATABASE_URL") or f"sqlite:///{home / 'ferry.db'}"),
             max_literal_bytes=_int("max_literal_bytes", pick("max_literal_bytes", "FERRY_MAX_LITERAL_BYTES"), DEFAULT_MAX_LITERAL_BYTES),
             offload_large_literals=_bool(pick("offload_large_literals", "FERRY_OFFLOAD_LARGE_LITERALS")),
+            meta_in_records_bytes=_size("meta_in_records_bytes", pick("meta_in_records_bytes",
+                                        "FERRY_META_IN_RECORDS_BYTES"), DEFAULT_META_IN_RECORDS_BYTES),
             worker_config=str(pick("worker_config", "FERRY_WORKER_CONFIG") or ""),
             store_options=options,
             pickle_key=str(pick("pickle_key", "FERRY_PICKLE_KEY") or ""),

@@ -17,6 +17,13 @@ An attempt's outcome is read from the store, never from an exit code: ``outputs.
 means success, ``error.pb`` failure (its fields say user or system, retryable or
 not), neither means the process died (a retryable system error). Exit codes only
 label the process's end, as ``EXIT_CODES`` says.
+
+One exception keeps small attempts cheap: an attempt that runs inside the engine's own
+process (the inline executor) needs no object to hand its inputs over or its outputs back,
+so when they are small (``Settings.meta_in_records_bytes``) its ``inputs.pb`` and
+``outputs.pb`` are kept in its node record instead, at the same names
+(``NodeRecord.meta``). They die with the engine they ran in, so on resume such an attempt
+is either recorded succeeded with its outputs, or lost.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ and starts a new attempt only for one that is known dead; the records end consis
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -51,10 +52,17 @@ def marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "marks"
 
 
-def start_engine(*, own_group: bool) -> subprocess.Popen[str]:
+def start_engine(*, own_group: bool, executor: str = "process") -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "ferry.cli.main", "run", str(FLOWS), "two_steps", "--x", "4",
-                             "--executor", "process"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             "--executor", executor], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=own_group)
+
+
+def node_statuses() -> dict[tuple[str, int], str]:
+    db = active_settings().database_url[len("sqlite:///"):]
+    with sqlite3.connect(db) as conn:
+        return {(path, attempt): status for path, attempt, status in
+                conn.execute("SELECT path, attempt, status FROM nodes WHERE kind = 'task'")}
 
 
 def test_resume_adopts_an_attempt_that_outlived_the_engine(marks: Path, ferry_home: Path) -> None:
@@ -103,3 +111,28 @@ def test_resume_reruns_an_attempt_that_died_with_the_engine(marks: Path, ferry_h
     lost = next(n for n in nodes if n.path == "n1" and n.attempt == 0)
     assert "has exited" in (lost.error or "")
     assert not [n for n in nodes if n.status == "running"]
+
+
+def test_resume_of_an_inline_engine_takes_kept_outputs_and_reruns_what_died_with_it(marks: Path,
+                                                                                      ferry_home: Path) -> None:
+    engine = start_engine(own_group=True, executor="inline")
+    wait_for(lambda: runs(marks, "slow") == 1 and node_statuses().get(("n0", 0)) == "succeeded",
+             "the first node recorded and the slow task running in the engine's process")
+    os.killpg(engine.pid, signal.SIGKILL)
+    engine.communicate(timeout=30)
+    execution = Records(active_settings().database_url).list_executions(1)[0]
+    first = ferry_home / "metadata" / execution.id / "n0" / "0"
+    assert not (first / "outputs.pb").exists()  # an in-process attempt's small outputs live in its record
+    (marks / "gate").write_text("open")
+
+    resumed = CliRunner().invoke(cli, ["executions", "resume", execution.id])
+    assert resumed.exit_code == 0, resumed.output
+    assert "o0 = 50" in resumed.output
+    assert runs(marks, "first") == 1 and runs(marks, "slow") == 2  # taken from the record; rerun, as it died
+    nodes = [n for n in Records(active_settings().database_url).nodes(execution.id) if n.kind == "task"]
+    assert sorted((n.path, n.attempt, n.status) for n in nodes) == [
+        ("n0", 0, "succeeded"), ("n1", 0, "lost"), ("n1", 1, "succeeded")]
+    shown = CliRunner().invoke(cli, ["executions", "show", execution.id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    kept = next(n for n in json.loads(shown.output)["nodes"] if n["path"] == "n0")
+    assert (kept["inputs"]["x"]["value"], kept["outputs"]["o0"]["value"]) == (4, 5)  # shown like any other

@@ -44,11 +44,12 @@ from ferry.layout import (
     raw_attempt_prefix,
     read_outcome,
 )
-from ferry.literals import LiteralMap, local_blob_paths, references, serialize
+from ferry.literals import LiteralMap, local_blob_paths, parse_literal_map, references, serialize
 from ferry.storage import exists, join, modified, write_bytes
 
 if TYPE_CHECKING:
     from ferry.engine.records import Records
+    from ferry.engine.rows import NodeRecord
 
 RECOVER_POLL = 0.2  # seconds between looks at an adopted attempt that is still running
 SYSTEM_RETRIES = 2  # a dead worker or unreachable store is retried even when the task sets no retries
@@ -146,6 +147,10 @@ class StoreRunner:
         self.aborted = threading.Event()
         self.parallelism = int(getattr(executor, "parallelism", 0))  # attempts the executor likes in flight
         self._succeeded: dict[str, int] = {}  # dynamic tasks' paths -> their attempt that built the subgraph
+        self._before: dict[str, dict[int, NodeRecord]] = {}  # on resume: the task attempts recorded so far
+        for record in records.nodes(execution_id) if resume else ():
+            if record.kind == "task":
+                self._before.setdefault(record.path, {})[record.attempt] = record
 
     def prefix(self, path: str, attempt: int) -> str:
         return attempt_prefix(self.settings.metadata_url, self.execution_id, path, attempt)
@@ -166,14 +171,22 @@ class StoreRunner:
         waited for, not run again; one that is dead (no heartbeat within its lease) is recorded as
         lost. Returns the next attempt's number, and the outcome to use if the node succeeded.
         """
-        count = 0
+        recorded = self._before.get(path, {})
+        count = max(recorded, default=-1) + 1  # attempts kept in records have no inputs.pb object
         while exists(join(self.prefix(path, count), INPUTS), self.meta_options, "metadata"):
             count += 1
         if count == 0:
             return 0, None
         n = count - 1
         prefix = self.prefix(path, n)
+        row = recorded.get(n)
+        if row is not None and row.outputs is not None and row.status in ("succeeded", "cached"):
+            return n, Outcome(outputs=parse_literal_map(row.outputs, f"the record of {path} attempt {n + 1}"))
         outcome = read_outcome(prefix, self.meta_options)
+        if outcome is None and row is not None and row.inputs is not None:  # it ran in the engine that stopped
+            self.records.node(self.execution_id, path, n, "task", label, "lost", prefix,
+                              "the engine stopped while this attempt ran in its process")
+            return n + 1, None
         waited = False
         while outcome is None and not self.aborted.is_set():
             alive, why = self._alive(prefix)
@@ -229,18 +242,20 @@ class StoreRunner:
             if self.aborted.is_set():
                 return Outcome(error=ErrorInfo("execution aborted", code="Aborted", retryable=False))
             prefix = self.prefix(path, n)
-            self._notify(path, label, "queued", n)
-            self.records.node(self.execution_id, path, n, "task", label, "queued", prefix)
 
             def started() -> None:  # the executor took it: resources free, a worker (or the cluster) has it
                 self._notify(path, label, "running", n)
                 self.records.node(self.execution_id, path, n, "task", label, "running", prefix)
 
-            outcome = self._attempt(path, task, inputs, prefix, n, started)
+            request, data = self._request(path, task, inputs, prefix, n, started)
+            self._notify(path, label, "queued", n)
+            self.records.node(self.execution_id, path, n, "task", label, "queued", prefix,
+                              inputs=data if request.keep_outcome else None)
+            outcome, kept = self._attempt(request, data)
             status = ("cached" if outcome.cached else "succeeded") if outcome.succeeded else "failed"
             worker = outcome.worker + (f"; built {len(outcome.futures.nodes)} node(s)" if outcome.futures else "")
             self.records.node(self.execution_id, path, n, "task", label, status, prefix,
-                              outcome.error.message if outcome.error else None, detail=worker or None)
+                              outcome.error.message if outcome.error else None, detail=worker or None, outputs=kept)
             if outcome.succeeded:
                 self._notify(path, label, status, n)
             return outcome
@@ -271,33 +286,51 @@ class StoreRunner:
         root = self.settings.persistent_url.rstrip("/") + "/"
         return tuple(sorted({uri for lit in inputs.literals.values() for uri in references(lit) if uri.startswith(root)}))
 
-    def _attempt(self, path: str, task: tasks_pb2.TaskTemplate, inputs: LiteralMap, prefix: str, n: int,
-                 started: Callable[[], None] | None = None) -> Outcome:
-        """Write inputs.pb, have the executor run the task, read outputs.pb or error.pb."""
-        inputs_uri = join(prefix, INPUTS)
+    def _request(self, path: str, task: tasks_pb2.TaskTemplate, inputs: LiteralMap, prefix: str, n: int,
+                 started: Callable[[], None]) -> tuple[TaskRequest, bytes]:
+        """The attempt's request and its serialized inputs. An attempt the executor runs in this process
+        keeps small inputs and outputs in its node record (``keep_outcome``) instead of the metadata store."""
         memo_uri = cache_uri(self.settings, cache_key(task, inputs)) if task.metadata.discoverable else ""
         if flytekit_task(task):
             inputs = local_blob_paths(inputs)
+        request = TaskRequest(
+            task, join(prefix, INPUTS), prefix, raw_attempt_prefix(self.raw_output_prefix, self.execution_id, path, n),
+            memo_uri, datasets=self._dataset_inputs(inputs) if getattr(self.executor, "placement", False) else (),
+            inputs=inputs, on_start=started,
+        )
+        data = serialize(inputs)
+        in_process = getattr(self.executor, "in_process", None)
+        if in_process is not None and len(data) <= self.settings.meta_in_records_bytes and in_process(request):
+            request = replace(request, keep_outcome=True)
+        return request, data
+
+    def _attempt(self, request: TaskRequest, data: bytes) -> tuple[Outcome, bytes | None]:
+        """Write inputs.pb, have the executor run the task, read outputs.pb or error.pb. Returns the outcome,
+        and the serialized outputs when the node record keeps them."""
+        prefix, kept = request.output_prefix, None
         try:
-            write_bytes(inputs_uri, serialize(inputs), self.meta_options, "metadata")
-            request = TaskRequest(
-                task, inputs_uri, prefix, raw_attempt_prefix(self.raw_output_prefix, self.execution_id, path, n),
-                memo_uri, datasets=self._dataset_inputs(inputs) if getattr(self.executor, "placement", False) else (),
-                inputs=inputs, on_start=started,
-            )
+            if not request.keep_outcome:
+                write_bytes(request.inputs_uri, data, self.meta_options, "metadata")
             result = self.executor.run(request)
             outcome = result.outcome or read_outcome(prefix, self.meta_options)
+            if request.keep_outcome and outcome is not None and outcome.outputs is not None:
+                kept = serialize(outcome.outputs)
+                if len(kept) > self.settings.meta_in_records_bytes:  # too big for a record: an object after all
+                    write_bytes(join(prefix, OUTPUTS), kept, self.meta_options, "metadata")
+                    kept = None
         except StorageError as exc:
-            return Outcome(error=ErrorInfo(f"metadata store error: {exc}", type(exc).__name__, "system", exc.retryable))
+            error = ErrorInfo(f"metadata store error: {exc}", type(exc).__name__, "system", exc.retryable)
+            return Outcome(error=error), None
         except FerryError as exc:
-            return Outcome(error=ErrorInfo(str(exc), type(exc).__name__, "user", retryable=False))
+            return Outcome(error=ErrorInfo(str(exc), type(exc).__name__, "user", retryable=False)), None
         worker = ", ".join(x for x in (result.worker, result.note) if x)
         if outcome is None and result.timed_out:
             return Outcome(error=ErrorInfo(
                 f"the attempt was stopped at the task's timeout of {request.timeout:g} s", "Timeout", "system",
-                retryable=True), worker=worker)
+                retryable=True), worker=worker), None
         if outcome is None:
             return Outcome(error=ErrorInfo(
                 f"the task process ended ({result.describe()}) without writing outputs.pb or error.pb"
-                + (f": {result.detail}" if result.detail else ""), "NoOutcome", "system", retryable=True), worker=worker)
-        return replace(outcome, cached=result.status == Status.CACHED, worker=worker)
+                + (f": {result.detail}" if result.detail else ""), "NoOutcome", "system", retryable=True),
+                worker=worker), None
+        return replace(outcome, cached=result.status == Status.CACHED, worker=worker), kept

@@ -70,6 +70,9 @@ NODES = sa.Table(
     sa.Column("prefix", sa.Text),
     sa.Column("error", sa.Text),
     sa.Column("detail", sa.Text),
+    # an in-process attempt's small inputs.pb / outputs.pb, kept here instead of as objects (see layout.py)
+    sa.Column("inputs", sa.LargeBinary),
+    sa.Column("outputs", sa.LargeBinary),
 )
 REGISTRATIONS = sa.Table(
     "registrations", _meta,
@@ -114,8 +117,17 @@ def _v3(conn: sa.Connection) -> None:
     conn.execute(sa.text("CREATE INDEX IF NOT EXISTS executions_workflow ON executions (workflow, started)"))
 
 
+def _v4(conn: sa.Connection) -> None:
+    """Node records carry the small meta values of in-process attempts."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("nodes")}
+    blob = sa.LargeBinary().compile(dialect=conn.dialect)
+    for column in ("inputs", "outputs"):
+        if column not in have:
+            conn.execute(sa.text(f"ALTER TABLE nodes ADD COLUMN {column} {blob}"))
+
+
 # Append-only: (version, migration). A database at version N gets every migration after N.
-MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
+MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
 assert MIGRATIONS[-1][0] >= SCHEMA_READ, "ferry.engine.rows reads columns this schema doesn't have yet"
 
 
@@ -227,11 +239,15 @@ class Records:
         keep_detail = sa.func.coalesce(upsert.excluded.detail, NODES.c.detail)
         # an attempt's clock starts when it leaves the executor's queue: "running" after "queued" moves it
         start = sa.case((NODES.c.status == "queued", upsert.excluded.started), else_=NODES.c.started)
+        keep_inputs = sa.func.coalesce(upsert.excluded.inputs, NODES.c.inputs)
         self._node_running = upsert.on_conflict_do_update(
-            index_elements=keys, set_={"status": upsert.excluded.status, "detail": keep_detail, "started": start})
+            index_elements=keys, set_={"status": upsert.excluded.status, "detail": keep_detail, "started": start,
+                                       "inputs": keep_inputs})
         self._node_ended = upsert.on_conflict_do_update(
             index_elements=keys, set_={"status": upsert.excluded.status, "detail": keep_detail,
-                                       "ended": upsert.excluded.ended, "error": upsert.excluded.error})
+                                       "ended": upsert.excluded.ended, "error": upsert.excluded.error,
+                                       "inputs": keep_inputs,
+                                       "outputs": sa.func.coalesce(upsert.excluded.outputs, NODES.c.outputs)})
         self._finish = EXECUTIONS.update().where(EXECUTIONS.c.id == sa.bindparam("execution_id"))
 
     def _write(self, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
@@ -272,16 +288,17 @@ class Records:
 
     def node(self, execution_id: str, path: str, attempt: int, kind: str, label: str, status: str,
              prefix: str | None = None, error: str | None = None, detail: str | None = None,
-             ended: float | None = None) -> None:
+             ended: float | None = None, inputs: bytes | None = None, outputs: bytes | None = None) -> None:
         """Insert or update one node attempt. 'queued' (waiting for the executor) and 'running' leave it
         open, the clock starting again when a queued attempt runs; anything else stops it (at ``ended``
-        when known, e.g. when the outputs of an attempt adopted after a resume were written)."""
+        when known, e.g. when the outputs of an attempt adopted after a resume were written).
+        ``inputs`` / ``outputs``: the attempt's serialized LiteralMaps when they are kept here, not in the store."""
         now = time.time()
         running = status in ("queued", "running")
         row = {
             "execution_id": execution_id, "path": path, "attempt": attempt, "kind": kind, "label": label,
             "status": status, "started": now, "ended": None if running else (ended or now), "prefix": prefix,
-            "error": error, "detail": detail,
+            "error": error, "detail": detail, "inputs": inputs, "outputs": outputs,
         }
         with self._pending_cond:  # written behind, in batches: an attempt doesn't wait for the database
             self._pending.append((self._node_running if running else self._node_ended, row))

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 
 from ferry.errors import ConfigError, FerryError
 
-SCHEMA_READ = 3  # the schema version whose columns the fast path reads; later versions only add columns
+SCHEMA_READ = 4  # the schema version whose columns the fast path reads; later versions only add columns
 
 
 class NotFoundError(FerryError):
@@ -83,6 +83,19 @@ class NodeRecord:
     prefix: str | None
     error: str | None
     detail: str | None
+    inputs: bytes | None = None  # the attempt's inputs.pb / outputs.pb when the records keep them (in-process
+    outputs: bytes | None = None  # attempts' small values); else they are objects under ``prefix``
+
+    def meta(self, name: str, read: Callable[[str], bytes | None]) -> bytes | None:
+        """The attempt's ``inputs.pb`` or ``outputs.pb`` (``name``), from the record or, through ``read``,
+        from the metadata store under its prefix; None when it has none."""
+        from ferry.layout import INPUTS, OUTPUTS
+        from ferry.storage import join
+
+        kept = {INPUTS: self.inputs, OUTPUTS: self.outputs}.get(name)
+        if kept is not None:
+            return kept
+        return read(join(self.prefix, name)) if self.prefix else None
 
 
 def resolve_execution(execution_id: str | None, latest: Callable[[], list[ExecutionRecord]],

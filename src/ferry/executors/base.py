@@ -42,6 +42,7 @@ class TaskRequest:
     cache_uri: str = ""  # memoized outputs to reuse or fill
     datasets: tuple[str, ...] = ()  # persistent-store objects among the inputs (placement hints)
     inputs: LiteralMap | None = None  # the inputs.pb LiteralMap, for an executor running the attempt in this very process
+    keep_outcome: bool = False  # an in-process attempt hands its outputs back in TaskResult.outcome, writing no outputs.pb
     on_start: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     def started(self) -> None:
@@ -118,6 +119,9 @@ class Executor(Protocol):
     def cancel_all(self) -> None:
         """Stop every running attempt (Ctrl-C)."""
         ...
+
+    # An executor that can run an attempt in the engine's own process has ``in_process(request) -> bool``;
+    # for those attempts the engine may keep small inputs and outputs in its records (``keep_outcome``).
 
     def close(self) -> None: ...
 

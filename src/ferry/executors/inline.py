@@ -36,9 +36,14 @@ class InlineExecutor:
             return TaskResult(Status.NOT_LOADED, worker=f"pid {os.getpid()}")
         report: dict[str, Any] = {}
         status = run_task(task, request.inputs_uri, request.output_prefix, request.raw_output_prefix,
-                          cache_uri=request.cache_uri, inputs=request.inputs, report=report)
+                          cache_uri=request.cache_uri, inputs=request.inputs, report=report,
+                          write_outputs=not request.keep_outcome)
         outcome = Outcome(outputs=report.get("outputs"), futures=report.get("futures"), error=report.get("error"))
-        return TaskResult(status, worker=f"pid {os.getpid()}", outcome=outcome if status != Status.CACHED else None)
+        return TaskResult(status, worker=f"pid {os.getpid()}", outcome=outcome)
+
+    def in_process(self, request: TaskRequest) -> bool:
+        """Whether ``run`` runs this attempt in this process (a ferry task without a timeout)."""
+        return request.reference is not None and not request.timeout
 
     def cancel_all(self) -> None:
         self.children.kill_all()  # in-process attempts run on the engine's threads; Ctrl-C reaches them directly

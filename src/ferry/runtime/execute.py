@@ -216,6 +216,7 @@ def run_task(
     report: dict[str, Any] | None = None,
     capture: str = "thread",
     inputs: LiteralMap | None = None,
+    write_outputs: bool = True,
 ) -> Status:
     """Run one task as a pod would; ``outputs.pb`` is written last and atomically, or ``error.pb``.
 
@@ -228,7 +229,9 @@ def run_task(
     (``ferry.reports.current_report()``) in ``report.html``.
     ``report``, if given, receives the persistent-store objects the task read ("datasets") and the
     attempt's result ("outputs", "futures" or "error"), so that a caller in the same process needn't read them
-    back; ``inputs`` likewise spares reading inputs.pb when the caller holds them.
+    back; ``inputs`` likewise spares reading inputs.pb when the caller holds them. With ``write_outputs``
+    False the caller (an engine running the attempt in its own process) keeps the outputs it finds in
+    ``report``: no outputs.pb is written.
     """
     import ferry.reports as reports
     from ferry.config import active_settings
@@ -237,6 +240,8 @@ def run_task(
     from ferry.runtime.logs import write_logs
     from ferry.storage import join, read_bytes, write_bytes
 
+    if not write_outputs and report is None:
+        raise ValueError("run_task(write_outputs=False) needs a report to hand the outputs back in")
     settings = settings or active_settings()
     meta_options = settings.options_for(output_prefix)
     execution_id, node, attempt = attempt_identity(output_prefix, settings.metadata_url) or ("", "", 0)
@@ -247,7 +252,10 @@ def run_task(
     try:
         cached = memo.lookup(cache_uri, settings) if cache_uri else None
         if cached is not None:
-            write_bytes(join(output_prefix, OUTPUTS), serialize(cached), meta_options, "metadata")
+            if write_outputs:
+                write_bytes(join(output_prefix, OUTPUTS), serialize(cached), meta_options, "metadata")
+            if report is not None:
+                report["outputs"] = cached
             return Status.CACHED
         with capturing(capture) as printed, reports.collecting(task.name) as attached:
             try:
@@ -267,7 +275,8 @@ def run_task(
                 report["futures"] = result
             return Status.SUCCEEDED
         if result is not None:
-            write_bytes(join(output_prefix, OUTPUTS), serialize(result), meta_options, "metadata")
+            if write_outputs:
+                write_bytes(join(output_prefix, OUTPUTS), serialize(result), meta_options, "metadata")
             if cache_uri:
                 memo.store(cache_uri, result, settings)
             if report is not None:
