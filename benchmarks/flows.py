@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ferry import ContainerTask, File, dynamic, map_task, task, workflow
+from ferry import File, map_task, task, workflow
 
 CHAIN = 100
 
@@ -108,28 +108,9 @@ def frames(n: int = 1000) -> int:
     return frame_total(df=make_frame(n=n))
 
 
-inc_program = ContainerTask("flows.inc_program", command=["sh", "-c", "echo $(( {{.inputs.x}} + 1 )) > {{.outputDir}}/o0"],
-                            inputs={"x": int}, outputs={"o0": int})
-
-
 @workflow
 def map_python(xs: list[int]) -> list[int]:
     return map_task(inc)(x=xs)
-
-
-@workflow
-def map_program(xs: list[int]) -> list[int]:
-    return map_task(inc_program)(x=xs)
-
-
-@dynamic
-def fan(n: int) -> list[int]:
-    return [inc(x=i) for i in range(n)]
-
-
-@workflow
-def dynamic_fan(n: int) -> list[int]:
-    return fan(n=n)
 
 
 def make_chain(n: int) -> Any:

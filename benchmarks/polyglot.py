@@ -21,7 +21,7 @@ FLYTE_PROJECT = os.path.join(ROOT, "tests", "flows", "flyte", "fkwf.py")
 
 
 def _child(code: str, home: str, env: dict[str, str] | None = None) -> dict:
-    prelude = f"import sys, time; sys.path.insert(0, {HERE!r}); import ferry; from flows import *\n"
+    prelude = f"import sys, time; sys.path.insert(0, {HERE!r}); import ferry; from flows import *; from flows_polyglot import *\n"
     return run_child(prelude + code, env={"FERRY_HOME": home, **(env or {})})
 
 

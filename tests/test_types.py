@@ -126,6 +126,23 @@ def test_struct_literal_type_keeps_field_types() -> None:
     assert len(fields["note"].union_type.variants) == 2
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    (Outer(2**63, Inner("a", []), {}), "out of range"),
+    (Outer(True, Inner("a", []), {}), "expected int, got bool"),  # type: ignore[arg-type]
+    (Outer(1, Inner("a", [1.0]), {"k": 2**64}), "out of range"),
+    (Outer(1, Inner(5, []), {}), "value.inner.name"),  # type: ignore[arg-type]
+])
+def test_struct_fields_keep_the_type_engines_rules(value: Outer, message: str) -> None:
+    # fields stored natively still get the primitive checks (range, no bool for int), and errors name the field
+    with pytest.raises(TypeMismatchError, match=message):
+        default_engine().to_literal(value, Outer, ctx())
+
+
+def test_struct_float_field_takes_an_int_and_reads_back_a_float() -> None:
+    back = roundtrip(Outer(1, Inner("a", [2]), {}), Outer)  # type: ignore[list-item]
+    assert back.inner.weights == [2.0] and type(back.inner.weights[0]) is float
+
+
 def test_union_literal_is_tagged() -> None:
     lit = default_engine().to_literal("x", Union[int, str], ctx())
     assert lit.scalar.union.type.structure.tag == "str"

@@ -55,6 +55,58 @@ def _union_args(python_type: Any) -> tuple[Any, ...] | None:
     return typing.get_args(python_type) if origin in (typing.Union, types.UnionType) else None
 
 
+INT64 = (-(1 << 63), 1 << 63)
+_NATIVE = (int, float, str, bool)  # stored as themselves in MessagePack, exactly as the type engine would
+
+
+class _Shape(typing.NamedTuple):
+    """What the codec needs to know of a declared type, worked out once per type (a list of 100,000
+    structs would otherwise introspect each field's type 100,000 times)."""
+
+    base: Any  # Annotated stripped
+    kind: str  # union, struct, list, dict, enum, timedelta, datetime, date, native, other
+    args: tuple[Any, ...] = ()  # union variants, list item, dict value, struct field types
+
+
+_shapes: dict[Any, _Shape] = {}
+
+
+def _shape(python_type: Any) -> _Shape:
+    try:
+        return _shapes[python_type]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable type annotation: worked out every time
+        return _work_out_shape(python_type)
+    shape = _shapes[python_type] = _work_out_shape(python_type)
+    return shape
+
+
+def _work_out_shape(python_type: Any) -> _Shape:
+    base, _ = strip_annotated(python_type)
+    variants = _union_args(base)
+    if variants is not None:
+        return _Shape(base, "union", variants)
+    if is_struct(base):
+        return _Shape(base, "struct")
+    origin = typing.get_origin(base)
+    if origin is list:
+        return _Shape(base, "list", typing.get_args(base))
+    if origin is dict:
+        return _Shape(base, "dict", typing.get_args(base)[1:])
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        return _Shape(base, "enum")
+    if base is dt.timedelta:
+        return _Shape(base, "timedelta")
+    if base is dt.datetime:
+        return _Shape(base, "datetime")
+    if base is dt.date:
+        return _Shape(base, "date")
+    if base in _NATIVE:
+        return _Shape(base, "native")
+    return _Shape(base, "other")
+
+
 class _Codec:
     """Converts one value to plain MessagePack data and back, by its declared type; offloaded values go
     through the type engine (so they are uploaded, hashed and read like any other)."""
@@ -70,13 +122,15 @@ class _Codec:
         return kind if kind in ("blob", "structured_dataset_type") else None
 
     def encode(self, value: Any, python_type: Any, path: str) -> Any:
-        base, _ = strip_annotated(python_type)
+        shape = _shape(python_type)
+        base, kind = shape.base, shape.kind
         if value is None:
             return None
-        variants = _union_args(base)
-        if variants is not None:
+        if kind == "native" and type(value) is base and (base is not int or INT64[0] <= value < INT64[1]):
+            return value  # what the type engine's primitive would hold, without building it
+        if kind == "union":
             errors = []
-            for arg in sorted(variants, key=lambda a: 0 if a is type(value) else 1):
+            for arg in sorted(shape.args, key=lambda a: 0 if a is type(value) else 1):
                 if arg is type(None):
                     continue
                 try:
@@ -84,36 +138,35 @@ class _Codec:
                 except (TypeMismatchError, TypeError, ValueError) as exc:
                     errors.append(str(exc))
             raise TypeMismatchError(f"{path}: a {value_type_name(value)} matches no variant of {type_name(base)}.")
-        if is_struct(base):
+        if kind == "struct":
             if not isinstance(value, base):
                 raise TypeMismatchError(f"{path}: expected {type_name(base)}, got {value_type_name(value)}. "
                                         f"Build a {base.__name__}(...) instance.")
             return {name: self.encode(getattr(value, name), t, f"{path}.{name}") for name, t in fields_of(base).items()}
-        origin = typing.get_origin(base)
-        if origin is list:
-            (item,) = typing.get_args(base)
+        if kind == "list":
+            (item,) = shape.args
             if not isinstance(value, (list, tuple)):
                 raise TypeMismatchError(f"{path}: expected {type_name(base)}, got {value_type_name(value)}.")
             return [self.encode(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-        if origin is dict:
-            _, item = typing.get_args(base)
+        if kind == "dict":
+            (item,) = shape.args
             if not isinstance(value, dict):
                 raise TypeMismatchError(f"{path}: expected {type_name(base)}, got {value_type_name(value)}.")
             return {k: self.encode(v, item, f"{path}[{k!r}]") for k, v in value.items()}
-        if isinstance(base, type) and issubclass(base, enum.Enum):
+        if kind == "enum":
             return (value if isinstance(value, base) else base(value)).value
-        if base is dt.timedelta:
+        if kind == "timedelta":
             return value.total_seconds()
-        if base in (dt.datetime, dt.date):
+        if kind in ("datetime", "date"):
             return value.isoformat()
-        kind = self._offloaded(base)
-        if kind is not None:
+        offloaded = self._offloaded(base)
+        if offloaded is not None:
             lit = self.engine.to_literal(value, python_type, self.ctx, path)
             if lit.hash:
                 self.hashes.append(lit.hash)
             else:
                 self.unhashed = True
-            if kind == "blob":
+            if offloaded == "blob":
                 return {"path": _plain_path(lit.scalar.blob.uri)}
             sd = lit.scalar.structured_dataset
             return {"uri": _plain_path(sd.uri), "file_format": sd.metadata.structured_dataset_type.format or "parquet"}
@@ -127,12 +180,14 @@ class _Codec:
         return None
 
     def decode(self, data: Any, python_type: Any, path: str) -> Any:
-        base, _ = strip_annotated(python_type)
-        variants = _union_args(base)
-        if variants is not None:
-            if data is None and type(None) in variants:
+        shape = _shape(python_type)
+        base, kind = shape.base, shape.kind
+        if kind == "native" and type(data) is base:
+            return data
+        if kind == "union":
+            if data is None and type(None) in shape.args:
                 return None
-            for arg in variants:
+            for arg in shape.args:
                 if arg is type(None):
                     continue
                 try:
@@ -144,7 +199,7 @@ class _Codec:
             if base is type(None):
                 return None
             raise TypeMismatchError(f"{path}: a value of {type_name(base)} is missing (null).")
-        if is_struct(base):
+        if kind == "struct":
             if not isinstance(data, dict):
                 raise TypeMismatchError(f"{path}: expected the fields of {type_name(base)}, got {type(data).__name__}.")
             declared = fields_of(base)
@@ -155,20 +210,19 @@ class _Codec:
                 missing = sorted(set(declared) - set(data))
                 raise TypeMismatchError(f"{path}: cannot build {type_name(base)} from the stored fields "
                                         f"(missing: {missing or 'none'}): {exc}") from exc
-        origin = typing.get_origin(base)
-        if origin is list:
-            (item,) = typing.get_args(base)
+        if kind == "list":
+            (item,) = shape.args
             return [self.decode(v, item, f"{path}[{i}]") for i, v in enumerate(_expect(data, list, base, path))]
-        if origin is dict:
-            _, item = typing.get_args(base)
+        if kind == "dict":
+            (item,) = shape.args
             return {k: self.decode(v, item, f"{path}[{k!r}]") for k, v in _expect(data, dict, base, path).items()}
-        if isinstance(base, type) and issubclass(base, enum.Enum):
+        if kind == "enum":
             return base(data)
-        if base is dt.datetime:
+        if kind == "datetime":
             return dt.datetime.fromisoformat(_expect(data, str, base, path))
-        if base is dt.date:
+        if kind == "date":
             return dt.date.fromisoformat(_expect(data, str, base, path))
-        if base is dt.timedelta:
+        if kind == "timedelta":
             return dt.timedelta(seconds=float(data))
         if base is float and type(data) in (int, float):
             return float(data)
@@ -176,8 +230,7 @@ class _Codec:
             if type(data) is not base:
                 raise TypeMismatchError(f"{path}: expected {type_name(base)}, got {type(data).__name__} ({data!r}).")
             return data
-        kind = self._offloaded(base)
-        if kind is None:
+        if self._offloaded(base) is None:
             raise TypeMismatchError(f"{path}: {type_name(base)} can't be read from {type(data).__name__}.")
         return self.engine.to_python(_reference(data, self.engine.literal_type(base), path), python_type, self.ctx, path)
 
