@@ -159,6 +159,45 @@ def test_an_attempt_waiting_for_resources_is_queued_and_its_clock_starts_when_it
     assert nodes[second].started >= ended_first  # its clock starts when it ran, not when it was queued
 
 
+def test_the_resource_pool_wakes_waiters_oldest_first_and_lets_a_fitting_request_ahead() -> None:
+    import threading
+
+    from ferry.executors.base import ResourcePool
+
+    pool = ResourcePool({"CPU": 2.0, "GPU": 1.0}, "process")
+    pool.acquire({"CPU": 2.0})
+    order: list[str] = []
+
+    def take(name: str, wanted: dict[str, float]) -> None:
+        pool.acquire(wanted)
+        order.append(name)
+
+    def queued(n: int) -> None:
+        """Until ``n`` threads sit in the pool's queue (a state to reach, not a time to wait)."""
+        for _ in range(10_000):
+            with pool._lock:
+                if len(pool._waiting) == n:
+                    return
+            threading.Event().wait(0.001)
+        raise AssertionError(f"{n} waiters never queued")
+
+    big = threading.Thread(target=take, args=("big", {"CPU": 2.0}))
+    big.start()
+    queued(1)
+    pool.acquire({"GPU": 1.0})  # fits beside the waiting request: goes ahead of it at once
+    small = threading.Thread(target=take, args=("small", {"CPU": 1.0, "GPU": 1.0}))
+    small.start()
+    queued(2)
+    pool.release({"GPU": 1.0})  # frees only a GPU: nobody fits yet
+    assert order == [] and pool.free == {"CPU": 0.0, "GPU": 1.0}
+    pool.release({"CPU": 2.0})  # the oldest waiter gets the two CPUs; the small one waits on
+    big.join(10)
+    assert order == ["big"] and small.is_alive()
+    pool.release({"CPU": 2.0})
+    small.join(10)
+    assert order == ["big", "small"] and pool.free == {"CPU": 1.0, "GPU": 0.0}
+
+
 def test_direct_calls_retry_as_ferry_run_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MARKS", str(tmp_path / "marks"))
     limits = str(FLOWS / "limits.py")
