@@ -80,3 +80,30 @@ def test_existing_scheduler_by_address(tmp_path: Path) -> None:
                               executor_options={"address": cluster.scheduler_address})
     assert execution.status == "succeeded", execution.error
     assert execution.outputs == "10 bytes, 10 rows"
+
+
+def test_a_script_starting_a_local_cluster_at_module_level_is_told_why_workers_fail(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import ferry\n"
+        "@ferry.task\n"
+        "def one() -> int:\n"
+        "    return 1\n"
+        "@ferry.workflow\n"
+        "def wf() -> int:\n"
+        "    return one()\n"
+        "e = ferry.run(wf, {}, executor='dask')\n"  # no `if __name__ == "__main__":` guard
+        "if e.status != 'succeeded':\n"
+        "    raise SystemExit('FAILED: ' + str(e.error))\n"  # in the workers too, which then can't start
+    )
+    env = {**os.environ, "FERRY_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]  # the script's own end: the parent's error
+    assert last.startswith("FAILED: The local Dask cluster's workers failed to start"), done.stderr[-2000:]
+    assert f"runs {script} again in each worker" in last and 'if __name__ == "__main__":' in last

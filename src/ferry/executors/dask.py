@@ -171,6 +171,24 @@ class _Batcher:
             waiter.set_result(reply)
 
 
+def _local_cluster_error(exc: RuntimeError) -> Exception:
+    """Why a local cluster's workers didn't start, when the usual reason is the user's script: Dask starts
+    worker processes with multiprocessing's "spawn", which imports the ``__main__`` script again, so a
+    script that calls ``ferry.run`` at module level starts a cluster inside each new worker."""
+    import sys
+
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if script is None or "failed to start" not in str(exc):
+        return exc
+    return ConfigError(
+        f"The local Dask cluster's workers failed to start ({exc}). Dask starts them with multiprocessing's "
+        f"'spawn' method, which runs {script} again in each worker; if that script calls ferry.run at module "
+        "level, each worker tries to start a cluster of its own. Put the call under "
+        "`if __name__ == \"__main__\":`, or run a cluster (`dask scheduler`, `dask worker`) and pass its "
+        "address (--dask-address / executor_options={\"address\": ...})."
+    )
+
+
 class DaskExecutor:
     name = "dask"
 
@@ -187,9 +205,12 @@ class DaskExecutor:
             # ``env`` applied (its own settings); the plugin removes what ``env`` says to remove.
             changes = {**(env or {}), "FERRY_IN_TASK": "1"}
             worker_env = {k: v for k, v in changes.items() if v is not None}
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=":0", host="127.0.0.1", env=worker_env,
-                                        resources={"CPU": 1, "MEMORY": 2**31})
+            try:
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=":0", host="127.0.0.1", env=worker_env,
+                                            resources={"CPU": 1, "MEMORY": 2**31})
+            except RuntimeError as exc:
+                raise _local_cluster_error(exc) from exc
             self.client = Client(self.cluster, set_as_default=False)
             removed = sorted(k for k, v in changes.items() if v is None)
             self.client.register_plugin(worker_setup(cache_base, removed), name="ferry-local-worker")
