@@ -1,5 +1,5 @@
 """The command line as a new user meets it: time to first success on a fresh clone (``scripts/quickstart``),
-``ferry --help``, ``ferry executions list`` with 1,000 executions, and ``ferry run``'s overhead on a 1-task
+``ferry --help``, ``ferry executions list`` with 1,000 executions (and list / show with 10,000), and ``ferry run``'s overhead on a 1-task
 workflow. Every command is a whole fresh process (interpreter start-up included), as a person runs it; each
 row's baseline is measured in the same run: ``python -c pass``, a bare sqlite3 query, the task's function
 called by plain Python, a venv with ferry's dependencies and nothing else.
@@ -46,8 +46,8 @@ def ferry(*args: str) -> list[str]:
     return [sys.executable, "-m", "ferry.cli.main", *args]
 
 
-def fill_records(home: str, count: int) -> str:
-    """``count`` finished executions of three nodes each in ``home``'s records; the database's path."""
+def fill_records(home: str, count: int, nodes: int = 3) -> str:
+    """``count`` finished executions of ``nodes`` nodes each in ``home``'s records; the database's path."""
     from ferry.engine.records import ExecutionRecord, Records
 
     url = f"sqlite:///{home}/ferry.db"
@@ -60,7 +60,7 @@ def fill_records(home: str, count: int) -> str:
                 execution_id, "bench.wf", "bench.wf@v1", "succeeded", now + i, now + i + 0.5,
                 f"file://{home}/metadata/{execution_id}", f"file://{home}/raw", "inline", None, None, None,
                 "bench.wf@v1", "settings"))
-            for n in range(3):
+            for n in range(nodes):
                 records.node(execution_id, f"n{n}", 0, "task", "bench.step", "succeeded")
     finally:
         records.close()
@@ -91,6 +91,20 @@ def listing(table: Table, home: str, help_time: float, repeat: int) -> None:
     as_json = best_process_time(ferry("executions", "list", "--json"), repeat, env=env)
     table.add(f"ferry executions list --json, {EXECUTIONS:,} executions", as_json, "s", baseline=help_time,
               baseline_label="ferry --help", target="<= 2x ferry --help", met=as_json <= 2 * help_time)
+
+
+def listing_at_scale(table: Table, scratch: str, help_time: float, count: int, repeat: int) -> None:
+    """``executions list`` and ``show`` of a one-task execution with ``count`` executions recorded."""
+    home = os.path.join(scratch, "home-many")
+    os.makedirs(home, exist_ok=True)
+    fill_records(home, count, nodes=1)
+    env = _env(home)
+    newest = f"2026010100{count - 1:04d}-{count - 1:06x}"
+    for label, args in ((f"ferry executions list, {count:,} executions", ("executions", "list")),
+                        (f"ferry executions show (one task), {count:,} executions", ("executions", "show", newest))):
+        value = best_process_time(ferry(*args), repeat, env=env)
+        table.add(label, value, "s", baseline=help_time, baseline_label="ferry --help", target="<= 2x ferry --help",
+                  met=value <= 2 * help_time, note=f"{count:,} executions of 1 node in SQLite")
 
 
 def run_overhead(table: Table, scratch: str, repeat: int) -> None:
@@ -150,5 +164,6 @@ def run(table: Table, quick: bool) -> None:
         home = os.path.join(scratch, "home")
         help_time = startup(table, home, repeat)
         listing(table, home, help_time, repeat)
+        listing_at_scale(table, scratch, help_time, 2_000 if quick else 10_000, repeat)
         run_overhead(table, scratch, repeat)
         first_success(table, scratch)
