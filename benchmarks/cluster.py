@@ -18,20 +18,35 @@ def _child(code: str, env: dict[str, str]) -> dict:
 
 
 def map_throughput(table: Table, home: str, size: int) -> None:
-    rates = {}
+    """Tasks/s of a map on each executor: started by the run (as ``ferry run --executor X`` does, start-up
+    included), and already running (a long-lived cluster or pool: the steady state)."""
+    rates: dict[str, dict[str, float]] = {"started by the run": {}, "already running": {}}
     for executor, options in (("process", {"workers": 2}), ("dask", {"workers": 2})):
         r = _child(f"""
+from ferry.executors.dask import DaskExecutor
+from ferry.executors.process import ProcessExecutor
 xs = list(range({size}))
 ferry.run(map_reduce, {{"xs": xs[:10]}}, executor={executor!r}, executor_options={options!r})  # warm imports
 t = time.perf_counter()
 e = ferry.run(map_reduce, {{"xs": xs}}, executor={executor!r}, executor_options={options!r})
-result["seconds"] = time.perf_counter() - t
+result["cold"] = time.perf_counter() - t
 assert e.status == "succeeded", e.error
+running = DaskExecutor(workers=2) if {executor!r} == "dask" else ProcessExecutor(workers=2)
+ferry.run(map_reduce, {{"xs": xs[:10]}}, executor=running)
+t = time.perf_counter()
+e = ferry.run(map_reduce, {{"xs": xs}}, executor=running)
+result["warm"] = time.perf_counter() - t
+assert e.status == "succeeded", e.error
+running.close()
 """, {"FERRY_HOME": home})
-        rates[executor] = (size + 1) / r["seconds"]
-    table.add(f"map over {size:,} small tasks, 2 workers: dask executor", rates["dask"], "tasks/s", better="higher",
-              baseline=rates["process"], baseline_label="process executor", target=">= 0.8x",
-              met=rates["dask"] >= 0.8 * rates["process"])
+        rates["started by the run"][executor] = (size + 1) / r["cold"]
+        rates["already running"][executor] = (size + 1) / r["warm"]
+    for how, rate in rates.items():
+        table.add(f"map over {size:,} small tasks, 2 workers, {how}: dask executor", rate["dask"], "tasks/s",
+                  better="higher", baseline=rate["process"], baseline_label="process executor", target=">= 0.8x",
+                  met=rate["dask"] >= 0.8 * rate["process"],
+                  note="includes starting the local cluster / worker pool" if how == "started by the run" else
+                  "both executors started before the timed run, as a long-lived cluster is")
 
 
 def file_over_s3(table: Table, tmp: str, s3: Any, mib: int) -> None:

@@ -21,9 +21,9 @@ from typing import Any
 from ferry.errors import ConfigError
 from ferry.executors.base import TaskRequest, TaskResult
 
-MAX_BATCH = 16  # attempts per Dask task at most, per worker thread
+MAX_BATCH = 32  # attempts per Dask task at most, per worker thread
 BATCHES_PER_THREAD = 1  # Dask tasks of batched attempts in flight per worker thread
-IN_FLIGHT_PER_THREAD = 16  # attempts submitted per worker thread at once (the rest wait in the engine)
+IN_FLIGHT_PER_THREAD = 32  # attempts submitted per worker thread at once (the rest wait in the engine)
 MAX_QUEUED_PER_WORKER = 4  # a cache holder busier than this is passed over (another node fetches)
 PLACEMENT_RECHECK_SECONDS = 10  # how often a placed, still-waiting attempt checks its worker is there
 
