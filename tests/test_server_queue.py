@@ -49,12 +49,17 @@ def database(postgres_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-@pytest.fixture
-def marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: str) -> Path:
+def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Register the served flows; the folder where their tasks leave marks."""
     monkeypatch.setenv("MARKS", str(tmp_path / "marks"))
     result = CliRunner().invoke(cli, ["register", FLOWS])
     assert result.exit_code == 0, result.output
     return tmp_path / "marks"
+
+
+@pytest.fixture
+def marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: str) -> Path:
+    return registered(tmp_path, monkeypatch)
 
 
 def test_two_servers_on_one_database_run_every_execution_exactly_once(marks: Path,
@@ -131,3 +136,65 @@ def test_a_claim_is_a_compare_and_swap_and_a_dead_owner_is_known(ferry_home: Pat
     assert records.request_abort("e1") == "running" and records.renew("a:1:x", ["e1"], 0)["e1"] is not None
     assert records.renew("b:2:y", ["e1"], time.time() + 30) == {}  # not its own
     records.close()
+
+
+def _queued(name: str, inputs: dict[str, Any]) -> str:
+    from ferry.engine.execution import enqueue, prepare
+    from ferry.server.values import to_literal_map
+
+    launch = prepare(name)
+    types = {n: p.var.type for n, p in launch.launch_plan.spec.default_inputs.parameters.items()}
+    return enqueue(launch, to_literal_map(inputs, types, name), executor="inline").id
+
+
+@pytest.fixture
+def local_marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ferry_home: Path) -> Path:
+    return registered(tmp_path, monkeypatch)  # records in the test's own SQLite
+
+
+def test_a_server_that_lost_its_lease_leaves_the_execution_to_the_new_owner(local_marks: Path) -> None:
+    from ferry.config import active_settings
+    from ferry.engine.queue import EngineLoop
+    from ferry.engine.records import Records
+
+    settings = active_settings()
+    execution_id = _queued("served.two_steps", {"n": 4})
+    loop = EngineLoop(settings, executor="inline", lease=3.0, poll=0.05)
+    loop.start()
+    records = Records(settings.database_url)
+    try:
+        wait_for(lambda: lines(local_marks / "gated_step") == 1, "the second step running under server A")
+        (seen,) = [r for r in records.claimable() if r.id == execution_id]
+        assert records.claim(seen, "b:2:y", time.time() + 30)  # server B takes it over (A stalled, say)
+        (local_marks / "gate").write_text("open")  # A's attempt ends; A learns at its next beat it lost the lease
+        wait_for(lambda: execution_id not in loop.running, "server A letting the execution go")
+        row = records.get_execution(execution_id)
+        assert (row.owner, row.status, row.ended) == ("b:2:y", "running", None)  # A wrote nothing over B's row
+    finally:
+        loop.stop()
+        records.close()
+
+
+def test_no_attempt_starts_once_the_lease_ran_out_and_the_execution_is_handed_over(local_marks: Path) -> None:
+    from ferry.config import active_settings
+    from ferry.engine.execution import Control, run_claimed
+    from ferry.engine.records import Records
+
+    settings = active_settings()
+    execution_id = _queued("served.two_steps", {"n": 4})
+    records = Records(settings.database_url)
+    try:
+        (seen,) = records.claimable()
+        lease_until = time.time() - 1  # a server that stalled past its lease before it started anything
+        assert records.claim(seen, "a:1:x", lease_until)
+        result = run_claimed(execution_id, settings=settings, executor="inline", control=Control("a:1:x", lease_until))
+        assert result.status == "aborted" and "lease of a:1:x on the execution ran out" in (result.error or "")
+        assert not (local_marks / "first").exists()  # nothing ran
+        row = records.get_execution(execution_id)
+        assert (row.status, row.owner, row.ended) == ("running", "a:1:x", None)  # left for the next claimer
+        records.finish_execution(execution_id, "failed", error="x", owner="someone else")
+        assert records.get_execution(execution_id).status == "running"  # only the owner ends an owned run
+        records.finish_execution(execution_id, "failed", error="x", owner="a:1:x")
+        assert records.get_execution(execution_id).status == "failed"
+    finally:
+        records.close()

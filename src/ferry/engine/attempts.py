@@ -145,6 +145,7 @@ class StoreRunner:
         self.listener = listener
         self.meta_options = settings.options_for(settings.metadata_url)
         self.aborted = threading.Event()
+        self.fence: Callable[[], str | None] | None = None  # why no attempt may start now (a server's lost lease)
         self.parallelism = int(getattr(executor, "parallelism", 0))  # attempts the executor likes in flight
         self._succeeded: dict[str, int] = {}  # dynamic tasks' paths -> their attempt that built the subgraph
         self._before: dict[str, dict[int, NodeRecord]] = {}  # on resume: the task attempts recorded so far
@@ -239,8 +240,10 @@ class StoreRunner:
                 return done.outputs if done.outputs is not None else done.futures  # type: ignore[return-value]
 
         def attempt(n: int) -> Outcome:
-            if self.aborted.is_set():
-                return Outcome(error=ErrorInfo("execution aborted", code="Aborted", retryable=False))
+            fenced = self.fence() if self.fence is not None else None
+            if fenced or self.aborted.is_set():
+                return Outcome(error=ErrorInfo(f"execution aborted{': ' + fenced if fenced else ''}", code="Aborted",
+                                               retryable=False))
             prefix = self.prefix(path, n)
 
             def started() -> None:  # the executor took it: resources free, a worker (or the cluster) has it

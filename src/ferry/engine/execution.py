@@ -205,16 +205,23 @@ def resume(execution_id: str, *, executor: "str | Executor | None" = None, max_p
 
 
 class Control:
-    """A handle on an execution run in the background (by a server): another thread can abort it."""
+    """A handle on an execution run in the background (by a server): another thread can abort it, and the
+    server's lease on it fences the run. ``owner`` and ``lease_until`` are the server's name and until when
+    its claim holds (renewed while it runs); past that, another server may own the execution, so this one
+    starts no more attempts and records nothing of how the execution ended: it hands the execution over."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str | None = None, lease_until: float = float("inf")) -> None:
         self._lock = threading.Lock()
         self._runner: StoreRunner | None = None
         self.reason = ""  # set once aborted
+        self.owner = owner
+        self.lease_until = lease_until
+        self.handed_over = False
 
     def attach(self, runner: StoreRunner) -> None:
         with self._lock:
             self._runner = runner
+            runner.fence = self.fence
             if self.reason:
                 runner.abort()
 
@@ -224,6 +231,18 @@ class Control:
             self.reason = self.reason or reason
             if self._runner is not None:
                 self._runner.abort()
+
+    def hand_over(self, reason: str) -> None:
+        """Stop as ``abort`` does, but leave the execution's row to the server that owns it now (or will)."""
+        self.handed_over = True
+        self.abort(reason)
+
+    def fence(self) -> str | None:
+        """Why no attempt may start now (the lease ran out), or None."""
+        if time.time() <= self.lease_until:
+            return None
+        self.hand_over(f"the lease of {self.owner} on the execution ran out")
+        return self.reason
 
 
 def run_claimed(execution_id: str, *, settings: Settings | None = None, executor: "str | Executor | None" = None,
@@ -291,6 +310,7 @@ def _drive(closure: Closure, literals: LiteralMap, settings: Settings, records: 
            listener: Listener | None, *, resume: bool, control: Control | None = None) -> ExecutionResult:
     """Walk the graph, then record how it ended, whatever happened: nothing stays "running" by mistake."""
     outputs_uri = join(settings.metadata_url, execution_id, OUTPUTS)
+    owner = control.owner if control is not None else None  # a server's run ends the row only while it owns it
     try:
         running = make_executor(executor, settings, executor_options)
         runner = StoreRunner(settings, running, records, execution_id, raw_prefix, resume=resume, listener=listener)
@@ -306,17 +326,19 @@ def _drive(closure: Closure, literals: LiteralMap, settings: Settings, records: 
         records.finish_execution(execution_id, "aborted", error="aborted by the user (Ctrl-C)")
         raise
     except FerryError as exc:
-        if control is not None and control.reason:
-            records.finish_execution(execution_id, "aborted", error=control.reason)
+        if control is not None and control.handed_over:  # another server resumes it: its row is not ours
             return ExecutionResult(execution_id, "aborted", None, control.reason)
-        records.finish_execution(execution_id, "failed", error=str(exc))
+        if control is not None and control.reason:
+            records.finish_execution(execution_id, "aborted", error=control.reason, owner=owner)
+            return ExecutionResult(execution_id, "aborted", None, control.reason)
+        records.finish_execution(execution_id, "failed", error=str(exc), owner=owner)
         return ExecutionResult(execution_id, "failed", None, str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug of the engine's own: the execution fails, it doesn't hang
         message = f"system error in the engine: {type(exc).__name__}: {exc}"
-        records.finish_execution(execution_id, "failed", error=message)
+        records.finish_execution(execution_id, "failed", error=message, owner=owner)
         return ExecutionResult(execution_id, "failed", None, message)
     else:
-        records.finish_execution(execution_id, "succeeded", outputs_uri)
+        records.finish_execution(execution_id, "succeeded", outputs_uri, owner=owner)
         return ExecutionResult(execution_id, "succeeded", outputs, interface=closure.primary.template.interface)
     finally:
         records.close()

@@ -118,8 +118,9 @@ class EngineLoop:
                 if why is None:
                     continue
                 log.warning("ferry server: taking over execution %s (%s); resuming it", record.id, why)
-            if self.records.claim(record, self.owner, time.time() + self.lease):
-                control = Control()
+            lease_until = time.time() + self.lease
+            if self.records.claim(record, self.owner, lease_until):
+                control = Control(self.owner, lease_until)
                 with self._lock:
                     self.running[record.id] = control
                 threading.Thread(target=self._run, args=(record.id, control), name=f"ferry-run-{record.id}",
@@ -144,17 +145,20 @@ class EngineLoop:
         while not self._stopping.wait(self.lease / 6):
             with self._lock:
                 controls = dict(self.running)
+            lease_until = time.time() + self.lease
             try:
-                held = self.records.renew(self.owner, list(controls), time.time() + self.lease)
+                held = self.records.renew(self.owner, list(controls), lease_until)
             except Exception:  # noqa: BLE001 - retried at the next beat, well within the lease
                 log.exception("ferry server: renewing leases failed; trying again")
                 continue
             for execution_id, control in controls.items():
                 if execution_id not in held:
                     if execution_id in self.running:  # not finished meanwhile: another server took it
-                        control.abort(f"the server {self.owner} lost its lease on the execution")
-                elif held[execution_id] is not None:
-                    control.abort("aborted through the server")
+                        control.hand_over(f"the server {self.owner} lost its lease on the execution")
+                else:
+                    control.lease_until = lease_until
+                    if held[execution_id] is not None:
+                        control.abort("aborted through the server")
 
     def abort_now(self, execution_id: str) -> None:
         """Abort an execution this server runs without waiting for the next lease beat."""

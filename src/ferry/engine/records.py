@@ -249,6 +249,8 @@ class Records:
                                        "inputs": keep_inputs,
                                        "outputs": sa.func.coalesce(upsert.excluded.outputs, NODES.c.outputs)})
         self._finish = EXECUTIONS.update().where(EXECUTIONS.c.id == sa.bindparam("execution_id"))
+        self._finish_owned = EXECUTIONS.update().where(EXECUTIONS.c.id == sa.bindparam("execution_id"),
+                                                       EXECUTIONS.c.owner == sa.bindparam("held_by"))
 
     def _write(self, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
         self.flush()  # node records first, so the database sees events in the order they happened
@@ -279,9 +281,16 @@ class Records:
     def create_execution(self, rec: ExecutionRecord) -> None:
         self._write(EXECUTIONS.insert(), dict(rec.__dict__))
 
-    def finish_execution(self, execution_id: str, status: str, outputs_uri: str | None = None, error: str | None = None) -> None:
-        self._write(self._finish, {"execution_id": execution_id, "status": status, "ended": time.time(),
-                                   "outputs_uri": outputs_uri, "error": error})
+    def finish_execution(self, execution_id: str, status: str, outputs_uri: str | None = None, error: str | None = None,
+                         *, owner: str | None = None) -> None:
+        """Record how an execution ended. With ``owner`` (a server's), only while that server still owns it: a
+        server that lost its lease must not overwrite the row of the server that took the execution over."""
+        row = {"execution_id": execution_id, "status": status, "ended": time.time(), "outputs_uri": outputs_uri,
+               "error": error}
+        if owner is None:
+            self._write(self._finish, row)
+        else:
+            self._write(self._finish_owned, {**row, "held_by": owner})
 
     def set_status(self, execution_id: str, status: str) -> None:
         self._write(self._finish, {"execution_id": execution_id, "status": status, "ended": None})
