@@ -325,6 +325,10 @@ def test_the_cli_launches_and_inspects_through_a_server(served: FerryServer, mar
     assert logs.exit_code == 0 and "about to fail" in logs.output
     wrong = runner.invoke(cli, ["--server", served.url, "launch", "served.tagged", "--tagg", "x"])
     assert wrong.exit_code == 1 and "has no input 'tagg'" in wrong.output
+    inputs = marks.parent / "inputs.json"
+    inputs.write_text('{"tag": "from-file"}')  # the same flags as `ferry launch` without a server
+    from_file = runner.invoke(cli, ["--server", served.url, "launch", "served.tagged", "--inputs-file", str(inputs)])
+    assert from_file.exit_code == 0 and "o0 = 'from-file'" in from_file.stdout, from_file.output
     local = runner.invoke(cli, ["executions", "list"])  # without --server: the local records, as before
     assert local.exit_code == 0 and execution_id in local.output
     down = runner.invoke(cli, ["--server", "http://127.0.0.1:9", "executions", "list"])

@@ -20,6 +20,7 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from ferry.errors import CorruptMetadataError
+from ferry.units import human_size
 
 
 def none_literal() -> Literal:
@@ -169,15 +170,6 @@ def _describe_scalar(literal: Literal) -> str:
     if which == "generic":
         return to_text(scalar.generic).replace("\n", " ")
     return which or "(empty)"
-
-
-def human_size(n: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def _clip(text: str, limit: int) -> str:

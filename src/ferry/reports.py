@@ -109,8 +109,8 @@ def save(report: Report, output_prefix: str, options: dict[str, Any]) -> None:
     if not report:
         return
     from ferry.layout import REPORT
-    from ferry.literals import human_size
     from ferry.storage import join, write_bytes
+    from ferry.units import human_size
 
     data = report.to_html().encode()
     if len(data) > MAX_BYTES:

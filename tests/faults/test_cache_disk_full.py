@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from cachekit import cache_files, temporaries
@@ -121,17 +121,24 @@ def test_a_real_enospc_mid_fill_streams_and_leaves_the_disk_as_it_was(small_disk
     assert _used(small_disk) == before and temporaries(cache.root) == [] and cache.used_bytes() == 0
 
 
-def test_block_reads_on_a_small_disk_never_fill_it(small_disk: Path, store: str, put: Put,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def _read_20_mib_through_blocks(put: Put, monkeypatch: pytest.MonkeyPatch, warning: str) -> Any:
+    """Read a 20 MiB object through the block reader (it wouldn't fit on the small disk) and check every byte and
+    the warning that says the cache was passed by; the node cache."""
     import ferry.datasets as datasets
 
     monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
     data = os.urandom(20 << 20)
     uri = put("big/x.bin", data)
     cache = node_cache()
-    with pytest.warns(CacheMissWarning, match="full"):
+    with pytest.warns(CacheMissWarning, match=warning):
         with File(uri).open("rb") as fh:
             assert b"".join(iter(lambda: fh.read(1 << 20), b"")) == data
+    return cache
+
+
+def test_block_reads_on_a_small_disk_never_fill_it(small_disk: Path, store: str, put: Put,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = _read_20_mib_through_blocks(put, monkeypatch, warning="full")
     st = os.statvfs(small_disk)
     assert st.f_bavail * st.f_frsize > 0  # room is left for others
     on_disk = sum(size for name, size in cache_files(cache.root).items() if name.endswith(".data"))
@@ -140,16 +147,8 @@ def test_block_reads_on_a_small_disk_never_fill_it(small_disk: Path, store: str,
 
 def test_a_real_enospc_writing_pages_gives_the_space_back(small_disk: Path, store: str, put: Put,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import ferry.datasets as datasets
-
     _no_precheck(monkeypatch)
-    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
-    data = os.urandom(20 << 20)
-    uri = put("big/x.bin", data)
-    cache = node_cache()
-    with pytest.warns(CacheMissWarning, match="disk is full"):
-        with File(uri).open("rb") as fh:
-            assert b"".join(iter(lambda: fh.read(1 << 20), b"")) == data
+    cache = _read_20_mib_through_blocks(put, monkeypatch, warning="disk is full")
     on_disk = sum(size for name, size in cache_files(cache.root).items() if name.endswith(".data"))
     assert on_disk == cache.used_bytes() > 0  # the failed write's blocks were given back
     hog = small_disk / f"other-{uuid.uuid4().hex}"  # and the disk is usable again by others

@@ -8,12 +8,7 @@ from typing import Callable, Iterator
 import click
 
 from ferry.cli.output import emit_json, info, json_option, table, wants_json
-
-
-def human_size(n: float) -> str:
-    from ferry.literals import human_size as size  # protobuf loads only when a command prints a size
-
-    return size(n)
+from ferry.units import human_size
 
 
 @contextmanager

@@ -14,16 +14,15 @@ import click
 
 from ferry.cli.output import (
     colored_status,
-    duration,
     emit_json,
     info,
     json_option,
     status_text,
     table,
     wants_json,
-    when,
 )
 from ferry.errors import redact
+from ferry.units import duration, when
 
 if TYPE_CHECKING:  # protobuf loads only for commands that read meta values, not for `executions list`
     from ferry.engine.rows import NodeRecord

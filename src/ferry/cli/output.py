@@ -95,20 +95,6 @@ def _json_default(obj: Any) -> Any:
 
 # ---- text ---------------------------------------------------------------------------------------------
 
-def when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], styles: dict[int, Callable[[str], str]] | None = None

@@ -255,7 +255,8 @@ def timeline_text(rec: Any, bs: list[Bar], width: int | None = None) -> str:
     """A Gantt chart in text: one line per attempt."""
     import shutil
 
-    from ferry.cli.output import STATUS_COLORS, color_allowed, duration
+    from ferry.cli.output import STATUS_COLORS, color_allowed
+    from ferry.units import duration
 
     if not bs:
         return f"execution {rec.id} {rec.workflow} {rec.status}: no task attempt recorded yet\n"
@@ -282,7 +283,7 @@ def timeline_text(rec: Any, bs: list[Bar], width: int | None = None) -> str:
 
 def timeline_html(rec: Any, bs: list[Bar]) -> str:
     """A self-contained HTML page: one row per attempt, bars placed by time, details on hover."""
-    from ferry.cli.output import duration, when
+    from ferry.units import duration, when
 
     total = _span(rec, bs)
     rows = []
@@ -306,7 +307,7 @@ def timeline_html(rec: Any, bs: list[Bar]) -> str:
 
 def timeline_png(rec: Any, bs: list[Bar], target: str) -> None:
     """The chart as a PNG, laid out by hand and drawn by Graphviz (``neato -n2`` keeps the positions)."""
-    from ferry.cli.output import duration
+    from ferry.units import duration
 
     total = _span(rec, bs)
     chart_w, row_h, name_w = 600.0, 22.0, 260.0

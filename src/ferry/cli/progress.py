@@ -18,7 +18,8 @@ from typing import Any
 
 import click
 
-from ferry.cli.output import STATUS_COLORS, color_allowed, duration, verbosity
+from ferry.cli.output import STATUS_COLORS, color_allowed, verbosity
+from ferry.units import duration
 
 COUNTED = ("task", "map", "branch", "dynamic")  # the kinds of node a run's progress counts (workflow nodes hold others)
 DONE = ("succeeded", "cached", "failed", "aborted", "lost")

@@ -17,8 +17,9 @@ from typing import Any
 
 import click
 
-from ferry.cli.output import STATUS_COLORS, duration, when
+from ferry.cli.output import STATUS_COLORS
 from ferry.errors import FerryError
+from ferry.units import duration, when
 
 REMOTE = ("launch", "executions", "workflows", "launchplans")
 DONE = ("succeeded", "failed", "aborted")
@@ -127,23 +128,23 @@ def _input_json(name: str, text: str, t: dict[str, Any]) -> Any:
 
 
 def _inputs(declared: dict[str, Any], args: list[str]) -> dict[str, Any]:
+    """``--name value`` flags (and an ``--inputs-file`` of JSON / YAML values, which the flags override) -> the
+    typed JSON the server converts."""
+    from ferry.cli.inputs import read_inputs_file, split_args
+
+    pairs, inputs_file, _ = split_args(args)
+    given = dict(read_inputs_file(inputs_file)) if inputs_file else {}
     values: dict[str, Any] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            raise FerryError(f"Unexpected argument {arg!r}; give inputs as --name value.")
-        key, eq, text = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(args):
-                raise FerryError(f"--{key} needs a value.")
-            text, i = args[i + 1], i + 1
+    for key in [*given, *pairs]:
         name = key.replace("-", "_")
         if name not in declared:
             raise FerryError(f"The launch plan has no input {key!r}; its inputs are: "
                              + (", ".join(f"--{n}" for n in declared) or "(none)") + ".")
+    for key, value in given.items():
+        values[key.replace("-", "_")] = value  # already data, as the server takes it
+    for key, text in pairs.items():
+        name = key.replace("-", "_")
         values[name] = _input_json(key, text, declared[name]["type"])
-        i += 1
     return values
 
 

@@ -182,8 +182,8 @@ class ResourcePool:
         self.executor = executor
         self.free = dict(capacity)
         self._lock = threading.Lock()
-        # attempts waiting, oldest first, each woken alone once what it asks for is set aside for it (waking
-        # every waiter at each release made a map of 1,000 cost ~150 thread wake-ups per task)
+        # attempts waiting, oldest first, each woken alone once what it asks for is set aside for it (not every
+        # waiter at each release, to find that most still don't fit)
         self._waiting: list[tuple[dict[str, float], threading.Event]] = []
 
     def check(self, task: str, wanted: dict[str, float]) -> None:

@@ -15,14 +15,14 @@ import base64
 import datetime as dt
 from typing import Any
 
-from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
+from flyteidl.core import identifier_pb2, tasks_pb2
 
 from ferry.errors import FerryError, InterfaceError
 from ferry.executors.base import PROGRAM_FLAVOR
 from ferry.interface import Interface, bind_inputs
 from ferry.literals import TypedInterface, Variable, serialize
 from ferry.runtime.container import Program
-from ferry.sdk.task import _seconds, identifier, resource_requests
+from ferry.sdk.task import _seconds, identifier, resource_requests, task_metadata
 
 
 class ContainerTask:
@@ -72,16 +72,7 @@ class ContainerTask:
     def template(self, version: str = "", convert: Any = None) -> tasks_pb2.TaskTemplate:
         """A raw-container TaskTemplate: the program runner, the interface it converts by, and the command.
         (``convert`` is there to match ``Task.template``; a program has nothing to upload.)"""
-        from ferry.version import __version__
-
-        metadata = tasks_pb2.TaskMetadata(
-            discoverable=self.cache, discovery_version=self.cache_version,
-            runtime=tasks_pb2.RuntimeMetadata(type=tasks_pb2.RuntimeMetadata.OTHER, version=__version__,
-                                              flavor=PROGRAM_FLAVOR),
-            retries=literals_pb2.RetryStrategy(retries=self.retries),
-        )
-        if self.timeout:
-            metadata.timeout.FromTimedelta(dt.timedelta(seconds=self.timeout))
+        metadata = task_metadata(PROGRAM_FLAVOR, self.cache, self.cache_version, self.retries, self.timeout)
         interface = base64.b64encode(serialize(self.interface.typed)).decode()
         args = ["python", "-m", "ferry.runtime.container", "--name", self.name, "--interface", interface,
                 "--inputs", "{{.input}}", "--output-prefix", "{{.outputPrefix}}",

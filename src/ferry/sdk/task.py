@@ -28,6 +28,20 @@ R = TypeVar("R", covariant=True)
 PROJECT, DOMAIN = "ferry", "default"  # the Identifier scope of everything ferry registers
 
 
+def task_metadata(flavor: str, cache: bool, cache_version: str, retries: int, timeout: float | None) -> tasks_pb2.TaskMetadata:
+    """A TaskTemplate's metadata: memoization, the runtime that runs it (``flavor``), retries and timeout."""
+    from ferry.version import __version__
+
+    metadata = tasks_pb2.TaskMetadata(
+        discoverable=cache, discovery_version=cache_version,
+        runtime=tasks_pb2.RuntimeMetadata(type=tasks_pb2.RuntimeMetadata.OTHER, version=__version__, flavor=flavor),
+        retries=literals_pb2.RetryStrategy(retries=retries),
+    )
+    if timeout:
+        metadata.timeout.FromTimedelta(dt.timedelta(seconds=timeout))
+    return metadata
+
+
 def identifier(kind: identifier_pb2.ResourceType, name: str, version: str = "") -> identifier_pb2.Identifier:
     return identifier_pb2.Identifier(resource_type=kind, project=PROJECT, domain=DOMAIN, name=name, version=version)
 
@@ -93,16 +107,7 @@ class Task(Generic[P, R]):
             from ferry.sdk.byvalue import pickled_reference
 
             reference = pickled_reference(self, convert)
-        from ferry.version import __version__
-
-        metadata = tasks_pb2.TaskMetadata(
-            discoverable=self.cache, discovery_version=self.cache_version,
-            runtime=tasks_pb2.RuntimeMetadata(type=tasks_pb2.RuntimeMetadata.OTHER, version=__version__,
-                                              flavor=RUNTIME_FLAVOR),
-            retries=literals_pb2.RetryStrategy(retries=self.retries),
-        )
-        if self.timeout:
-            metadata.timeout.FromTimedelta(dt.timedelta(seconds=self.timeout))
+        metadata = task_metadata(RUNTIME_FLAVOR, self.cache, self.cache_version, self.retries, self.timeout)
         container = tasks_pb2.Container(args=runtime_args(reference))
         for name, value in self.resources.items():
             container.resources.requests.add(name=getattr(tasks_pb2.Resources, name), value=value)

@@ -8,7 +8,6 @@ The script (static/console.js) reads the JSON API and builds DOM nodes with text
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +21,7 @@ from ferry.engine.registry import NotRegisteredError
 from ferry.errors import FerryError
 from ferry.server.service import STATUSES, RequestError, Service
 from ferry.server.values import full_text
+from ferry.units import duration, when
 
 HERE = Path(__file__).parent
 _env: Any = None
@@ -36,20 +36,6 @@ def environment() -> Any:
                                   trim_blocks=True, lstrip_blocks=True)
         _env.filters.update(when=when, duration=duration, full_text=full_text, as_json=lambda v: json.dumps(v))
     return _env
-
-
-def when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.2f} s"
-    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
 def page(template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:

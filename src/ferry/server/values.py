@@ -23,10 +23,10 @@ from ferry.literals import (
     SimpleType,
     blob_literal,
     describe,
-    human_size,
     none_literal,
     type_text,
 )
+from ferry.units import human_size
 
 
 def to_literal(value: Any, lt: LiteralType, path: str) -> Literal:
