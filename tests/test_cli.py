@@ -575,7 +575,7 @@ def test_sqlite_reader_and_records_agree(flow: Path) -> None:
         assert isinstance(fast, SqliteReader)
         assert fast.list_executions(5) == full.list_executions(5)
         latest = full.list_executions(1)[0]
-        assert fast.get_execution() == latest == fast.get_execution(latest.id[:16])
+        assert fast.get_execution() == latest == fast.get_execution(latest.id[:-1])  # a prefix only it has
         assert fast.nodes(latest.id) == full.nodes(latest.id)
         assert fast.registrations("workflow") == full.registrations("workflow")
         assert fast.registrations("task", "uxflow.add") == full.registrations("task", "uxflow.add")

@@ -48,7 +48,7 @@ def test_records_in_postgres(database: str, tmp_path: Path, monkeypatch: pytest.
     shown = CliRunner().invoke(cli, ["executions", "show", execution.id])
     assert shown.exit_code == 0 and "xs = [1, 2, 3]" in shown.output and "n0-2 [task]" in shown.output
     records = Records(database)
-    assert records.get_execution(execution.id[:10]).status == "succeeded"
+    assert records.get_execution(execution.id[:-1]).status == "succeeded"
     records.close()
 
 
