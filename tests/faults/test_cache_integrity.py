@@ -9,7 +9,7 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -130,3 +130,36 @@ def test_a_damaged_page_is_detected_and_only_it_is_fetched_again(store: str, put
     stats = cache.stats().per_dataset["vol"]
     assert stats["bytes_fetched"] - fetched == PAGE_SIZE and stats["damaged"] == 1
     assert cache.used_bytes() == 256 << 10  # the refetched page is still counted once
+
+
+def test_a_large_read_straight_into_the_callers_buffer_checks_its_pages_too(store: str, put: Put,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.datasets as datasets
+    from ferry.datasets import blocks
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    data = os.urandom(4 << 20)
+    uri = put("vol/data.bin", data)
+    direct = []
+    real_read_pages = blocks.BlockReader._read_pages
+
+    def read_pages(self: Any, first: int, last: int, into: Any = None) -> Any:
+        direct.append(into is not None)
+        return real_read_pages(self, first, last, into)
+
+    monkeypatch.setattr(blocks.BlockReader, "_read_pages", read_pages)
+    with File(uri).open("rb") as fh:
+        fh.seek(1 << 20)
+        assert fh.read(1 << 20) == data[1 << 20:2 << 20]  # whole pages, 1 MiB: the direct path
+    assert direct and all(direct)
+    cache = node_cache()
+    pages = cache.pages_path(cache.identify(uri, active_settings().options_for(uri)).key)
+    with open(pages, "r+b") as fh:
+        fh.seek((1 << 20) + blocks.PAGE_SIZE + 7)
+        fh.write(b"\xff" * 8)
+    fetched = cache.stats().per_dataset["vol"]["bytes_fetched"]
+    with pytest.warns(CacheDamagedWarning, match="page"):
+        with File(uri).open("rb") as fh:
+            fh.seek(1 << 20)
+            assert fh.read(1 << 20) == data[1 << 20:2 << 20]
+    assert cache.stats().per_dataset["vol"]["bytes_fetched"] - fetched == blocks.PAGE_SIZE

@@ -3,10 +3,15 @@
 ``BlockReader`` is a seekable, read-only raw file: a read fetches only the
 pages it touches (32 KiB each, so a random 64 KiB read fetches at most
 96 KiB). While reads stay sequential, read-ahead threads (as many as the
-store's transfer concurrency) fetch as far ahead as the run has read so far
-(up to two GETs per thread), in ranged GETs of up to 8 MiB; a jump starts over.
-What this reader fetched itself (up to 32 MiB of it) is read from memory until it
-is passed: the bytes its pages and CRCs were just made from need no trip to the disk.
+store's transfer concurrency) fetch four times as far ahead as the run has
+read so far (up to two GETs per thread), in ranged GETs of up to 8 MiB; a jump
+starts over. A fetch writes each piece into place as it arrives and computes
+the pages' CRCs on the way, so it never holds a GET in memory; a large read of
+whole pages goes from disk straight into the caller's buffer and is checked
+there. (Measured on a 256 MiB object beside SeaweedFS on 2 cores: this took the
+reader's CPU from 0.8 s to 0.6 s and its throughput from 0.45x to 0.6x of a
+whole-object download, which needs 0.15 s; the rest is the CRC of each page
+made, read and verified, and the copies through the page cache.)
 
 Pages live in the node cache, in one sparse file per object beside a map
 holding, per page, whether it is present and its CRC-32. Every page is
@@ -41,9 +46,10 @@ from ferry.storage import retrying, store_errors, transfer
 
 PAGE_SIZE = 32 << 10
 MIN_READAHEAD = 32 << 20
-MAX_FRESH = 32 << 20  # fetched bytes a reader keeps in memory for its next reads (the rest it reads from disk)
 MAX_FETCH = 8 << 20  # one ranged GET, and the most one raw read returns
 SEQUENTIAL_LOAD = 1 << 20  # in a sequential run, present pages are read from disk this much at a time
+DIRECT_READ = 1 << 20  # a read of whole pages this large goes from disk straight into the caller's buffer
+RAMP = 4  # a sequential run keeps this many times what it has read so far fetched ahead (up to the window)
 RECORD = struct.Struct("<IB3x")  # per page in the map: CRC-32, 1 when present
 _FLOCK = struct.Struct("hh4xqqi4x")  # Linux's struct flock (x86-64, arm64)
 _PUNCH_HOLE = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
@@ -123,7 +129,6 @@ class BlockReader(io.RawIOBase):
         self.cache, self.obj, self.dataset, self.options = cache, obj, dataset, options
         self.pos = self._next = self._run_start = self._ahead_end = 0
         self._mem_start, self._mem = 0, memoryview(b"")  # the verified bytes read last
-        self._fresh: dict[int, memoryview] = {}  # start -> bytes this reader fetched and stored, not yet read
         self.bytes_fetched = 0
         self._counting = threading.Lock()
         self.streaming = False  # no room in the cache: read straight from the store
@@ -176,34 +181,45 @@ class BlockReader(io.RawIOBase):
             self._run_start = self._ahead_end = pos
         run = pos - self._run_start  # bytes this run read before this read
         end = pos + want
-        if not (self._mem_start <= pos and end <= self._mem_start + len(self._mem)):
-            self._load(pos, end, run)
-        view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
+        if want >= DIRECT_READ and not pos % self.page and (not end % self.page or end == self.obj.size):
+            self._load(pos, end, 0, into=view[:want])  # whole pages: straight into the caller's buffer
+        else:
+            if not (self._mem_start <= pos and end <= self._mem_start + len(self._mem)):
+                self._load(pos, end, run)
+            view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
         self.pos = self._next = end
         if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come
-            self._read_ahead(min(self._window, max(run, want)))
+            self._read_ahead(min(self._window, RAMP * max(run, want)))
         return want
 
     # ---- reading pages -----------------------------------------------------------------------
 
-    def _load(self, pos: int, end: int, run: int) -> None:
-        """Make ``self._mem`` hold (at least) bytes pos..end, fetching pages that are missing."""
+    def _load(self, pos: int, end: int, run: int, into: memoryview | None = None) -> None:
+        """Make ``self._mem`` hold (at least) bytes pos..end, fetching pages that are missing; with ``into``
+        (whole pages, pos..end exactly), read them into that instead."""
         if run:  # sequential: read on, from what the read-ahead brought in
             end = min(self.obj.size, max(end, pos + min(run, SEQUENTIAL_LOAD)))
         for _ in range(3):
-            if self._take_fresh(pos, end):
-                return
             if self._whole is not None:
-                self._mem_start, self._mem = pos, memoryview(os.pread(self._whole, end - pos, pos))
+                if into is None:
+                    self._mem_start, self._mem = pos, memoryview(os.pread(self._whole, end - pos, pos))
+                elif os.preadv(self._whole, [into], pos) != len(into):
+                    raise FerryError(f"The node cache's copy of {self.obj.uri} is shorter than the object; "
+                                     f"clear the cache (`ferry cache clear --datasets`).")
                 return
             first, last = pos // self.page, (end - 1) // self.page
             start, stop = first * self.page, min(self.obj.size, (last + 1) * self.page)
             if self.streaming:
-                self._mem_start, self._mem = start, memoryview(self._get(start, stop))
+                data = memoryview(self._get(start, stop))
+                if into is None:
+                    self._mem_start, self._mem = start, data
+                else:
+                    into[:] = data
                 return
-            data, missing, damaged = self._read_pages(first, last)
+            data, missing, damaged = self._read_pages(first, last, into)
             if not missing and not damaged:
-                self._mem_start, self._mem = start, data
+                if into is None:
+                    self._mem_start, self._mem = start, data
                 return
             if damaged:
                 self.cache.count_fetch(self.dataset, damaged=1)
@@ -214,12 +230,16 @@ class BlockReader(io.RawIOBase):
         raise FerryError(f"The node cache's pages of {self.obj.uri} keep failing their checksum; "
                          f"clear the cache (`ferry cache clear --datasets`) and check the disk under {self.cache.root}.")
 
-    def _read_pages(self, first: int, last: int) -> tuple[memoryview, list[int], list[int]]:
-        """Pages first..last from disk, with the ones missing and the ones failing their CRC."""
+    def _read_pages(self, first: int, last: int, into: memoryview | None = None) -> tuple[memoryview, list[int], list[int]]:
+        """Pages first..last from disk (into ``into``, if given), with the ones missing and the ones failing their CRC."""
         count = last - first + 1
         records = os.pread(self._map, RECORD.size * count, RECORD.size * first)
         start = first * self.page
-        data = memoryview(os.pread(self._data, min(self.obj.size, start + count * self.page) - start, start))
+        length = min(self.obj.size, start + count * self.page) - start
+        if into is None:
+            data = memoryview(os.pread(self._data, length, start))
+        else:
+            data = into[:os.preadv(self._data, [into[:length]], start)]
         missing, damaged = [], []
         for k in range(count):
             crc, flag = RECORD.unpack_from(records, k * RECORD.size) if len(records) >= (k + 1) * RECORD.size else (0, 0)
@@ -228,17 +248,6 @@ class BlockReader(io.RawIOBase):
             elif zlib.crc32(data[k * self.page:(k + 1) * self.page]) != crc:
                 damaged.append(first + k)
         return data, missing, damaged
-
-    def _take_fresh(self, pos: int, end: int) -> bool:
-        """Point ``self._mem`` at fetched bytes holding pos..end, if this reader has them; forget those passed."""
-        with self._counting:
-            for start in [s for s, data in self._fresh.items() if s + len(data) <= pos]:
-                del self._fresh[start]
-            found = next(((s, data) for s, data in self._fresh.items() if s <= pos and end <= s + len(data)), None)
-        if found is None:
-            return False
-        self._mem_start, self._mem = found
-        return True
 
     def _open_whole(self) -> None:
         """The object became one local file (or the cache dropped it): read that, or stream."""
@@ -281,15 +290,10 @@ class BlockReader(io.RawIOBase):
             self._stream("the node cache (or its disk) is full of entries in use", background)
             return False
         try:
-            data = memoryview(self._get(start, stop, self._data))  # written to the pages file as it arrives
+            crcs = self._get_pages(start, stop)  # written to the pages file as they arrive
             kill_point("blocks.fetched")
-            records = b"".join(RECORD.pack(zlib.crc32(data[k * self.page:(k + 1) * self.page]), 1)
-                               for k in range(last - first + 1))
-            os.pwrite(self._map, records, first * RECORD.size)
+            os.pwrite(self._map, b"".join(RECORD.pack(crc, 1) for crc in crcs), first * RECORD.size)
             kill_point("blocks.written")
-            with self._counting:
-                if sum(map(len, self._fresh.values())) < MAX_FRESH:
-                    self._fresh[start] = data
         except OSError as exc:
             if exc.errno in DISK_FULL:
                 _punch_hole(self._data, start, stop - start)  # first: the index needs room to be updated
@@ -310,28 +314,60 @@ class BlockReader(io.RawIOBase):
     def _length(self, index: int) -> int:
         return min(self.page, self.obj.size - index * self.page)
 
-    def _get(self, start: int, stop: int, fd: int = -1) -> bytearray:
-        """One ranged GET from the store; with ``fd``, each piece is also written there (at its offset) on arrival."""
+    def _get(self, start: int, stop: int) -> bytearray:
+        """One ranged GET from the store, into memory."""
         def attempt() -> bytearray:
             data, filled = bytearray(stop - start), 0
-            with store_errors("read", self.obj.uri, "persistent"):
-                for piece in self._read_range(start, stop):
-                    if filled + len(piece) > len(data):
-                        break
-                    data[filled:filled + len(piece)] = piece
-                    written = 0
-                    while fd >= 0 and written < len(piece):
-                        written += os.pwrite(fd, piece[written:], start + filled + written)
-                    filled += len(piece)
-            if filled != len(data):
-                raise FerryError(f"{self.obj.uri} changed while it was being read; read it again.")
+            for piece in self._pieces(start, stop):
+                data[filled:filled + len(piece)] = piece
+                filled += len(piece)
             return data
 
         data = retrying(attempt)
-        with self._counting:
-            self.bytes_fetched += len(data)
-        self.cache.count_fetch(self.dataset, len(data))
+        self._counted(len(data))
         return data
+
+    def _get_pages(self, start: int, stop: int) -> list[int]:
+        """One ranged GET from the store, written into the pages file as it arrives (never whole in memory);
+        returns the CRC-32 of each page."""
+        def attempt() -> list[int]:
+            crcs, crc, in_page, offset = [], 0, 0, start
+            for piece in self._pieces(start, stop):
+                written = 0
+                while written < len(piece):
+                    written += os.pwrite(self._data, piece[written:], offset + written)
+                offset += written
+                while piece:
+                    take = min(len(piece), self.page - in_page)
+                    crc, in_page, piece = zlib.crc32(piece[:take], crc), in_page + take, piece[take:]
+                    if in_page == self.page:
+                        crcs.append(crc)
+                        crc = in_page = 0
+            if in_page:
+                crcs.append(crc)
+            return crcs
+
+        crcs = retrying(attempt)
+        self._counted(stop - start)
+        return crcs
+
+    def _pieces(self, start: int, stop: int) -> Iterator[memoryview]:
+        """Bytes start..stop of the object, in the pieces they arrive in; exactly that many, or an error."""
+        filled = 0
+        with store_errors("read", self.obj.uri, "persistent"):
+            for piece in self._read_range(start, stop):
+                view = memoryview(piece).cast("B")
+                if filled + len(view) > stop - start:
+                    break
+                filled += len(view)
+                yield view
+        if filled != stop - start:
+            raise FerryError(f"{self.obj.uri} changed while it was being read; read it again.")
+
+    def _counted(self, fetched: int) -> None:
+        with self._counting:
+            self.bytes_fetched += fetched
+        self.cache.count_fetch(self.dataset, fetched)
 
     def _stream(self, why: str, background: bool) -> None:
         if not background and not self.streaming:
