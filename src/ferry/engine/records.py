@@ -93,6 +93,34 @@ FLUSH_SECONDS = 0.05  # node records are written at most this late...
 FLUSH_ROWS = 256  # ...or as soon as this many wait
 
 
+class _DriverSql:
+    """A statement compiled once to the driver's SQL and run for many rows without SQLAlchemy's per-row
+    work (which cost as much as SQLite itself: 16 µs a node record, against 9 µs this way)."""
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self.positional: bool = compiled.positional
+        names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+        binds = compiled.binds
+        # per parameter: its name, its value when a row has none (a literal of the statement), the type's conversion
+        self.params = [(n, binds[n].value, binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names]
+
+    def execute(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        def values(row: dict[str, Any]) -> list[Any]:
+            out = []
+            for name, default, convert in self.params:
+                v = row.get(name, default)
+                out.append(v if convert is None or v is None else convert(v))
+            return out
+
+        if self.positional:
+            conn.exec_driver_sql(self.sql, [tuple(values(row)) for row in rows])
+        else:
+            names = [name for name, _, _ in self.params]
+            conn.exec_driver_sql(self.sql, [dict(zip(names, values(row), strict=True)) for row in rows])
+
+
 def _v1(conn: sa.Connection) -> None:
     _meta.create_all(conn, tables=[EXECUTIONS, NODES])
 
@@ -248,6 +276,8 @@ class Records:
                                        "ended": upsert.excluded.ended, "error": upsert.excluded.error,
                                        "inputs": keep_inputs,
                                        "outputs": sa.func.coalesce(upsert.excluded.outputs, NODES.c.outputs)})
+        self._node_sql = {statement: _DriverSql(statement, self._conn.dialect)
+                          for statement in (self._node_running, self._node_ended)}
         self._finish = EXECUTIONS.update().where(EXECUTIONS.c.id == sa.bindparam("execution_id"))
         self._finish_owned = EXECUTIONS.update().where(EXECUTIONS.c.id == sa.bindparam("execution_id"),
                                                        EXECUTIONS.c.owner == sa.bindparam("held_by"))
@@ -265,7 +295,7 @@ class Records:
             return
         with self._lock, self._conn.begin():
             for statement, group in itertools.groupby(batch, key=lambda item: item[0]):
-                self._conn.execute(statement, [params for _, params in group])
+                self._node_sql[statement].execute(self._conn, [params for _, params in group])
 
     def _write_behind(self) -> None:
         """The writer thread: node records leave in batches, one transaction each, every FLUSH_SECONDS."""
