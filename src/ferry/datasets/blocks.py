@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import io
 import os
@@ -132,6 +133,7 @@ class BlockReader(io.RawIOBase):
         self.bytes_fetched = 0
         self._counting = threading.Lock()
         self.streaming = False  # no room in the cache: read straight from the store
+        self._disk_full = False  # a page write met a full disk: this reader writes no more pages
         self._whole: int | None = None  # fd of the complete object, once it is one
         self._data = self._map = -1
         self._pool: ThreadPoolExecutor | None = None
@@ -286,6 +288,9 @@ class BlockReader(io.RawIOBase):
         """Fetch pages first..last and write them with their map records (their lock is held).
         False: they could not be stored (the reader streams from now on, unless this is read-ahead)."""
         start, stop = first * self.page, min(self.obj.size, (last + 1) * self.page)
+        if self._disk_full:
+            self._stream("the node cache's disk is full", background)
+            return False
         if not self.cache.reserve(self.obj, self.dataset, stop - start, self.page):
             self._stream("the node cache (or its disk) is full of entries in use", background)
             return False
@@ -296,6 +301,7 @@ class BlockReader(io.RawIOBase):
             kill_point("blocks.written")
         except OSError as exc:
             if exc.errno in DISK_FULL:
+                self._disk_full = True  # the other fetches of this reader stop writing too, and give their room back
                 _punch_hole(self._data, start, stop - start)  # first: the index needs room to be updated
             self.cache.settle(self.obj.key, stop - start)
             if exc.errno not in DISK_FULL:
@@ -333,6 +339,8 @@ class BlockReader(io.RawIOBase):
         def attempt() -> list[int]:
             crcs, crc, in_page, offset = [], 0, 0, start
             for piece in self._pieces(start, stop):
+                if self._disk_full:  # another fetch of this reader met a full disk
+                    raise OSError(errno.ENOSPC, "the node cache's disk is full")
                 written = 0
                 while written < len(piece):
                     written += os.pwrite(self._data, piece[written:], offset + written)
@@ -376,7 +384,7 @@ class BlockReader(io.RawIOBase):
 
     def _read_ahead(self, ahead: int) -> None:
         """Keep up to ``ahead`` bytes past the position fetched or on their way, in the background."""
-        if self._whole is not None or self.streaming or self._ahead_end - self.pos >= ahead // 2:
+        if self._whole is not None or self.streaming or self._disk_full or self._ahead_end - self.pos >= ahead // 2:
             return
         start, target = max(self._ahead_end, self.pos), min(self.obj.size, self.pos + ahead)
         if start >= target:

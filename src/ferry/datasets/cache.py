@@ -220,8 +220,15 @@ class NodeCache:
         )
 
     def count_fetch(self, dataset: str, fetched: int = 0, damaged: int = 0) -> None:
-        """Record bytes a block reader fetched, or damaged pages it found."""
-        self._count(dataset, fetched=fetched, damaged=damaged)
+        """Record bytes a block reader fetched, or damaged pages it found. On a full disk the count is lost
+        (with a warning), not the read: a reader streaming past a full cache still counts as it can."""
+        try:
+            self._count(dataset, fetched=fetched, damaged=damaged)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+                raise
+            warnings.warn(f"ferry: the node cache's disk is full; {fetched:,} bytes fetched for {dataset!r} "
+                          "are not counted in `ferry cache stats`.", CacheMissWarning, stacklevel=3)
 
     def identify(self, uri: str, options: dict[str, Any] | None = None) -> ObjectIdentity:
         """The object's identity, from the index while it is younger than the TTL."""
