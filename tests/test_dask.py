@@ -107,3 +107,35 @@ def test_a_script_starting_a_local_cluster_at_module_level_is_told_why_workers_f
     last = done.stderr.strip().splitlines()[-1]  # the script's own end: the parent's error
     assert last.startswith("FAILED: The local Dask cluster's workers failed to start"), done.stderr[-2000:]
     assert f"runs {script} again in each worker" in last and 'if __name__ == "__main__":' in last
+
+
+def test_a_batch_holds_about_a_tenth_of_a_second_of_a_tasks_work() -> None:
+    from types import SimpleNamespace
+
+    from ferry.executors import dask
+
+    batcher = object.__new__(dask._Batcher)  # only the sizing: no cluster needed
+    batcher.threads, batcher.seconds = 2, {}
+    waiting: Any = [(SimpleNamespace(task=SimpleNamespace(id=SimpleNamespace(name="t"))), None, None)] * 200
+    assert batcher._batch_size(waiting) == 1  # never seen: one at a time until an attempt is back
+    batcher.seconds["t"] = 0.001
+    assert batcher._batch_size(waiting) == dask.MAX_BATCH  # short attempts: as many as a batch holds
+    assert batcher._batch_size(waiting[:10]) == 5  # what is waiting, shared among the worker threads
+    batcher.seconds["t"] = 0.02
+    assert batcher._batch_size(waiting) == 5  # 0.1 s of work
+    batcher.seconds["t"] = 2.0
+    assert batcher._batch_size(waiting) == 1  # a long attempt goes alone, so an idle worker can take the next
+
+
+def test_the_executor_learns_how_long_a_tasks_attempts_take() -> None:
+    from ferry.executors.dask import DaskExecutor
+
+    executor = DaskExecutor(workers=1)
+    try:
+        execution = ferry.run(load("sum_of_indices"), {"n": 6}, executor=executor)
+        assert execution.status == "succeeded", execution.error
+        assert execution.outputs == 15
+        assert set(executor._batcher.seconds) == {"cluster.indices", "cluster.total"}, executor._batcher.seconds
+        assert all(0 < s < 60 for s in executor._batcher.seconds.values())
+    finally:
+        executor.close()

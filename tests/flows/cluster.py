@@ -27,6 +27,11 @@ def indices(n: int) -> list[int]:
 
 
 @workflow
+def sum_of_indices(n: int = 6) -> int:
+    return total(xs=indices(n=n))
+
+
+@workflow
 def read_reference(ref: File, n: int = 4) -> int:
     return total(xs=map_task(checksum, concurrency=1, bound_inputs=("ref",))(ref=ref, i=indices(n=n)))
 

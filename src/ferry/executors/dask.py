@@ -14,6 +14,7 @@ import dataclasses
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -21,9 +22,10 @@ from typing import Any
 from ferry.errors import ConfigError
 from ferry.executors.base import TaskRequest, TaskResult
 
-MAX_BATCH = 32  # attempts per Dask task at most, per worker thread
+MAX_BATCH = 64  # attempts per Dask task at most
+BATCH_SECONDS = 0.1  # ...and no more than this much work by the task's recent attempts (one long attempt goes alone)
 BATCHES_PER_THREAD = 1  # Dask tasks of batched attempts in flight per worker thread
-IN_FLIGHT_PER_THREAD = 32  # attempts submitted per worker thread at once (the rest wait in the engine)
+IN_FLIGHT_PER_THREAD = 64  # attempts submitted per worker thread at once (the rest wait in the engine)
 MAX_QUEUED_PER_WORKER = 4  # a cache holder busier than this is passed over (another node fetches)
 PLACEMENT_RECHECK_SECONDS = 10  # how often a placed, still-waiting attempt checks its worker is there
 
@@ -86,8 +88,12 @@ def worker_setup(cache_base: str | None, remove: list[str]) -> Any:
 
 
 def run_batch(requests: list[TaskRequest]) -> list[dict[str, Any]]:
-    """Several attempts in one Dask task, one after another, each as ``run_on_worker`` runs it."""
-    return [run_on_worker(request) for request in requests]
+    """Several attempts in one Dask task, one after another, each as ``run_on_worker`` runs it (and timed)."""
+    replies = []
+    for request in requests:
+        start = time.perf_counter()
+        replies.append({**run_on_worker(request), "seconds": time.perf_counter() - start})
+    return replies
 
 
 _Waiting = tuple[TaskRequest, Future[dict[str, Any]], Callable[[], None]]  # an attempt, its reply, its start
@@ -96,7 +102,11 @@ _Waiting = tuple[TaskRequest, Future[dict[str, Any]], Callable[[], None]]  # an 
 class _Batcher:
     """Sends the attempts that are waiting together as few Dask tasks: the scheduler's cost is per Dask task
     (a round trip costs ~10 ms on a busy machine; running a small attempt, under 1 ms), so a map of small
-    tasks goes as fast as the workers run them. Attempts wait no longer than it takes to drain the queue."""
+    tasks goes as fast as the workers run them. Attempts wait no longer than it takes to drain the queue.
+
+    A batch holds about BATCH_SECONDS of work, judged by how long each task's attempts took lately (a task
+    not seen yet goes one attempt at a time until one is back): a Dask task can't be split once sent, so
+    batching long attempts would only keep them from idle workers."""
 
     def __init__(self, client: Any, threads: int, futures: set[Any], lock: threading.Lock) -> None:
         self.client = client
@@ -106,6 +116,7 @@ class _Batcher:
         # Dask tasks in flight: enough to keep every worker thread busy while results travel back; while
         # they are all out, waiting attempts pile up and leave together in the next, bigger batch.
         self.slots = threading.Semaphore(BATCHES_PER_THREAD * threads)
+        self.seconds: dict[str, float] = {}  # task name -> a moving average of its attempts' run time on a worker
         self.thread = threading.Thread(target=self._dispatch, name="ferry-dask-batches", daemon=True)
         self.thread.start()
 
@@ -137,13 +148,25 @@ class _Batcher:
                 batch.append(more)
             self._send(batch)
 
+    def _batch_size(self, waiting: list[_Waiting]) -> int:
+        """Attempts for the next Dask task: shared among the worker threads, and about BATCH_SECONDS of work."""
+        even = -(-len(waiting) // self.threads)
+        longest = 0.0
+        for request, _, _ in waiting[:even]:
+            seconds = self.seconds.get(request.task.id.name)
+            if seconds is None:
+                return 1
+            longest = max(longest, seconds)
+        return max(1, min(even, MAX_BATCH, int(BATCH_SECONDS / max(longest, 1e-6))))
+
     def _send(self, batch: list[_Waiting]) -> None:
-        parts = min(len(batch), self.threads)  # spread over the worker threads (one slot is already held)
-        size = -(-len(batch) // parts)
-        for index, start in enumerate(range(0, len(batch), size)):
-            if index:
+        first = True  # one slot is already held
+        while batch:
+            if not first:
                 self.slots.acquire()
-            part = batch[start:start + size]
+            first = False
+            size = self._batch_size(batch)  # after the wait: replies since may have taught a task's duration
+            part, batch = batch[:size], batch[size:]
             try:
                 future = self.client.submit(run_batch, [request for request, _, _ in part], pure=False)
             except Exception as exc:  # noqa: BLE001 - the client is gone: every waiter learns why
@@ -167,7 +190,11 @@ class _Batcher:
             for _, waiter, _ in part:
                 waiter.set_exception(exc)
             return
-        for (_, waiter, _), reply in zip(part, replies, strict=True):
+        for (request, waiter, _), reply in zip(part, replies, strict=True):
+            name = request.task.id.name
+            with self.lock:
+                before = self.seconds.get(name)
+                self.seconds[name] = reply["seconds"] if before is None else 0.8 * before + 0.2 * reply["seconds"]
             waiter.set_result(reply)
 
 
