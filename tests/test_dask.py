@@ -139,3 +139,33 @@ def test_the_executor_learns_how_long_a_tasks_attempts_take() -> None:
         assert all(0 < s < 60 for s in executor._batcher.seconds.values())
     finally:
         executor.close()
+
+
+def test_the_local_clusters_scheduler_process_ends_with_a_killed_engine(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    with subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, sys, psutil\n"
+         "from ferry.executors.dask import DaskExecutor\n"
+         "executor = DaskExecutor(workers=1)\n"
+         "children = psutil.Process().children(recursive=True)\n"
+         "print(*[p.pid for p in children if 'ferry.executors.dask_scheduler' in ' '.join(p.cmdline())], flush=True)\n"
+         "sys.stdin.read()\n"],  # waits until killed
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "FERRY_HOME": str(tmp_path)},
+    ) as engine:
+        assert engine.stdout is not None
+        (scheduler,) = map(int, engine.stdout.readline().split())  # the barrier: the cluster is up
+        assert psutil.pid_exists(scheduler)
+        engine.send_signal(signal.SIGKILL)
+        engine.wait()
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(scheduler) and psutil.Process(scheduler).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the scheduler process outlived the engine"
+        time.sleep(0.05)

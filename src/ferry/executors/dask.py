@@ -11,6 +11,7 @@ worker resources.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import queue
 import threading
@@ -221,7 +222,7 @@ class DaskExecutor:
 
     def __init__(self, address: str | None = None, workers: int = 2, cache_base: str | None = None,
                  env: dict[str, str | None] | None = None, placement: bool = True) -> None:
-        from distributed import Client, LocalCluster
+        from distributed import Client, Nanny, SpecCluster
 
         self.placement = placement
         self.cluster = None
@@ -232,10 +233,15 @@ class DaskExecutor:
             # ``env`` applied (its own settings); the plugin removes what ``env`` says to remove.
             changes = {**(env or {}), "FERRY_IN_TASK": "1"}
             worker_env = {k: v for k, v in changes.items() if v is not None}
-            try:
-                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=":0", host="127.0.0.1", env=worker_env,
-                                            resources={"CPU": 1, "MEMORY": 2**31})
+            from ferry.executors.dask_scheduler import SchedulerProcess
+
+            worker = {"cls": Nanny, "options": {"host": "127.0.0.1", "nthreads": 1, "env": worker_env,
+                                                "resources": {"CPU": 1, "MEMORY": 2**31}, "dashboard": False,
+                                                "silence_logs": logging.WARNING}}
+            try:  # LocalCluster's shape, with the scheduler in a process of its own (see dask_scheduler)
+                self.cluster = SpecCluster(scheduler={"cls": SchedulerProcess, "options": {}},
+                                           workers={i: worker for i in range(workers)}, worker=worker,
+                                           silence_logs=logging.WARNING)
             except RuntimeError as exc:
                 raise _local_cluster_error(exc) from exc
             self.client = Client(self.cluster, set_as_default=False)
