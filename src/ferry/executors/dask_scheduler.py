@@ -2,9 +2,10 @@
 
 Dask's LocalCluster runs its scheduler on the event loop of the process that starts it, beside the Dask
 client: in ferry's engine that one thread held the GIL for 80% of the engine's samples on a map of small
-tasks (py-spy), and the map ran at 0.57-0.77x of the process executor; with the scheduler in its own
-process, 0.79-0.97x (benchmarks/cluster.py). The workers stay as LocalCluster starts them (nannies in the
-engine's process, each with a worker process).
+tasks (py-spy). With the scheduler in its own process a map of 1,000 small tasks on a running 2-worker
+cluster went from 752-766 to 753-875 tasks/s (alternated runs; benchmarks/cluster.py: 0.67x -> 0.79x of
+the process executor); starting the cluster takes 0.9 s instead of 0.5 s. The workers stay as LocalCluster
+starts them (nannies in the engine's process, each with a worker process).
 
 The scheduler process exits when the engine does, even after ``kill -9``: it reads its standard input, a
 pipe only the engine holds, and stops at its end.
