@@ -73,7 +73,6 @@ def test_fresh_process_per_task() -> None:
 def test_metadata_layout_per_node_and_attempt(ferry_home: Path, executor: str, in_records: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from ferry.config import reset_settings
-    from ferry.literals import parse_literal_map
     from ferry.types import default_engine
 
     monkeypatch.setenv("FERRY_META_IN_RECORDS_BYTES", in_records)
@@ -88,7 +87,8 @@ def test_metadata_layout_per_node_and_attempt(ferry_home: Path, executor: str, i
         files = (root / node / "0" / "inputs.pb").exists(), (root / node / "0" / "outputs.pb").exists()
         assert files == ((False, False) if kept else (True, True))
         assert (records[node].inputs is not None, records[node].outputs is not None) == (kept, kept)
-        outputs = parse_literal_map(records[node].meta("outputs.pb", lambda uri: Path(uri[len("file://"):]).read_bytes()))
+        outputs = records[node].meta("outputs.pb", lambda uri: Path(uri[len("file://"):]).read_bytes())
+        assert outputs is not None
         assert default_engine().to_python(outputs.literals["o0"], int, None) == {"n0-0": 1, "n0-1": 4, "n1": 5}[node]
 
 

@@ -27,8 +27,9 @@ def test_a_prefix_on_another_bucket_gets_the_raw_store_options(s3_settings: Any,
 
     nodes = Records(s3_settings.database_url).nodes(execution.id)
     make = next(n for n in nodes if n.label == "registered.make")
-    from ferry.literals import parse_literal_map, references
+    from ferry.literals import references
     from ferry.storage import read_bytes
 
-    outputs = parse_literal_map(make.meta("outputs.pb", lambda uri: read_bytes(uri, s3_settings.options_for(uri))))
+    outputs = make.meta("outputs.pb", lambda uri: read_bytes(uri, s3_settings.options_for(uri)))
+    assert outputs is not None
     assert all(uri.startswith("s3://elsewhere/one-run/") for lit in outputs.literals.values() for uri in references(lit))

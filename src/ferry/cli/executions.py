@@ -25,7 +25,6 @@ from ferry.errors import redact
 from ferry.units import duration, when
 
 if TYPE_CHECKING:  # protobuf loads only for commands that read meta values, not for `executions list`
-    from ferry.engine.rows import NodeRecord
     from ferry.literals import Literal, LiteralMap
 
 
@@ -75,14 +74,6 @@ def _read_map(uri: str | None) -> LiteralMap | None:
 
     data = _read_object(uri) if uri else None
     return None if data is None else parse_literal_map(data, uri or "")
-
-
-def _node_map(node: NodeRecord, name: str) -> LiteralMap | None:
-    """An attempt's inputs.pb or outputs.pb (``name``), from its record or the metadata store."""
-    from ferry.literals import parse_literal_map
-
-    data = node.meta(name, _read_object)
-    return None if data is None else parse_literal_map(data, f"{name} of {node.path} attempt {node.attempt + 1}")
 
 
 def _exists(uri: str) -> bool:
@@ -187,7 +178,8 @@ def show(execution_id: str | None, full_errors: bool, full: bool) -> None:
                      "duration": None if n.ended is None else n.ended - n.started, "detail": n.detail,
                      "error": redact(n.error) if n.error else None, "report": reports.get((n.path, n.attempt))}
             if n.kind == "task" and n.prefix:
-                entry.update(inputs=map_json(_node_map(n, INPUTS)), outputs=map_json(_node_map(n, OUTPUTS)))
+                entry.update(inputs=map_json(n.meta(INPUTS, _read_object)),
+                             outputs=map_json(n.meta(OUTPUTS, _read_object)))
             out["nodes"].append(entry)
         emit_json(out)
         return
@@ -210,8 +202,8 @@ def show(execution_id: str | None, full_errors: bool, full: bool) -> None:
                    f"{status_text(node.status)} {duration((node.ended or 0) - node.started if node.ended else None)}"
                    f"{extra}")
         if node.kind == "task" and node.prefix:
-            _show_map("inputs", _node_map(node, INPUTS), indent + "  ", full)
-            _show_map("outputs", _node_map(node, OUTPUTS), indent + "  ", full)
+            _show_map("inputs", node.meta(INPUTS, _read_object), indent + "  ", full)
+            _show_map("outputs", node.meta(OUTPUTS, _read_object), indent + "  ", full)
         if (node.path, node.attempt) in reports:
             click.echo(f"{indent}  report: ferry executions report {rec.id} {node.path} --attempt {node.attempt + 1}")
         if node.error:

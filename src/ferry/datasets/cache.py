@@ -227,8 +227,8 @@ class NodeCache:
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
                 raise
-            warnings.warn(f"ferry: the node cache's disk is full; {fetched:,} bytes fetched for {dataset!r} "
-                          "are not counted in `ferry cache stats`.", CacheMissWarning, stacklevel=3)
+            warnings.warn(f"ferry: the node cache's disk is full; what is fetched for {dataset!r} while it is "
+                          "full is not counted in `ferry cache stats`.", CacheMissWarning, stacklevel=3)
 
     def identify(self, uri: str, options: dict[str, Any] | None = None) -> ObjectIdentity:
         """The object's identity, from the index while it is younger than the TTL."""

@@ -105,6 +105,7 @@ class _DriverSql:
         binds = compiled.binds
         # per parameter: its name, its value when a row has none (a literal of the statement), the type's conversion
         self.params = [(n, binds[n].value, binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names]
+        self.names = names
 
     def execute(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         def values(row: dict[str, Any]) -> list[Any]:
@@ -117,8 +118,7 @@ class _DriverSql:
         if self.positional:
             conn.exec_driver_sql(self.sql, [tuple(values(row)) for row in rows])
         else:
-            names = [name for name, _, _ in self.params]
-            conn.exec_driver_sql(self.sql, [dict(zip(names, values(row), strict=True)) for row in rows])
+            conn.exec_driver_sql(self.sql, [dict(zip(self.names, values(row), strict=True)) for row in rows])
 
 
 def _v1(conn: sa.Connection) -> None:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ferry.errors import ConfigError, FerryError
+
+if TYPE_CHECKING:
+    from ferry.literals import LiteralMap
 
 SCHEMA_READ = 4  # the schema version whose columns the fast path reads; later versions only add columns
 
@@ -86,16 +89,17 @@ class NodeRecord:
     inputs: bytes | None = None  # the attempt's inputs.pb / outputs.pb when the records keep them (in-process
     outputs: bytes | None = None  # attempts' small values); else they are objects under ``prefix``
 
-    def meta(self, name: str, read: Callable[[str], bytes | None]) -> bytes | None:
+    def meta(self, name: str, read: Callable[[str], bytes | None]) -> LiteralMap | None:
         """The attempt's ``inputs.pb`` or ``outputs.pb`` (``name``), from the record or, through ``read``,
         from the metadata store under its prefix; None when it has none."""
         from ferry.layout import INPUTS, OUTPUTS
+        from ferry.literals import parse_literal_map
         from ferry.storage import join
 
-        kept = {INPUTS: self.inputs, OUTPUTS: self.outputs}.get(name)
-        if kept is not None:
-            return kept
-        return read(join(self.prefix, name)) if self.prefix else None
+        data = {INPUTS: self.inputs, OUTPUTS: self.outputs}.get(name)
+        if data is None and self.prefix:
+            data = read(join(self.prefix, name))
+        return None if data is None else parse_literal_map(data, f"{name} of {self.path} attempt {self.attempt + 1}")
 
 
 def resolve_execution(execution_id: str | None, latest: Callable[[], list[ExecutionRecord]],

@@ -69,11 +69,6 @@ class Service:
         data = self._read(uri) if uri else None
         return None if data is None else parse_literal_map(data, uri or "")
 
-    def _node_map(self, node: NodeRecord, name: str) -> LiteralMap | None:
-        """An attempt's inputs.pb or outputs.pb (``name``), from its record or the metadata store."""
-        data = node.meta(name, self._read)
-        return None if data is None else parse_literal_map(data, f"{name} of {node.path} attempt {node.attempt + 1}")
-
     def closure(self, record: ExecutionRecord) -> Closure | None:
         with self._lock:
             if record.id in self._closures:
@@ -127,8 +122,8 @@ class Service:
             "error": node.error.strip().splitlines()[0] if node.error and node.error.strip() else None,
         }
         if (values or full) and node.kind == "task" and node.prefix:
-            out["inputs"] = meta_values(self._node_map(node, INPUTS))
-            out["outputs"] = meta_values(self._node_map(node, OUTPUTS))
+            out["inputs"] = meta_values(node.meta(INPUTS, self._read))
+            out["outputs"] = meta_values(node.meta(OUTPUTS, self._read))
         if full:
             out["prefix"] = node.prefix
             out["error"] = self._error(node)

@@ -65,7 +65,7 @@ class _Shape(typing.NamedTuple):
 
     base: Any  # Annotated stripped
     kind: str  # union, struct, list, dict, enum, timedelta, datetime, date, native, other
-    args: tuple[Any, ...] = ()  # union variants, list item, dict value, struct field types
+    args: tuple[Any, ...] = ()  # union variants, list item, dict value
 
 
 _shapes: dict[Any, _Shape] = {}
