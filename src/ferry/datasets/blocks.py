@@ -3,9 +3,9 @@
 ``BlockReader`` is a seekable, read-only raw file: a read fetches only the
 pages it touches (32 KiB each, so a random 64 KiB read fetches at most
 96 KiB). While reads stay sequential, read-ahead threads (as many as the
-store's transfer concurrency) fetch four times as far ahead as the run has
-read so far (up to two GETs per thread), in ranged GETs of up to 8 MiB; a jump
-starts over. A fetch writes each piece into place as it arrives and computes
+store's transfer concurrency) fetch as far ahead as the run has read so far,
+or four of its reads if that is more (up to two GETs per thread), in ranged
+GETs of up to 8 MiB; a jump starts over. A fetch writes each piece into place as it arrives and computes
 the pages' CRCs on the way, so it never holds a GET in memory; a large read of
 whole pages goes from disk straight into the caller's buffer and is checked
 there. (Measured on a 256 MiB object beside SeaweedFS on 2 cores: this took the
@@ -50,7 +50,7 @@ MIN_READAHEAD = 32 << 20
 MAX_FETCH = 8 << 20  # one ranged GET, and the most one raw read returns
 SEQUENTIAL_LOAD = 1 << 20  # in a sequential run, present pages are read from disk this much at a time
 DIRECT_READ = 1 << 20  # a read of whole pages this large goes from disk straight into the caller's buffer
-RAMP = 4  # a sequential run keeps this many times what it has read so far fetched ahead (up to the window)
+RAMP = 4  # a sequential run keeps as much as it has read fetched ahead, or this many of its reads if more
 RECORD = struct.Struct("<IB3x")  # per page in the map: CRC-32, 1 when present
 _FLOCK = struct.Struct("hh4xqqi4x")  # Linux's struct flock (x86-64, arm64)
 _PUNCH_HOLE = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
@@ -191,7 +191,7 @@ class BlockReader(io.RawIOBase):
             view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
         self.pos = self._next = end
         if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come
-            self._read_ahead(min(self._window, RAMP * max(run, want)))
+            self._read_ahead(min(self._window, max(run, RAMP * want)))
         return want
 
     # ---- reading pages -----------------------------------------------------------------------
