@@ -125,3 +125,81 @@ def test_random_64k_reads_fetch_at_most_twice_what_they_ask(store: str, put: Put
             asked += 64 << 10
     fetched = node_cache().stats().per_dataset["vol"]["bytes_fetched"]
     assert fetched <= 2 * asked, f"fetched {fetched / asked:.2f}x the bytes asked"
+
+
+def _gated_ranges(monkeypatch: pytest.MonkeyPatch, hold: Callable[[int, int, int], None]) -> list[tuple[int, int]]:
+    """Every ranged read of a block reader, in 1 MiB pieces; ``hold(start, stop, offset)`` runs before each piece."""
+    from ferry.storage import transfer
+
+    real, calls = transfer.get_range, []
+
+    def get_range(uri: str, options: object) -> Callable[[int, int], object]:
+        read = real(uri, options)  # type: ignore[arg-type]
+
+        def pieces(start: int, stop: int) -> object:
+            calls.append((start, stop))
+            offset = start
+            for piece in read(start, stop):
+                view = memoryview(piece)
+                for i in range(0, len(view), 1 << 20):
+                    hold(start, stop, offset)
+                    offset += len(view[i:i + (1 << 20)])
+                    yield view[i:i + (1 << 20)]
+        return pieces
+
+    monkeypatch.setattr(transfer, "get_range", get_range)
+    return calls
+
+
+def test_a_read_takes_what_read_ahead_brought_in_without_waiting_for_its_whole_get(
+        store: str, put: Put, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.datasets as datasets
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    data = os.urandom(16 << 20)
+    uri = put("vol/data.bin", data)
+    at_gate, gate = threading.Event(), threading.Event()
+
+    def hold(start: int, stop: int, offset: int) -> None:
+        if offset >= 10 << 20:  # read-ahead past 10 MiB waits at the gate
+            at_gate.set()
+            assert gate.wait(timeout=120)
+
+    _gated_ranges(monkeypatch, hold)
+    got: list[bytes] = []
+    with File(uri).open("rb") as fh:
+        assert fh.read(8 << 20) == data[:8 << 20]  # fetched by the read itself; read-ahead starts at 8 MiB
+        assert at_gate.wait(timeout=120)  # read-ahead has brought in 8-10 MiB and waits mid-GET
+        reader = threading.Thread(target=lambda: got.append(fh.read(2 << 20)))
+        reader.start()
+        reader.join(timeout=60)  # only a safety net: the read needs nothing from the gated GETs
+        finished = not reader.is_alive()
+        gate.set()
+        reader.join()
+        assert finished, "a read of pages read-ahead had marked present waited for the rest of its GET"
+        assert got == [data[8 << 20:10 << 20]]
+        assert fh.read() == data[10 << 20:]
+    assert node_cache().stats().per_dataset["vol"]["bytes_fetched"] == len(data)  # waited for, not fetched again
+
+
+def test_a_get_failing_mid_way_resumes_after_the_pages_it_marked(store: str, put: Put,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.datasets as datasets
+    from ferry.storage import io as storage_io
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    monkeypatch.setattr(storage_io, "RETRY_DELAYS", (0.0,))
+    data = os.urandom(8 << 20)
+    uri = put("vol/data.bin", data)
+    failed: list[int] = []
+
+    def hold(start: int, stop: int, offset: int) -> None:
+        if offset == 3 << 20 and not failed:
+            failed.append(offset)
+            raise ConnectionError("connection reset by peer")
+
+    calls = _gated_ranges(monkeypatch, hold)
+    with File(uri).open("rb") as fh:
+        assert fh.read(len(data)) == data
+    assert failed and calls == [(0, 8 << 20), (3 << 20, 8 << 20)]  # the retry asked only for what was missing
+    assert node_cache().stats().per_dataset["vol"]["bytes_fetched"] == len(data)

@@ -163,3 +163,29 @@ def test_a_large_read_straight_into_the_callers_buffer_checks_its_pages_too(stor
             fh.seek(1 << 20)
             assert fh.read(1 << 20) == data[1 << 20:2 << 20]
     assert cache.stats().per_dataset["vol"]["bytes_fetched"] - fetched == blocks.PAGE_SIZE
+
+
+def test_completing_an_object_checks_the_pages_other_readers_wrote(store: str, put: Put,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.datasets as datasets
+    from ferry.datasets.blocks import PAGE_SIZE
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    data = os.urandom(4 << 20)
+    uri = put("vol/data.bin", data)
+    with File(uri).open("rb") as fh:  # the first half, by one reader
+        assert fh.read(2 << 20) == data[:2 << 20]
+    cache = node_cache()
+    key = cache.identify(uri, active_settings().options_for(uri)).key
+    with open(cache.pages_path(key), "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\0\0\0\0")
+    with File(uri).open("rb") as fh:  # the second half, by another: every page is then present
+        fh.seek(2 << 20)
+        assert fh.read() == data[2 << 20:]
+    assert not cache.object_path(key).exists()  # the damaged page kept it from becoming the whole object
+    fetched = cache.stats().per_dataset["vol"]["bytes_fetched"]
+    with File(uri).open("rb") as fh:
+        assert fh.read() == data
+    assert cache.stats().per_dataset["vol"]["bytes_fetched"] - fetched == PAGE_SIZE  # only that page again
+    assert cache.object_path(key).read_bytes() == data

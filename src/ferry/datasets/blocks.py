@@ -4,24 +4,33 @@
 pages it touches (32 KiB each, so a random 64 KiB read fetches at most
 96 KiB). While reads stay sequential, read-ahead threads (as many as the
 store's transfer concurrency) fetch as far ahead as the run has read so far,
-or four of its reads if that is more (up to two GETs per thread), in ranged
-GETs of up to 8 MiB; a jump starts over. A fetch writes each piece into place as it arrives and computes
-the pages' CRCs on the way, so it never holds a GET in memory; a large read of
-whole pages goes from disk straight into the caller's buffer and is checked
-there. (Measured on a 256 MiB object beside SeaweedFS on 2 cores: this took the
-reader's CPU from 0.8 s to 0.6 s and its throughput from 0.45x to 0.6x of a
-whole-object download, which needs 0.15 s; the rest is the CRC of each page
-made, read and verified, and the copies through the page cache.)
+or four of its reads if that is more, split among the threads in ranged GETs
+of 4 to 32 MiB; a jump starts over. A GET writes each piece into place as it
+arrives, computes the pages' CRCs on the way, and marks every 1 MiB of pages
+present as it completes, so a read waits for the pages it needs, not for the
+rest of the GET (a read of pages its own read-ahead is fetching waits for
+that, rather than fetching them again), and a GET that fails mid-way resumes
+after what it marked. Large reads of whole pages go from disk straight into
+the caller's buffer.
 
 Pages live in the node cache, in one sparse file per object beside a map
 holding, per page, whether it is present and its CRC-32. Every page is
 fetched once per node: a fetch holds a lock on its pages' bytes of the map
 (an open-file-description lock, so threads and processes exclude each
-other), re-reads the map, and fetches only what is still missing. Every
-page read is checked against its CRC; a damaged page is fetched again. The
-index counts each page once, and a fetch first reserves room under the
-cache's limit (or streams without caching when there is none). Once every
-page is there, the sparse file is renamed into place as the whole object.
+other), re-reads the map, and fetches only what is still missing. A page
+read is checked against its CRC, except the first read of a page this reader
+wrote itself moments before (trusted as a download trusts the file it just
+wrote); a damaged page is fetched again. The index counts each page once,
+and a fetch first reserves room under the cache's limit (or streams without
+caching when there is none). Once every page is there, the sparse file is
+renamed into place as the whole object, after checking the pages this reader
+did not write.
+
+Measured on a 256 MiB object beside SeaweedFS on 2 cores (`benchmarks/run.py
+transfer` for the numbers): the reader's cost beyond a whole-object download
+is the CRC of each page it fetches and the copy out of the page cache; the
+server shares the two cores, so that CPU is what keeps streaming below the
+download's speed.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ferry.datasets.cache import DISK_FULL, CacheDamagedWarning, CacheMissWarning, NodeCache, ObjectIdentity
 from ferry.errors import FerryError
@@ -47,7 +56,10 @@ from ferry.storage import retrying, store_errors, transfer
 
 PAGE_SIZE = 32 << 10
 MIN_READAHEAD = 32 << 20
-MAX_FETCH = 8 << 20  # one ranged GET, and the most one raw read returns
+MAX_FETCH = 8 << 20  # the most one raw read returns, and the longest GET a read makes itself
+AHEAD_FETCH = 32 << 20  # the longest read-ahead GET (long GETs wait for the first byte less often)
+MIN_AHEAD_FETCH = 4 << 20  # the shortest, unless less is left
+PUBLISH = 1 << 20  # a GET marks its pages present this much at a time, so reads need not wait for all of it
 SEQUENTIAL_LOAD = 1 << 20  # in a sequential run, present pages are read from disk this much at a time
 DIRECT_READ = 1 << 20  # a read of whole pages this large goes from disk straight into the caller's buffer
 RAMP = 4  # a sequential run keeps as much as it has read fetched ahead, or this many of its reads if more
@@ -82,15 +94,20 @@ def present_bytes(map_path: Path, size: int, page: int) -> int:
     return sum(min(page, size - i * page) for i, (_, flag) in enumerate(_records(map_path, size, page)) if flag)
 
 
-def verify_pages(data_path: Path, map_path: Path, size: int, page: int) -> int:
-    """Check every page against its CRC; marks damaged or missing ones absent and returns their bytes."""
+def verify_pages(data_path: Path, map_path: Path, size: int, page: int, trusted: bytes = b"") -> int:
+    """Check every page against its CRC; marks damaged or missing ones absent and returns their bytes.
+    Present pages nonzero in ``trusted`` (written by the caller itself) are taken as they are."""
     lost = 0
     records = _records(map_path, size, page)
     per_read = max(1, MAX_FETCH // page)  # pages read from disk at a time
     with open(data_path, "rb", buffering=0) as data, open(map_path, "r+b") as pages:
         for first in range(0, len(records), per_read):
+            if all(records[i][1] and i < len(trusted) and trusted[i] for i in range(first, min(len(records), first + per_read))):
+                continue  # nothing to check here: not even read from disk
             block = memoryview(os.pread(data.fileno(), per_read * page, first * page))
             for k, (crc, flag) in enumerate(records[first:first + per_read]):
+                if flag and first + k < len(trusted) and trusted[first + k]:
+                    continue
                 chunk = block[k * page:(k + 1) * page]
                 if not flag or zlib.crc32(chunk) != crc:
                     lost += len(chunk)
@@ -136,19 +153,26 @@ class BlockReader(io.RawIOBase):
         self._disk_full = False  # a page write met a full disk: this reader writes no more pages
         self._whole: int | None = None  # fd of the complete object, once it is one
         self._data = self._map = -1
+        # Per page: 1 when this reader fetched it and has not read it yet (that read is trusted), 2 once read.
+        self._mine = bytearray()
+        self._progress = threading.Condition()  # notified as fetches mark pages present or end
+        self._ahead: set[tuple[int, int]] = set()  # page ranges read-ahead is fetching or about to
         self._pool: ThreadPoolExecutor | None = None
         self._pin = cache.pin(obj.key)
         try:
             with store_errors("read", obj.uri, "persistent"):
                 self._read_range = transfer.get_range(obj.uri, options)
                 self._fetchers = transfer.TransferConfig.from_options(options).concurrency
-            self._window = max(MIN_READAHEAD, 2 * self._fetchers * MAX_FETCH)
+            self._window = max(MIN_READAHEAD, 2 * self._fetchers * AHEAD_FETCH)
             opened = cache.open_pages(obj, dataset, page_size or PAGE_SIZE)
             if opened is None:
                 self.page = page_size or PAGE_SIZE
                 self._open_whole()
             else:
                 self.page, self._data, self._map = opened
+                self._mine = bytearray(page_count(obj.size, self.page))
+                if hasattr(os, "posix_fadvise"):  # the kernel's read-ahead would read holes not yet fetched
+                    os.posix_fadvise(self._data, 0, 0, os.POSIX_FADV_RANDOM)
         except BaseException:
             self.close()
             raise
@@ -191,7 +215,7 @@ class BlockReader(io.RawIOBase):
             view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
         self.pos = self._next = end
         if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come
-            self._read_ahead(min(self._window, max(run, RAMP * want)))
+            self._read_ahead(end, min(self._window, max(run, RAMP * want)))
         return want
 
     # ---- reading pages -----------------------------------------------------------------------
@@ -219,6 +243,8 @@ class BlockReader(io.RawIOBase):
                     into[:] = data
                 return
             data, missing, damaged = self._read_pages(first, last, into)
+            if missing and self._await_ahead(missing):  # read-ahead was bringing them in
+                data, missing, damaged = self._read_pages(first, last, into)
             if not missing and not damaged:
                 if into is None:
                     self._mem_start, self._mem = start, data
@@ -243,13 +269,26 @@ class BlockReader(io.RawIOBase):
         else:
             data = into[:os.preadv(self._data, [into[:length]], start)]
         missing, damaged = [], []
+        mine = self._mine
         for k in range(count):
             crc, flag = RECORD.unpack_from(records, k * RECORD.size) if len(records) >= (k + 1) * RECORD.size else (0, 0)
             if not flag:
                 missing.append(first + k)
+            elif mine[first + k] == 1:  # this reader wrote it moments ago, as a download writes its file
+                mine[first + k] = 2
             elif zlib.crc32(data[k * self.page:(k + 1) * self.page]) != crc:
                 damaged.append(first + k)
         return data, missing, damaged
+
+    def _await_ahead(self, missing: list[int]) -> bool:
+        """Wait while read-ahead of this reader is fetching any of ``missing``; whether it waited."""
+        waited = False
+        with self._progress:
+            for i in missing:
+                while not self._mine[i] and any(a <= i <= b for a, b in self._ahead):
+                    self._progress.wait()
+                    waited = True
+        return waited
 
     def _open_whole(self) -> None:
         """The object became one local file (or the cache dropped it): read that, or stream."""
@@ -280,13 +319,14 @@ class BlockReader(io.RawIOBase):
                     elif i in suspect and not self._intact(i, crc):
                         need.append(i)
                 for a, b in _runs(need) if need else ():
-                    if not self._store(a, b, sum(self._length(i) for i in range(a, b + 1) if i in absent), background):
+                    if not self._store(a, b, absent, background):
                         return "stream"
         return "stored"
 
-    def _store(self, first: int, last: int, new_bytes: int, background: bool) -> bool:
-        """Fetch pages first..last and write them with their map records (their lock is held).
-        False: they could not be stored (the reader streams from now on, unless this is read-ahead)."""
+    def _store(self, first: int, last: int, absent: set[int], background: bool) -> bool:
+        """Fetch pages first..last and write them with their map records (their lock is held); ``absent``:
+        those not yet counted in the index. False: they could not be stored (the reader streams from now
+        on, unless this is read-ahead)."""
         start, stop = first * self.page, min(self.obj.size, (last + 1) * self.page)
         if self._disk_full:
             self._stream("the node cache's disk is full", background)
@@ -294,24 +334,37 @@ class BlockReader(io.RawIOBase):
         if not self.cache.reserve(self.obj, self.dataset, stop - start, self.page):
             self._stream("the node cache (or its disk) is full of entries in use", background)
             return False
+        done = [first]  # the pages before done[0] are marked present
+
+        def publish(crcs: list[int]) -> None:
+            os.pwrite(self._map, b"".join(RECORD.pack(crc, 1) for crc in crcs), done[0] * RECORD.size)
+            with self._progress:
+                self._mine[done[0]:done[0] + len(crcs)] = b"\x01" * len(crcs)
+                done[0] += len(crcs)
+                self._progress.notify_all()
+
+        def added() -> int:
+            return sum(self._length(i) for i in range(first, done[0]) if i in absent)
+
         try:
-            crcs = self._get_pages(start, stop)  # written to the pages file as they arrive
+            tail = self._get_pages(start, stop, done, publish)  # written to the pages file as they arrive
             kill_point("blocks.fetched")
-            os.pwrite(self._map, b"".join(RECORD.pack(crc, 1) for crc in crcs), first * RECORD.size)
+            publish(tail)
             kill_point("blocks.written")
         except OSError as exc:
             if exc.errno in DISK_FULL:
                 self._disk_full = True  # the other fetches of this reader stop writing too, and give their room back
-                _punch_hole(self._data, start, stop - start)  # first: the index needs room to be updated
-            self.cache.settle(self.obj.key, stop - start)
+                unmarked = done[0] * self.page  # first: the index needs room to be updated
+                _punch_hole(self._data, unmarked, stop - unmarked)
+            self.cache.settle(self.obj.key, stop - start, added())
             if exc.errno not in DISK_FULL:
                 raise
             self._stream("the node cache's disk is full", background)
             return False
         except BaseException:
-            self.cache.settle(self.obj.key, stop - start)
+            self.cache.settle(self.obj.key, stop - start, added())
             raise
-        self.cache.settle(self.obj.key, stop - start, new_bytes)
+        self.cache.settle(self.obj.key, stop - start, added())
         return True
 
     def _intact(self, index: int, crc: int) -> bool:
@@ -333,12 +386,15 @@ class BlockReader(io.RawIOBase):
         self._counted(len(data))
         return data
 
-    def _get_pages(self, start: int, stop: int) -> list[int]:
-        """One ranged GET from the store, written into the pages file as it arrives (never whole in memory);
-        returns the CRC-32 of each page."""
+    def _get_pages(self, start: int, stop: int, done: list[int], publish: Callable[[list[int]], None]) -> list[int]:
+        """One ranged GET from the store, written into the pages file as it arrives (never whole in memory).
+        Each PUBLISH bytes of pages are marked present (``publish`` with their CRC-32s), so a read of them
+        waits no longer; returns the CRCs of the last pages, not yet marked. A retry resumes from ``done[0]``."""
+        per_mark = max(1, PUBLISH // self.page)
+
         def attempt() -> list[int]:
-            crcs, crc, in_page, offset = [], 0, 0, start
-            for piece in self._pieces(start, stop):
+            crcs, crc, in_page, offset = [], 0, 0, done[0] * self.page
+            for piece in self._pieces(offset, stop):
                 if self._disk_full:  # another fetch of this reader met a full disk
                     raise OSError(errno.ENOSPC, "the node cache's disk is full")
                 written = 0
@@ -351,6 +407,9 @@ class BlockReader(io.RawIOBase):
                     if in_page == self.page:
                         crcs.append(crc)
                         crc = in_page = 0
+                        if len(crcs) == per_mark and offset < stop:
+                            publish(crcs)
+                            crcs = []
             if in_page:
                 crcs.append(crc)
             return crcs
@@ -382,24 +441,38 @@ class BlockReader(io.RawIOBase):
             self.streaming = True
             warnings.warn(f"ferry: {why}; reading {self.obj.uri} from the store.", CacheMissWarning, stacklevel=6)
 
-    def _read_ahead(self, ahead: int) -> None:
-        """Keep up to ``ahead`` bytes past the position fetched or on their way, in the background."""
-        if self._whole is not None or self.streaming or self._disk_full or self._ahead_end - self.pos >= ahead // 2:
+    def _read_ahead(self, pos: int, ahead: int) -> None:
+        """Keep up to ``ahead`` bytes past ``pos`` fetched or on their way, in the background."""
+        if self._whole is not None or self.streaming or self._disk_full or self._ahead_end - pos >= ahead // 2:
             return
-        start, target = max(self._ahead_end, self.pos), min(self.obj.size, self.pos + ahead)
+        start, target = max(self._ahead_end, pos), min(self.obj.size, pos + ahead)
         if start >= target:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._fetchers, thread_name_prefix="ferry-readahead")
-        chunk = max(1, MAX_FETCH // self.page)
         first, last = start // self.page, (target - 1) // self.page
+        share = -(-(last - first + 1) // self._fetchers)  # pages: every fetcher gets a GET...
+        chunk = max(1, min(AHEAD_FETCH, max(MIN_AHEAD_FETCH, share * self.page)) // self.page)  # ...a long one
         for a in range(first, last + 1, chunk):
-            self._pool.submit(self._prefetch, a, min(last, a + chunk - 1))
+            pages = (a, min(last, a + chunk - 1))
+            with self._progress:
+                self._ahead.add(pages)  # before it can start (and end)
+            try:
+                self._pool.submit(self._prefetch, *pages)
+            except BaseException:
+                with self._progress:
+                    self._ahead.discard(pages)
+                raise
         self._ahead_end = (last + 1) * self.page
 
     def _prefetch(self, first: int, last: int) -> None:
-        with contextlib.suppress(Exception):  # a failed read-ahead is simply fetched again when read
-            self._fetch(first, last, set(), background=True)
+        try:
+            with contextlib.suppress(Exception):  # a failed read-ahead is simply fetched again when read
+                self._fetch(first, last, set(), background=True)
+        finally:
+            with self._progress:
+                self._ahead.discard((first, last))
+                self._progress.notify_all()
 
     def close(self) -> None:
         if not self.closed:
@@ -407,7 +480,7 @@ class BlockReader(io.RawIOBase):
                 if self._pool is not None:
                     self._pool.shutdown(wait=True, cancel_futures=True)
                 if self._data >= 0:  # if every page is here (and no one is fetching), make it one file
-                    self.cache.complete_pages(self.obj)
+                    self.cache.complete_pages(self.obj, trusted=bytes(self._mine))
             finally:
                 for fd in (self._whole, self._data, self._map):
                     if fd is not None and fd >= 0:

@@ -509,19 +509,20 @@ class NodeCache:
         rows = self._sql("SELECT page_size FROM entries WHERE key=?", (key,))
         return not rows or not rows[0][0]
 
-    def complete_pages(self, obj: ObjectIdentity, locked: bool = False) -> bool:
+    def complete_pages(self, obj: ObjectIdentity, locked: bool = False, trusted: bytes = b"") -> bool:
         """If every page of a partial object is present and intact, make it the whole entry by a
-        rename (no copy). With ``locked`` the caller holds the key's lock; else it is tried, not awaited."""
+        rename (no copy). With ``locked`` the caller holds the key's lock; else it is tried, not awaited.
+        Pages nonzero in ``trusted`` were written by the caller and are not checked again."""
         rows = self._sql("SELECT page_size, size FROM entries WHERE key=?", (obj.key,))
         if not rows or not rows[0][0] or rows[0][1] != obj.size:
             return False
         if not locked:
             with self._exclusive(obj.key, wait=False) as got:
-                return got and self.complete_pages(obj, locked=True)
+                return got and self.complete_pages(obj, locked=True, trusted=trusted)
         from ferry.datasets.blocks import verify_pages
 
         data = self.pages_path(obj.key)
-        lost = verify_pages(data, self.map_path(obj.key), obj.size, int(rows[0][0]))
+        lost = verify_pages(data, self.map_path(obj.key), obj.size, int(rows[0][0]), trusted)
         if lost:  # damaged pages: forget them, they are fetched again when read
             self._sql("UPDATE entries SET size=MAX(0, size-?) WHERE key=?", (lost, obj.key))
             return False

@@ -38,6 +38,7 @@ DEFAULT_CONCURRENCY = 4  # uploads hold chunk_size x concurrency (64 MiB) in fli
 MIN_PART_SIZE = 5 << 20  # S3's smallest multipart part (all but the last)
 MAX_PARTS = 10_000  # S3's most parts in one upload
 STREAM_PIECE = 1 << 20  # a ranged GET is written out this much at a time
+FSSPEC_PIECE = 4 << 20  # where fsspec serves a range, it reads this much per request
 MAX_RANGE = 64 << 20  # the longest ranged GET of a download (each streams: memory is not the limit)
 COPY_CHUNK = 8 << 20  # a watched local copy reports this often
 S3FS_BUFFER_BYTES = 64 << 20  # what s3fs may hold for one transfer (when it, not obstore, serves S3)
@@ -121,7 +122,8 @@ def get_range(uri: str, options: Mapping[str, Any] | None) -> Callable[[int, int
         fs, path = filesystem(uri, options)
 
         def read_fsspec(start: int, stop: int) -> Iterator[bytes]:
-            yield fs.cat_file(path, start=start, end=stop)
+            for a in range(start, stop, FSSPEC_PIECE):  # a long range is never whole in memory
+                yield fs.cat_file(path, start=a, end=min(stop, a + FSSPEC_PIECE))
 
         return read_fsspec
     store, key = target
