@@ -11,7 +11,6 @@ worker resources.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import queue
 import threading
@@ -22,6 +21,7 @@ from typing import Any
 
 from ferry.errors import ConfigError
 from ferry.executors.base import TaskRequest, TaskResult
+from ferry.executors.dask_local import LocalCluster
 
 MAX_BATCH = 64  # attempts per Dask task at most
 BATCH_SECONDS = 0.1  # ...and no more than this much work by the task's recent attempts (one long attempt goes alone)
@@ -199,54 +199,29 @@ class _Batcher:
             waiter.set_result(reply)
 
 
-def _local_cluster_error(exc: RuntimeError) -> Exception:
-    """Why a local cluster's workers didn't start, when the usual reason is the user's script: Dask starts
-    worker processes with multiprocessing's "spawn", which imports the ``__main__`` script again, so a
-    script that calls ``ferry.run`` at module level starts a cluster inside each new worker."""
-    import sys
-
-    script = getattr(sys.modules.get("__main__"), "__file__", None)
-    if script is None or "failed to start" not in str(exc):
-        return exc
-    return ConfigError(
-        f"The local Dask cluster's workers failed to start ({exc}). Dask starts them with multiprocessing's "
-        f"'spawn' method, which runs {script} again in each worker; if that script calls ferry.run at module "
-        "level, each worker tries to start a cluster of its own. Put the call under "
-        "`if __name__ == \"__main__\":`, or run a cluster (`dask scheduler`, `dask worker`) and pass its "
-        "address (--dask-address / executor_options={\"address\": ...})."
-    )
-
-
 class DaskExecutor:
     name = "dask"
 
     def __init__(self, address: str | None = None, workers: int = 2, cache_base: str | None = None,
                  env: dict[str, str | None] | None = None, placement: bool = True) -> None:
-        from distributed import Client, Nanny, SpecCluster
+        from distributed import Client
 
         self.placement = placement
-        self.cluster = None
+        self.cluster: LocalCluster | None = None
         if address:
             self.client = Client(address, set_as_default=False)
         else:
             # Each worker process (and any the nanny restarts) starts from this environment with
             # ``env`` applied (its own settings); the plugin removes what ``env`` says to remove.
             changes = {**(env or {}), "FERRY_IN_TASK": "1"}
-            worker_env = {k: v for k, v in changes.items() if v is not None}
-            from ferry.executors.dask_scheduler import SchedulerProcess
-
-            worker = {"cls": Nanny, "options": {"host": "127.0.0.1", "nthreads": 1, "env": worker_env,
-                                                "resources": {"CPU": 1, "MEMORY": 2**31}, "dashboard": False,
-                                                "silence_logs": logging.WARNING}}
-            try:  # LocalCluster's shape, with the scheduler in a process of its own (see dask_scheduler)
-                self.cluster = SpecCluster(scheduler={"cls": SchedulerProcess, "options": {}},
-                                           workers={i: worker for i in range(workers)}, worker=worker,
-                                           silence_logs=logging.WARNING)
-            except RuntimeError as exc:
-                raise _local_cluster_error(exc) from exc
-            self.client = Client(self.cluster, set_as_default=False)
-            removed = sorted(k for k, v in changes.items() if v is None)
-            self.client.register_plugin(worker_setup(cache_base, removed), name="ferry-local-worker")
+            self.cluster = LocalCluster(workers, {k: v for k, v in changes.items() if v is not None})
+            try:
+                self.client = Client(self.cluster.address, set_as_default=False)
+                removed = sorted(k for k, v in changes.items() if v is None)
+                self.client.register_plugin(worker_setup(cache_base, removed), name="ferry-local-worker")
+            except BaseException:
+                self.cluster.close()
+                raise
         self._lock = threading.Lock()
         # Attempts in flight that keep every worker thread busy while results travel back (Dask queues
         # them on the workers): a map's elements run this many at a time unless it says otherwise.

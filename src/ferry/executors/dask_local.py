@@ -1,0 +1,75 @@
+"""The Dask executor's local cluster, in a process of its own: the scheduler and the workers' nannies.
+
+Dask's LocalCluster runs its scheduler and the nannies of its workers on the event loop of the process that
+starts it, beside the Dask client: in ferry's engine that thread held the GIL for 80% of the engine's samples
+on a map of small tasks (py-spy). Here the engine keeps only the client; the cluster is one child process
+holding the scheduler and one nanny per worker, each nanny with its worker process (and restarting it if it
+dies). A side effect: the workers are spawned from this module, not from the user's script, so a script that
+starts a run at module level (no ``if __name__ == "__main__":``) no longer starts a cluster in each worker.
+
+The cluster ends with the engine, even after ``kill -9``: this process reads its standard input, a pipe only
+the engine holds, and closes the cluster at its end; a worker process exits when its nanny's process is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import select
+import subprocess
+import sys
+from typing import IO, Any, cast
+
+START_SECONDS = 60  # a cluster that has not said its address by then failed to start
+CLOSE_SECONDS = 10  # then it is killed
+WORKER: dict[str, Any] = {"host": "127.0.0.1", "nthreads": 1, "resources": {"CPU": 1, "MEMORY": 2**31}, "dashboard": False}
+
+
+class LocalCluster:
+    """``workers`` single-threaded workers (their environments updated with ``env``) and their scheduler, on
+    127.0.0.1, in a child process; ``address`` is the scheduler's."""
+
+    def __init__(self, workers: int, env: dict[str, str]) -> None:
+        config = json.dumps({"workers": workers, "env": env})
+        self.process = subprocess.Popen([sys.executable, "-m", "ferry.executors.dask_local", config],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        out = cast(IO[bytes], self.process.stdout)
+        ready, _, _ = select.select([out], [], [], START_SECONDS)
+        line = out.readline() if ready else b""
+        if not line.startswith(b"tcp://"):
+            self.close()
+            raise RuntimeError(f"The local Dask cluster failed to start within {START_SECONDS} s (exit code "
+                               f"{self.process.returncode}; its error, if it printed one, is above).")
+        self.address = line.decode().strip()
+
+    def close(self) -> None:
+        process = self.process
+        if process.poll() is None:
+            cast(IO[bytes], process.stdin).close()  # the cluster's signal to stop
+            try:
+                process.wait(CLOSE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        cast(IO[bytes], process.stdout).close()
+
+
+async def _serve(config: dict[str, Any]) -> None:
+    from distributed import Nanny, Scheduler
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
+        nannies = [Nanny(scheduler.address, env=config["env"], silence_logs=logging.WARNING, **WORKER)
+                   for _ in range(config["workers"])]
+        try:
+            await asyncio.gather(*nannies)
+            print(scheduler.address, flush=True)
+            sys.stdout = sys.stderr  # nobody reads the pipe any more
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)  # until the engine is gone
+        finally:
+            await asyncio.gather(*(nanny.close() for nanny in nannies), return_exceptions=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(json.loads(sys.argv[1])))
