@@ -304,3 +304,35 @@ def test_execution_records_json_free_of_raw_bytes(ferry_home: Path) -> None:
     db = Path(active_settings().database_url[len("sqlite:///"):])
     assert execution.status == "succeeded"
     assert b"line\nline" not in db.read_bytes()
+
+
+def test_a_map_of_small_in_process_tasks_runs_its_elements_one_after_another() -> None:
+    """Inline task bodies take turns (one working folder per process): threads would only add hand-offs."""
+    from tests.flows import pipeline
+
+    for run in (lambda xs: ferry.run(pipeline.map_threads, {"xs": xs}).outputs,
+                lambda xs: pipeline.map_threads(xs=xs)):  # the engine's walk, and a direct call
+        threads = run(list(range(40)))
+        assert len(threads) == 40 and len(set(threads)) == 1
+
+
+def test_which_maps_run_their_elements_at_once() -> None:
+    from ferry.engine.graph import turns_in_process
+    from ferry.executors.inline import InlineExecutor
+    from tests.flows import pipeline
+
+    inline = InlineExecutor()
+
+    @ferry.task(retries=2)
+    def flaky(x: int) -> int:
+        return x
+
+    @ferry.task(timeout=30)
+    def bounded(x: int) -> int:
+        return x
+
+    assert turns_in_process(pipeline.square.template()) and inline.in_process(pipeline.square.template())
+    assert not turns_in_process(pipeline.summarize.template())  # a File and a frame to move: transfers overlap
+    assert not turns_in_process(pipeline.make_file.template())
+    assert not turns_in_process(flaky.template())  # its retry pauses overlap other elements
+    assert not inline.in_process(bounded.template())  # a child process: those run at once

@@ -23,7 +23,7 @@ from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
 
 from ferry.config import Settings, active_settings
 from ferry.engine.attempts import Listener, RetryPolicy, failure, run_with_retries
-from ferry.engine.graph import DEFAULT_PARALLEL, GraphRunner, NodeFailedError
+from ferry.engine.graph import DEFAULT_PARALLEL, GraphRunner, NodeFailedError, turns_in_process
 from ferry.engine.spec import Closure
 from ferry.errors import TaskFailedError
 from ferry.layout import ErrorInfo, Outcome, raw_attempt_prefix
@@ -106,6 +106,9 @@ class InMemoryRunner:
 
     def abort(self) -> None:
         pass
+
+    def takes_turns(self, task: tasks_pb2.TaskTemplate) -> bool:
+        return turns_in_process(task)
 
 
 def _direct_error(exc: BaseException | None) -> BaseException | None:

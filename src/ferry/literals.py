@@ -207,6 +207,25 @@ def type_text(lt: LiteralType) -> str:
     return kind or "?"
 
 
+_PLAIN = {SimpleType.INTEGER, SimpleType.FLOAT, SimpleType.STRING, SimpleType.BOOLEAN, SimpleType.DATETIME,
+          SimpleType.DURATION, SimpleType.NONE}
+
+
+def plain(lt: LiteralType) -> bool:
+    """Whether values of ``lt`` are plain data (primitives, enums and lists, dicts and unions of them): they
+    never refer to files or frames that move through a store."""
+    kind = lt.WhichOneof("type")
+    if kind == "simple":
+        return bool(lt.simple in _PLAIN)
+    if kind == "collection_type":
+        return plain(lt.collection_type)
+    if kind == "map_value_type":
+        return plain(lt.map_value_type)
+    if kind == "union_type":
+        return all(plain(v) for v in lt.union_type.variants)
+    return bool(kind == "enum_type")
+
+
 def literal_mismatch(lit: Literal, lt: LiteralType) -> str | None:
     """Why ``lit`` can't be a value of type ``lt`` (None when it can), judged from the literal's shape alone."""
     if lit.HasField("offloaded_metadata"):

@@ -137,3 +137,15 @@ def expensive_file(x: int) -> File:
 @workflow
 def cached_file(x: int = 1) -> File:
     return expensive_file(x=x)
+
+
+@task
+def thread_of(x: int) -> int:
+    import threading
+
+    return threading.get_ident()
+
+
+@workflow
+def map_threads(xs: list[int]) -> list[int]:
+    return map_task(thread_of)(x=xs)

@@ -27,7 +27,7 @@ from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
 
 from ferry.config import Settings
 from ferry.engine.cache import cache_key, cache_uri
-from ferry.engine.graph import NodeFailedError
+from ferry.engine.graph import NodeFailedError, turns_in_process
 from ferry.errors import FerryError, StorageError
 from ferry.executors.base import Executor, TaskRequest, flytekit_task
 from ferry.layout import (
@@ -160,6 +160,10 @@ class StoreRunner:
         self.records.node(self.execution_id, path, 0, kind, label, status, detail=detail or None)
         if self.listener:
             self.listener(path, kind, label, status, detail)
+
+    def takes_turns(self, task: tasks_pb2.TaskTemplate) -> bool:
+        in_process = getattr(self.executor, "in_process", None)
+        return in_process is not None and in_process(task) and turns_in_process(task)
 
     def abort(self) -> None:
         self.aborted.set()
@@ -303,7 +307,7 @@ class StoreRunner:
         )
         data = serialize(inputs)
         in_process = getattr(self.executor, "in_process", None)
-        if in_process is not None and len(data) <= self.settings.meta_in_records_bytes and in_process(request):
+        if in_process is not None and len(data) <= self.settings.meta_in_records_bytes and in_process(task):
             request = replace(request, keep_outcome=True)
         return request, data
 

