@@ -317,9 +317,10 @@ def test_a_map_of_small_in_process_tasks_runs_its_elements_one_after_another() -
 
 
 def test_which_maps_run_their_elements_at_once() -> None:
+    from tests.flows import pipeline
+
     from ferry.engine.graph import turns_in_process
     from ferry.executors.inline import InlineExecutor
-    from tests.flows import pipeline
 
     inline = InlineExecutor()
 
@@ -336,3 +337,48 @@ def test_which_maps_run_their_elements_at_once() -> None:
     assert not turns_in_process(pipeline.make_file.template())
     assert not turns_in_process(flaky.template())  # its retry pauses overlap other elements
     assert not inline.in_process(bounded.template())  # a child process: those run at once
+
+
+@pytest.fixture
+def offloading(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.config import reset_settings
+
+    monkeypatch.setenv("FERRY_OFFLOAD_LARGE_LITERALS", "1")
+    monkeypatch.setenv("FERRY_MAX_LITERAL_BYTES", "64")  # any list of more than a few ints
+    reset_settings()
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_a_map_fans_out_over_a_list_offloaded_to_the_metadata_store(executor: str, offloading: None) -> None:
+    made = ferry.run(load("made_map"), {"n": 50}, executor=executor)  # a task's output, offloaded
+    assert made.status == "succeeded" and made.outputs == sum(x * x for x in range(50)), made.error
+    given = ferry.run(load("map_reduce"), {"xs": list(range(30))}, executor=executor)  # the launch's own input
+    assert given.status == "succeeded" and given.outputs == sum(x * x for x in range(30)), given.error
+    meta = Path(active_settings().metadata_url.removeprefix("file://"))
+    assert list((meta / made.id).glob("n0/0/offloaded/o0-*.pb"))  # beside the task's outputs
+    assert list((meta / given.id / "inputs" / "offloaded").glob("xs-*.pb"))
+
+
+def test_an_offloaded_input_is_memoized_by_its_content(marks: Path, offloading: None) -> None:
+    wf = load("count_list")
+    first, second = (ferry.run(wf, {"xs": list(range(40))}) for _ in range(2))
+    assert first.outputs == second.outputs == 40
+    assert runs(marks, "counted") == 1  # two offloaded copies in two executions: one value
+    ferry.run(wf, {"xs": list(range(41))})
+    assert runs(marks, "counted") == 2
+
+
+def test_the_engine_refuses_a_list_offloaded_outside_the_metadata_store(offloading: None,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.types import TransferContext
+
+    real = TransferContext.offload
+
+    def into_raw(self: TransferContext, data: bytes, name: str) -> Any:  # as ferry before this version did
+        self.meta_prefix = ""
+        return real(self, data, name)
+
+    monkeypatch.setattr(TransferContext, "offload", into_raw)
+    e = ferry.run(load("made_map"), {"n": 50})
+    assert e.status == "failed"
+    assert "offloaded to file://" in str(e.error) and "outside the metadata store" in str(e.error)

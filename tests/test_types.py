@@ -280,6 +280,26 @@ def test_vectorized_ints_of_every_varint_length_are_exact() -> None:
     assert fastlists.decode("integer", data, len(values) + 1) is None  # a count that doesn't match
 
 
+@pytest.mark.parametrize(
+    "python_type, values",
+    [(int, [0, -1, 127, 128, 2**63 - 1, -(2**63), 300] * 4000), (float, [0.5, -1e300, float("inf")] * 9000),
+     (bool, [True, False] * 12000)],
+    ids=["int", "float", "bool"],
+)
+def test_a_large_list_serialized_straight_from_its_values_is_the_literal_protobuf_writes(
+        python_type: Any, values: list[Any]) -> None:
+    from ferry.types.collections import ListTransformer, serialized_list
+
+    engine = default_engine()
+    data = serialized_list(values, list[python_type], engine)
+    assert data == serialize(engine.to_literal(values, list[python_type], ctx()))
+    assert ListTransformer().from_serialized(data, list[python_type], engine) == values
+    assert ListTransformer().from_serialized(data + b"\x22\x01x", list[python_type], engine) is None  # a hash too
+    assert serialized_list(values[:100], list[python_type], engine) is None  # small: the message is cheap
+    assert serialized_list([*values, "x"], list[python_type], engine) is None  # a foreign element
+    assert serialized_list(values, list[str], engine) is None
+
+
 def test_ints_beyond_int64_are_refused() -> None:
     with pytest.raises((TypeMismatchError, ValueError)):
         default_engine().to_literal([2**64] * 30_000, list[int], ctx())

@@ -26,9 +26,10 @@ from ferry.engine.attempts import Listener, RetryPolicy, failure, run_with_retri
 from ferry.engine.graph import DEFAULT_PARALLEL, GraphRunner, NodeFailedError, turns_in_process
 from ferry.engine.spec import Closure
 from ferry.errors import TaskFailedError
-from ferry.layout import ErrorInfo, Outcome, raw_attempt_prefix
-from ferry.literals import Literal, LiteralMap
+from ferry.layout import ErrorInfo, Outcome, execution_prefix, raw_attempt_prefix
+from ferry.literals import Literal, LiteralMap, parse_literal
 from ferry.runtime.execute import error_info, execute, outputs_to_result, values_to_literals
+from ferry.storage import join
 from ferry.types import TransferContext, default_engine
 
 if TYPE_CHECKING:  # the records (SQLAlchemy) load when an execution is launched, not with ``import ferry``
@@ -109,6 +110,13 @@ class InMemoryRunner:
 
     def takes_turns(self, task: tasks_pb2.TaskTemplate) -> bool:
         return turns_in_process(task)
+
+    def load_offloaded(self, path: str, literal: Literal) -> Literal:
+        from ferry.storage import read_bytes
+
+        uri = literal.offloaded_metadata.uri
+        data = read_bytes(uri, self.settings.options_for(uri, fallback="raw"), "raw")  # this process reads any store
+        return parse_literal(data, f"offloaded literal {uri}")
 
 
 def _direct_error(exc: BaseException | None) -> BaseException | None:
@@ -273,6 +281,7 @@ def _inputs(launch_: "Launch", types: dict[str, Any], values: dict[str, Any], ow
     from ferry.storage.references import check_input_references
 
     ctx = _context(launch_.settings, launch_.raw_output_prefix, launch_.id, "inputs")
+    ctx.meta_prefix = join(execution_prefix(launch_.settings.metadata_url, launch_.id), "inputs")  # the engine reads these
     literals = values_to_literals(owner, {n: types[n] for n in values}, values, ctx, "inputs")
     try:
         check_input_references(literals, launch_.settings)

@@ -149,3 +149,24 @@ def thread_of(x: int) -> int:
 @workflow
 def map_threads(xs: list[int]) -> list[int]:
     return map_task(thread_of)(x=xs)
+
+
+@task
+def make_list(n: int) -> list[int]:
+    return list(range(n))
+
+
+@workflow
+def made_map(n: int) -> int:
+    return total(xs=map_task(square)(x=make_list(n=n)))
+
+
+@task(cache=True, cache_version="1")
+def counted(xs: list[int]) -> int:
+    _mark("counted")
+    return len(xs)
+
+
+@workflow
+def count_list(xs: list[int]) -> int:
+    return counted(xs=xs)

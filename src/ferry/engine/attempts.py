@@ -44,8 +44,16 @@ from ferry.layout import (
     raw_attempt_prefix,
     read_outcome,
 )
-from ferry.literals import LiteralMap, local_blob_paths, parse_literal_map, references, serialize
-from ferry.storage import exists, join, modified, write_bytes
+from ferry.literals import (
+    Literal,
+    LiteralMap,
+    local_blob_paths,
+    parse_literal,
+    parse_literal_map,
+    references,
+    serialize,
+)
+from ferry.storage import exists, join, modified, read_bytes, write_bytes
 
 if TYPE_CHECKING:
     from ferry.engine.records import Records
@@ -164,6 +172,18 @@ class StoreRunner:
     def takes_turns(self, task: tasks_pb2.TaskTemplate) -> bool:
         in_process = getattr(self.executor, "in_process", None)
         return in_process is not None and in_process(task) and turns_in_process(task)
+
+    def load_offloaded(self, path: str, literal: Literal) -> Literal:
+        """Read from the metadata store only: a literal offloaded elsewhere is raw data to the engine."""
+        uri, root = literal.offloaded_metadata.uri, self.settings.metadata_url.rstrip("/") + "/"
+        if not uri.startswith(root):
+            raise NodeFailedError(path, f"a mapped input is a list offloaded to {uri}, outside the metadata store "
+                                        f"({root}), and the engine reads nothing else. Write it with this version "
+                                        "of ferry (which offloads into the metadata store), or pass the list inline.")
+        try:
+            return parse_literal(read_bytes(uri, self.meta_options, "metadata"), f"offloaded literal {uri}")
+        except FerryError as exc:
+            raise NodeFailedError(path, f"can't read the offloaded list {uri}: {exc}") from exc
 
     def abort(self) -> None:
         self.aborted.set()

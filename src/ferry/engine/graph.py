@@ -56,6 +56,10 @@ class TaskRunner(Protocol):
         """Whether this task's attempts, run at once, would only take turns (a map then runs them in order)."""
         ...
 
+    def load_offloaded(self, path: str, literal: Literal) -> Literal:
+        """The literal an ``offloaded_metadata`` reference refers to (a map fans out over its elements)."""
+        ...
+
 
 def turns_in_process(task: tasks_pb2.TaskTemplate) -> bool:
     """Whether attempts of ``task`` run at once in one process would only take turns: task bodies share the
@@ -203,6 +207,16 @@ class GraphRunner:
         task = self.closure.task(array.node.task_node.reference_id, path)
         bound = set(array.bound_inputs)
         mapped = [n for n in inputs.literals if n not in bound]
+        if any(inputs.literals[n].HasField("offloaded_metadata") for n in mapped):  # a large list, in a file of its own
+            expanded = LiteralMap()
+            for name, lit in inputs.literals.items():
+                offloaded = name in mapped and lit.HasField("offloaded_metadata")
+                expanded.literals[name].CopyFrom(self.runner.load_offloaded(path, lit) if offloaded else lit)
+            inputs = expanded
+        for name in mapped:
+            if not inputs.literals[name].HasField("collection"):
+                raise NodeFailedError(path, f"{node_label(node)}: mapped input {name!r} is not a list "
+                                            f"({inputs.literals[name].WhichOneof('value') or 'empty'}).")
         sizes = {n: len(inputs.literals[n].collection.literals) for n in mapped}
         if len(set(sizes.values())) > 1:
             raise NodeFailedError(path, f"{node_label(node)}: mapped inputs have different lengths {sizes}.")

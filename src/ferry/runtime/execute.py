@@ -30,6 +30,7 @@ from ferry.interface import Interface
 from ferry.layout import ERROR, FUTURES, OUTPUTS, ErrorInfo, Status, attempt_identity
 from ferry.literals import Literal, LiteralMap, literal_map, parse_literal_map, serialize
 from ferry.types import TransferContext, default_engine, using_context
+from ferry.types.collections import serialized_list
 from ferry.types.context import empty_folder
 
 
@@ -52,7 +53,12 @@ def values_to_literals(
     """Convert Python values to literals, then enforce the metadata limit on each."""
     engine = default_engine()
     out: dict[str, Literal] = {}
+    offloading = ctx.settings.offload_large_literals
     for name, var_type in variables.items():
+        if offloading and (data := serialized_list(values[name], var_type, engine)) is not None \
+                and len(data) > ctx.settings.max_literal_bytes:  # a large list of numbers: no message built
+            out[name] = ctx.offload(data, name)
+            continue
         out[name] = engine.to_literal(values[name], var_type, ctx, f"{task.name}: {direction}.{name}")
     enforce_literal_limit(task, out, ctx, direction)
     return literal_map(out)
@@ -76,15 +82,8 @@ def enforce_literal_limit(task: Task, literals: dict[str, Literal], ctx: Transfe
 
 
 def offload_literal(lit: Literal, name: str, ctx: TransferContext) -> Literal:
-    """Write a literal to the raw store and return a LiteralOffloadedMetadata reference to it."""
-    from ferry.storage import write_bytes
-
-    uri = ctx.new_raw_uri(f"{name}.literal.pb")
-    data = serialize(lit)
-    write_bytes(uri, data, ctx.options(uri), "raw")
-    ref = Literal()
-    ref.offloaded_metadata.uri = uri
-    ref.offloaded_metadata.size_bytes = len(data)
+    """Write a literal as a file of its own and return a LiteralOffloadedMetadata reference to it."""
+    ref: Literal = ctx.offload(serialize(lit), name)
     return ref
 
 
@@ -246,7 +245,7 @@ def run_task(
     meta_options = settings.options_for(output_prefix)
     execution_id, node, attempt = attempt_identity(output_prefix, settings.metadata_url) or ("", "", 0)
     ctx = TransferContext(settings, raw_prefix=raw_output_prefix, work_dir=empty_folder(), execution_id=execution_id,
-                          node=node, attempt=attempt)
+                          node=node, attempt=attempt, meta_prefix=output_prefix)
     result: LiteralMap | DynamicJobSpec | None = None
     info: ErrorInfo | None = None
     try:

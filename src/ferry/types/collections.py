@@ -60,6 +60,27 @@ class ListTransformer(Transformer):
         )
         return lit
 
+    def from_serialized(self, data: bytes, python_type: Any, engine: Any) -> list[Any] | None:
+        """The values of a serialized Literal holding a large list of numbers (as ``serialized_list`` writes
+        it), decoded straight from the bytes; None when it is anything else."""
+        (item,) = _args(python_type, 1, "list[int]")
+        prim = engine.transformer_for(item)
+        if not isinstance(prim, PrimitiveTransformer) or not data.startswith(_LITERAL_COLLECTION) \
+                or not fastlists.available(prim.field, fastlists.MIN_SIZE):
+            return None
+        length, start = 0, 1
+        for shift in range(0, 64, 7):  # the collection's length, a varint
+            if start >= len(data):
+                return None
+            byte = data[start]
+            length |= (byte & 0x7F) << shift
+            start += 1
+            if byte < 0x80:
+                break
+        if start + length != len(data):  # more fields than the collection: the message's own parser decides
+            return None
+        return fastlists.decode(prim.field, data[start:], None)
+
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
         if not literal.HasField("collection"):
             raise TypeMismatchError(f"{path}: expected a collection literal for {type_name(python_type)}, got {literal_kind(literal)}.")
@@ -73,6 +94,36 @@ class ListTransformer(Transformer):
         if isinstance(prim, PrimitiveTransformer) and items and _all_primitive(items, prim.field):
             return list(map(operator.attrgetter(f"scalar.primitive.{prim.field}"), items))
         return [engine.to_python(x, item, ctx, f"{path}[{i}]") for i, x in enumerate(items)]
+
+
+def serialized_list(value: Any, python_type: Any, engine: Any) -> bytes | None:
+    """A large ``list[int|float|bool]`` as a serialized Literal, encoded straight from the values (as
+    ``to_literal`` and then serializing would give, without building a message per element); None for any
+    other value or type."""
+    if typing.get_origin(python_type) is not list or not isinstance(value, list):
+        return None
+    (item,) = _args(python_type, 1, "list[int]")
+    prim = engine.transformer_for(item)
+    if not isinstance(prim, PrimitiveTransformer) or not fastlists.available(prim.field, len(value)) \
+            or list(map(type, value)).count(prim.python_type) != len(value):
+        return None
+    try:
+        collection = fastlists.encode(prim.field, value)
+    except OverflowError:  # an int beyond int64: to_literal says so
+        return None
+    return _LITERAL_COLLECTION + _varint(len(collection)) + collection
+
+
+_LITERAL_COLLECTION = b"\x12"  # Literal.collection: field 2, length-delimited
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def _fill_primitives(collection: literals_pb2.LiteralCollection, field: str, values: Any) -> None:

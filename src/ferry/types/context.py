@@ -33,6 +33,9 @@ class TransferContext:
     execution_id: str = ""  # the attempt's place in the metadata layout, when the runtime knows it
     node: str = ""
     attempt: int = 0  # as in the layout: 0 for the first
+    # Where literals over the metadata limit are offloaded (with offloading on): this attempt's metadata folder,
+    # which the engine reads (a map over an offloaded list fans out); empty: under the raw prefix.
+    meta_prefix: str = ""
     _names: set[str] = field(default_factory=set)
 
     def new_raw_uri(self, name: str) -> str:
@@ -53,6 +56,26 @@ class TransferContext:
         folder = self.work_dir / uuid.uuid4().hex[:12]
         folder.mkdir(parents=True, exist_ok=True)
         return folder / (name or "data")
+
+    def offload(self, data: bytes, name: str) -> Any:
+        """Store ``data``, a serialized Literal, as a file of its own; returns the Literal referring to it
+        (``offloaded_metadata``, with the content's hash, so memoization sees the value, not the place)."""
+        import hashlib
+
+        from flyteidl.core.literals_pb2 import Literal
+
+        from ferry.storage import join, write_bytes
+
+        if self.meta_prefix:
+            uri = join(self.meta_prefix, "offloaded", f"{name}-{uuid.uuid4().hex[:8]}.pb")
+            write_bytes(uri, data, self.settings.options_for(uri), "metadata")
+        else:
+            uri = self.new_raw_uri(f"{name}.literal.pb")
+            write_bytes(uri, data, self.options(uri), "raw")
+        ref = Literal(hash=f"sha256:{hashlib.sha256(data).hexdigest()}")
+        ref.offloaded_metadata.uri = uri
+        ref.offloaded_metadata.size_bytes = len(data)
+        return ref
 
     def options(self, uri: str) -> dict[str, Any]:
         """The store options for ``uri``; a bucket ferry doesn't know is reached as the raw store."""

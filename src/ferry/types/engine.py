@@ -155,18 +155,18 @@ class TypeEngine:
             raise TypeMismatchError(f"{path}: can't read {obj!r} as {type_name(python_type)}: {exc}") from None
 
     def to_python(self, literal: Literal, python_type: Any, ctx: TransferContext, path: str = "value") -> Any:
+        transformer = self.transformer_for(python_type)
         if literal.HasField("offloaded_metadata"):
-            literal = self.load_offloaded(literal, ctx, path)
-        return self.transformer_for(python_type).to_python(literal, python_type, self, ctx, path)
+            from ferry.storage import read_bytes
+            from ferry.types.files import store_roots
 
-    @staticmethod
-    def load_offloaded(literal: Literal, ctx: TransferContext, path: str) -> Literal:
-        from ferry.storage import read_bytes
-        from ferry.types.files import store_roots
-
-        uri = literal.offloaded_metadata.uri
-        data = read_bytes(uri, ctx.options(uri), "raw", roots=store_roots(ctx))
-        return parse_literal(data, f"offloaded literal {uri} ({path})")
+            uri = literal.offloaded_metadata.uri
+            data = read_bytes(uri, ctx.options(uri), "raw", roots=store_roots(ctx))
+            fast = getattr(transformer, "from_serialized", None)  # values straight from the bytes, no message built
+            if fast is not None and (value := fast(data, python_type, self)) is not None:
+                return value
+            literal = parse_literal(data, f"offloaded literal {uri} ({path})")
+        return transformer.to_python(literal, python_type, self, ctx, path)
 
 
 def expect_scalar(literal: Literal, field: str, python_type: Any, path: str) -> Any:
