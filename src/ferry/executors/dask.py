@@ -204,11 +204,11 @@ class DaskExecutor:
 
     def __init__(self, address: str | None = None, workers: int = 2, cache_base: str | None = None,
                  env: dict[str, str | None] | None = None, placement: bool = True) -> None:
-        from distributed import Client
-
         self.placement = placement
         self.cluster: LocalCluster | None = None
         if address:
+            from distributed import Client
+
             self.client = Client(address, set_as_default=False)
         else:
             # Each worker process (and any the nanny restarts) starts from this environment with
@@ -216,7 +216,9 @@ class DaskExecutor:
             changes = {**(env or {}), "FERRY_IN_TASK": "1"}
             self.cluster = LocalCluster(workers, {k: v for k, v in changes.items() if v is not None})
             try:
-                self.client = Client(self.cluster.address, set_as_default=False)
+                from distributed import Client  # imported while the cluster starts
+
+                self.client = Client(self.cluster.address(), set_as_default=False)
                 removed = sorted(k for k, v in changes.items() if v is None)
                 self.client.register_plugin(worker_setup(cache_base, removed), name="ferry-local-worker")
             except BaseException:

@@ -28,20 +28,26 @@ WORKER: dict[str, Any] = {"host": "127.0.0.1", "nthreads": 1, "resources": {"CPU
 
 class LocalCluster:
     """``workers`` single-threaded workers (their environments updated with ``env``) and their scheduler, on
-    127.0.0.1, in a child process; ``address`` is the scheduler's."""
+    127.0.0.1, in a child process, starting as this is made; ``address()`` waits for it to be up."""
 
     def __init__(self, workers: int, env: dict[str, str]) -> None:
         config = json.dumps({"workers": workers, "env": env})
         self.process = subprocess.Popen([sys.executable, "-m", "ferry.executors.dask_local", config],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        out = cast(IO[bytes], self.process.stdout)
-        ready, _, _ = select.select([out], [], [], START_SECONDS)
-        line = out.readline() if ready else b""
-        if not line.startswith(b"tcp://"):
-            self.close()
-            raise RuntimeError(f"The local Dask cluster failed to start within {START_SECONDS} s (exit code "
-                               f"{self.process.returncode}; its error, if it printed one, is above).")
-        self.address = line.decode().strip()
+        self._address = ""
+
+    def address(self) -> str:
+        """The scheduler's address, once the cluster and all its workers are up."""
+        if not self._address:
+            out = cast(IO[bytes], self.process.stdout)
+            ready, _, _ = select.select([out], [], [], START_SECONDS)
+            line = out.readline() if ready else b""
+            if not line.startswith(b"tcp://"):
+                self.close()
+                raise RuntimeError(f"The local Dask cluster failed to start within {START_SECONDS} s (exit code "
+                                   f"{self.process.returncode}; its error, if it printed one, is above).")
+            self._address = line.decode().strip()
+        return self._address
 
     def close(self) -> None:
         process = self.process
