@@ -20,9 +20,9 @@ def _child(code: str, env: dict[str, str]) -> dict:
 def map_throughput(table: Table, home: str, size: int) -> None:
     """Tasks/s of a map on each executor: started by the run (as ``ferry run --executor X`` does, start-up
     included), and already running (a long-lived cluster or pool: the steady state). The Dask executor's own
-    local cluster has its scheduler in a process of its own and its workers' nannies in the engine's; a cluster
-    entirely in other processes (as ``dask scheduler`` and ``dask worker`` run one) is measured too, through
-    distributed's SubprocessCluster."""
+    local cluster is one process holding the scheduler and the workers' nannies, each nanny with its worker
+    process; a cluster of one process per scheduler and worker (as ``dask scheduler`` and ``dask worker
+    --no-nanny`` run one) is measured too, through distributed's SubprocessCluster."""
     rates: dict[str, dict[str, float]] = {"started by the run": {}, "already running": {}}
     separate = 0.0
     for executor, options in (("process", {"workers": 2}), ("dask", {"workers": 2})):
