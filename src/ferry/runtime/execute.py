@@ -83,8 +83,7 @@ def enforce_literal_limit(task: Task, literals: dict[str, Literal], ctx: Transfe
 
 def offload_literal(lit: Literal, name: str, ctx: TransferContext) -> Literal:
     """Write a literal as a file of its own and return a LiteralOffloadedMetadata reference to it."""
-    ref: Literal = ctx.offload(serialize(lit), name)
-    return ref
+    return ctx.offload(serialize(lit), name)
 
 
 def literals_to_values(task: Task, inputs: LiteralMap, ctx: TransferContext) -> dict[str, Any]:

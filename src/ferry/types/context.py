@@ -17,9 +17,12 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ferry.config import Settings, active_settings
+
+if TYPE_CHECKING:
+    from flyteidl.core.literals_pb2 import Literal
 
 
 @dataclass
@@ -57,12 +60,12 @@ class TransferContext:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / (name or "data")
 
-    def offload(self, data: bytes, name: str) -> Any:
+    def offload(self, data: bytes, name: str) -> "Literal":
         """Store ``data``, a serialized Literal, as a file of its own; returns the Literal referring to it
         (``offloaded_metadata``, with the content's hash, so memoization sees the value, not the place)."""
         import hashlib
 
-        from flyteidl.core.literals_pb2 import Literal
+        from flyteidl.core import literals_pb2
 
         from ferry.storage import join, write_bytes
 
@@ -72,7 +75,7 @@ class TransferContext:
         else:
             uri = self.new_raw_uri(f"{name}.literal.pb")
             write_bytes(uri, data, self.options(uri), "raw")
-        ref = Literal(hash=f"sha256:{hashlib.sha256(data).hexdigest()}")
+        ref = literals_pb2.Literal(hash=f"sha256:{hashlib.sha256(data).hexdigest()}")
         ref.offloaded_metadata.uri = uri
         ref.offloaded_metadata.size_bytes = len(data)
         return ref
