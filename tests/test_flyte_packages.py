@@ -77,6 +77,25 @@ def test_a_flyte_package_registers_and_runs(package: Path, flyte_env: None) -> N
     assert nodes["n0"].status == nodes["n1"].status == "succeeded"
 
 
+def test_a_flyte_task_reads_a_list_ferry_offloaded(package: Path, flyte_env: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """flytekit's type engine reads a LiteralOffloadedMetadata input itself, from the metadata store."""
+    from ferry.config import reset_settings
+
+    assert invoke("register", str(package)).exit_code == 0
+    monkeypatch.setenv("FERRY_OFFLOAD_LARGE_LITERALS", "1")
+    monkeypatch.setenv("FERRY_MAX_LITERAL_BYTES", "64")
+    reset_settings()
+    e = ferry.launch("fkwf.total_wf", {"xs": list(range(100))}, executor="process")
+    assert e.status == "succeeded", e.error
+    assert e.outputs["o0"] == sum(range(100))
+    from ferry.storage import read_bytes
+
+    node = {n.path: n for n in Records(active_settings().database_url).nodes(e.id)}["n0"]
+    inputs = node.meta("inputs.pb", read_bytes)
+    assert inputs is not None and inputs.literals["xs"].HasField("offloaded_metadata")  # it did travel offloaded
+
+
 def test_a_failing_flyte_task_is_read_from_its_error_document(package: Path, flyte_env: None) -> None:
     assert invoke("register", str(package)).exit_code == 0
     failed = invoke("launch", "fkwf.failing", "--n", "3", "--executor", "process")

@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import dataclass
+from typing import List
 
 from flytekit import task, workflow
 from flytekit.types.file import FlyteFile
@@ -52,3 +53,13 @@ def describe(s: Stats, f: FlyteFile) -> str:
 @workflow
 def describe_wf(s: Stats, f: FlyteFile) -> str:
     return describe(s=s, f=f)
+
+
+@task
+def total(xs: List[int]) -> int:
+    return sum(xs)
+
+
+@workflow
+def total_wf(xs: List[int]) -> int:
+    return total(xs=xs)
