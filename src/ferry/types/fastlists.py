@@ -4,7 +4,9 @@ Building or walking a million ``Literal`` messages one by one costs about a
 microsecond each in Python. The same LiteralCollection is encoded here with
 numpy straight to protobuf wire bytes and parsed by protobuf's C core; reads
 decode the serialized collection the same way. The result is the exact
-message the slow path builds; anything unexpected falls back to it.
+message the slow path builds; anything unexpected falls back to it. An
+offloaded list never becomes a message at all: its file is these bytes
+(``collections.serialized_list``), decoded straight back on the way in.
 """
 
 from __future__ import annotations
