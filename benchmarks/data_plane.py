@@ -38,10 +38,11 @@ for _ in range(3):
     best = min(best, time.perf_counter() - t)
 assert ys == xs
 size = len(data)
-# What a task's output takes with offloading on (FERRY_OFFLOAD_LARGE_LITERALS=1, the 1 MiB metadata limit):
-# the list is written as a file of its own beside outputs.pb, and read back by the next task.
+# What a task's output takes with offloading on (FERRY_OFFLOAD_LARGE_LITERALS=1, the 1 MiB metadata limit, which
+# --quick's shorter list fits under: it gets a lower one): the list is written as a file of its own beside
+# outputs.pb, and read back by the next task.
 off = Settings.load(offload_large_literals=True, metadata_url=f"file://{{home}}/meta",
-                    raw_output_prefix=f"file://{{home}}/raw")
+                    raw_output_prefix=f"file://{{home}}/raw", max_literal_bytes={(1 << 20) if n >= 200_000 else (1 << 16)})
 offloaded = float("inf")
 for i in range(5):
     ctx = TransferContext(off, f"{{off.raw_output_prefix}}/{{i}}", meta_prefix=f"{{off.metadata_url}}/e/n0/{{i}}")
