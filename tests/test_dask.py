@@ -180,3 +180,18 @@ def test_the_local_cluster_ends_with_a_killed_engine(tmp_path: Path) -> None:
     while any(alive(p) for p in pids):
         assert time.monotonic() < deadline, f"outlived the engine: {[p for p in pids if alive(p)]}"
         time.sleep(0.05)
+
+
+def test_without_distributed_the_executor_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import subprocess
+
+    from ferry.errors import ConfigError
+    from ferry.executors import make_executor
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "distributed" else real(name, *a))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("a cluster process was started"))
+    with pytest.raises(ConfigError, match=r"needs dask.distributed.*Install it with: pip install"):
+        make_executor("dask", workers=1)

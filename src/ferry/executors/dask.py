@@ -204,6 +204,13 @@ class DaskExecutor:
 
     def __init__(self, address: str | None = None, workers: int = 2, cache_base: str | None = None,
                  env: dict[str, str | None] | None = None, placement: bool = True) -> None:
+        import importlib.util
+
+        from ferry.errors import install_line
+
+        if importlib.util.find_spec("distributed") is None:  # before a cluster process is started
+            raise ConfigError(f"The dask executor needs dask.distributed, which is not installed. "
+                              f"Install it with: {install_line('dask')}.")
         self.placement = placement
         self.cluster: LocalCluster | None = None
         if address:
