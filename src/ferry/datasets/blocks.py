@@ -281,14 +281,13 @@ class BlockReader(io.RawIOBase):
         return data, missing, damaged
 
     def _await_ahead(self, missing: list[int]) -> bool:
-        """Wait while read-ahead of this reader is fetching any of ``missing``; whether it waited."""
-        waited = False
+        """Wait while read-ahead of this reader is fetching any of ``missing``; whether it brought any of them
+        in (since they were found missing: even before this was called, so the pages must be read again)."""
         with self._progress:
             for i in missing:
                 while not self._mine[i] and any(a <= i <= b for a, b in self._ahead):
                     self._progress.wait()
-                    waited = True
-        return waited
+            return any(self._mine[i] for i in missing)
 
     def _open_whole(self) -> None:
         """The object became one local file (or the cache dropped it): read that, or stream."""
