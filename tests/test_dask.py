@@ -110,22 +110,75 @@ def test_a_script_starting_a_run_at_module_level_is_told_to_guard_it(tmp_path: P
     assert "started inside a task process" in done.stderr and 'Guard it with `if __name__ == "__main__":`' in done.stderr
 
 
-def test_a_batch_holds_about_a_tenth_of_a_second_of_a_tasks_work() -> None:
+def _attempts(count: int, name: str = "t") -> Any:
+    from concurrent.futures import Future
     from types import SimpleNamespace
 
+    return [(SimpleNamespace(task=SimpleNamespace(id=SimpleNamespace(name=name))), Future(), lambda: None)
+            for _ in range(count)]
+
+
+def test_a_batch_holds_about_a_tenth_of_a_second_of_a_tasks_work() -> None:
     from ferry.executors import dask
 
     batcher = object.__new__(dask._Batcher)  # only the sizing: no cluster needed
     batcher.threads, batcher.seconds = 2, {}
-    waiting: Any = [(SimpleNamespace(task=SimpleNamespace(id=SimpleNamespace(name="t"))), None, None)] * 200
-    assert batcher._batch_size(waiting) == 1  # never seen: one at a time until an attempt is back
+    waiting = _attempts(200)
+    assert batcher._batch_size(waiting, 2) == 1  # never seen: one at a time until an attempt is back
     batcher.seconds["t"] = 0.001
-    assert batcher._batch_size(waiting) == dask.MAX_BATCH  # short attempts: as many as a batch holds
-    assert batcher._batch_size(waiting[:10]) == 5  # what is waiting, shared among the worker threads
+    assert batcher._batch_size(waiting, 2) == dask.MAX_BATCH  # short attempts: as many as a batch holds
+    assert batcher._batch_size(waiting[:10], 2) == 5  # what is waiting, shared among the free slots...
+    assert batcher._batch_size(waiting[:10], 1) == 10  # ...all of it when only this one is free
     batcher.seconds["t"] = 0.02
-    assert batcher._batch_size(waiting) == 5  # 0.1 s of work
+    assert batcher._batch_size(waiting, 2) == 5  # 0.1 s of work
     batcher.seconds["t"] = 2.0
-    assert batcher._batch_size(waiting) == 1  # a long attempt goes alone, so an idle worker can take the next
+    assert batcher._batch_size(waiting, 2) == 1  # a long attempt goes alone, so an idle worker can take the next
+
+
+def test_attempts_waiting_for_a_slot_leave_in_shares_of_the_free_slots() -> None:
+    """Sizes of the Dask tasks sent, through the dispatcher itself (a fake client records them): once a
+    slot is free, what waits is shared among the free slots, not halved again for each (which sent a map's
+    attempts in ever smaller batches, each costing the engine a round trip)."""
+    import queue
+    import threading
+
+    from ferry.executors import dask
+
+    sent: list[int] = []
+    futures: list[Batch] = []
+
+    class Client:
+        def submit(self, fn: Any, requests: list[Any], pure: bool) -> Any:
+            sent.append(len(requests))
+            future = Batch(len(requests))
+            futures.append(future)
+            return future
+
+    class Batch:  # a Dask future as the batcher uses one
+        def __init__(self, size: int) -> None:
+            self.size, self.callbacks = size, []
+
+        def add_done_callback(self, callback: Any) -> None:
+            self.callbacks.append(callback)
+
+        def result(self) -> list[dict[str, float]]:
+            return [{"seconds": 0.001}] * self.size
+
+    batcher = object.__new__(dask._Batcher)
+    batcher.client, batcher.threads, batcher.seconds = Client(), 2, {"t": 0.001}
+    batcher.futures, batcher.lock, batcher.queue = set(), threading.Lock(), queue.Queue()
+    batcher.slots_total, batcher.slots, batcher.out = 2, threading.Semaphore(2), 0
+    for item in [*_attempts(100), None]:  # all waiting before the dispatcher looks; then it is asked to stop
+        batcher.queue.put(item)
+    dispatcher = threading.Thread(target=batcher._dispatch)
+    dispatcher.start()
+    dispatcher.join(timeout=30)
+    assert not dispatcher.is_alive() and sent == [50, 50]  # both slots, each half: no batch waits for a slot
+    assert batcher.out == 2
+    for future in futures:
+        for callback in future.callbacks:
+            callback(future)
+    assert batcher.out == 0 and batcher.slots.acquire(blocking=False) and batcher.slots.acquire(blocking=False)
 
 
 def test_the_executor_learns_how_long_a_tasks_attempts_take() -> None:

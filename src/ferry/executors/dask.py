@@ -104,6 +104,9 @@ class _Batcher:
     """Sends the attempts that are waiting together as few Dask tasks: the scheduler's cost is per Dask task
     (a round trip costs ~10 ms on a busy machine; running a small attempt, under 1 ms), so a map of small
     tasks goes as fast as the workers run them. Attempts wait no longer than it takes to drain the queue.
+    When a slot frees, everything waiting is shared among the free slots (all of it, if this is the only one);
+    sharing it among every worker thread instead, slot after slot, sent a map's attempts in ever smaller
+    batches (30, 15, 8, 4, 2, 1: 13 attempts per Dask task on average, and 0.74x the process executor).
 
     A batch holds about BATCH_SECONDS of work, judged by how long each task's attempts took lately (a task
     not seen yet goes one attempt at a time until one is back): a Dask task can't be split once sent, so
@@ -116,7 +119,9 @@ class _Batcher:
         self.queue: queue.Queue[_Waiting | None] = queue.Queue()
         # Dask tasks in flight: enough to keep every worker thread busy while results travel back; while
         # they are all out, waiting attempts pile up and leave together in the next, bigger batch.
-        self.slots = threading.Semaphore(BATCHES_PER_THREAD * threads)
+        self.slots_total = BATCHES_PER_THREAD * threads
+        self.slots = threading.Semaphore(self.slots_total)
+        self.out = 0  # Dask tasks in flight
         self.seconds: dict[str, float] = {}  # task name -> a moving average of its attempts' run time on a worker
         self.thread = threading.Thread(target=self._dispatch, name="ferry-dask-batches", daemon=True)
         self.thread.start()
@@ -132,26 +137,34 @@ class _Batcher:
         self.thread.join(timeout=10)
 
     def _dispatch(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
+        pending: list[_Waiting] = []  # taken from the queue, not sent yet
+        stopping = False
+        while pending or not stopping:
+            if not pending:
+                item = self.queue.get()
+                if item is None:
+                    return
+                pending.append(item)
             self.slots.acquire()
-            batch = [item]
-            while len(batch) < MAX_BATCH * self.threads:
+            while not stopping:  # everything waiting by the time a slot is free
                 try:
                     more = self.queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
-                    self._send(batch)
-                    return
-                batch.append(more)
-            self._send(batch)
+                    stopping = True
+                else:
+                    pending.append(more)
+            with self.lock:
+                free = self.slots_total - self.out
+            size = self._batch_size(pending, free)  # after the wait: replies since may have taught a task's duration
+            part, pending = pending[:size], pending[size:]
+            self._send(part)
 
-    def _batch_size(self, waiting: list[_Waiting]) -> int:
-        """Attempts for the next Dask task: shared among the worker threads, and about BATCH_SECONDS of work."""
-        even = -(-len(waiting) // self.threads)
+    def _batch_size(self, waiting: list[_Waiting], free: int) -> int:
+        """Attempts for the next Dask task: what is waiting, shared among the ``free`` slots (this one
+        included), and about BATCH_SECONDS of work."""
+        even = -(-len(waiting) // max(1, free))
         longest = 0.0
         for request, _, _ in waiting[:even]:
             seconds = self.seconds.get(request.task.id.name)
@@ -160,31 +173,27 @@ class _Batcher:
             longest = max(longest, seconds)
         return max(1, min(even, MAX_BATCH, int(BATCH_SECONDS / max(longest, 1e-6))))
 
-    def _send(self, batch: list[_Waiting]) -> None:
-        first = True  # one slot is already held
-        while batch:
-            if not first:
-                self.slots.acquire()
-            first = False
-            size = self._batch_size(batch)  # after the wait: replies since may have taught a task's duration
-            part, batch = batch[:size], batch[size:]
-            try:
-                future = self.client.submit(run_batch, [request for request, _, _ in part], pure=False)
-            except Exception as exc:  # noqa: BLE001 - the client is gone: every waiter learns why
-                self.slots.release()
-                for _, waiter, _ in part:
-                    waiter.set_exception(exc)
-                continue
-            for _, _, started in part:
-                started()
-            with self.lock:
-                self.futures.add(future)
-            future.add_done_callback(lambda done, part=part: self._settle(done, part))
+    def _send(self, part: list[_Waiting]) -> None:
+        """One Dask task for ``part`` (a slot is held for it)."""
+        try:
+            future = self.client.submit(run_batch, [request for request, _, _ in part], pure=False)
+        except Exception as exc:  # noqa: BLE001 - the client is gone: every waiter learns why
+            self.slots.release()
+            for _, waiter, _ in part:
+                waiter.set_exception(exc)
+            return
+        for _, _, started in part:
+            started()
+        with self.lock:
+            self.futures.add(future)
+            self.out += 1
+        future.add_done_callback(lambda done, part=part: self._settle(done, part))
 
     def _settle(self, done: Any, part: list[_Waiting]) -> None:
-        self.slots.release()
         with self.lock:
             self.futures.discard(done)
+            self.out -= 1
+        self.slots.release()
         try:
             replies = done.result()
         except BaseException as exc:  # noqa: BLE001 - a lost worker, a cancel: every attempt of the batch
