@@ -107,7 +107,7 @@ class Graph:
         self.downstream: dict[str, list[str]] = {n: [] for n in self.nodes}
         for node_id, node in self.nodes.items():
             ups = (set(node.upstream_node_ids) | _reads(node)) - {START}
-            missing = sorted(ups - self.nodes.keys())
+            missing = sorted(up for up in ups if up not in self.nodes)  # (a set minus dict keys copies the keys)
             if missing:
                 raise SpecError(f"Workflow {self.name}: node {node_id} depends on unknown node(s) {missing}.")
             self.upstream[node_id] = ups
