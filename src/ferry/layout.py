@@ -29,7 +29,7 @@ is either recorded succeeded with its outputs, or lost.
 from __future__ import annotations
 
 import enum
-import uuid
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +80,7 @@ def attempt_prefix(metadata_url: str, execution_id: str, path: str, attempt: int
 
 def raw_attempt_prefix(raw_output_prefix: str, execution_id: str, path: str, attempt: int) -> str:
     """A fresh raw folder for one attempt; the random part keeps writers (and S3 key prefixes) apart."""
-    return join(raw_output_prefix, uuid.uuid4().hex[:16], execution_id, path, str(attempt))
+    return join(raw_output_prefix, os.urandom(8).hex(), execution_id, path, str(attempt))
 
 
 def attempt_identity(prefix: str, root: str, skip: int = 0) -> tuple[str, str, int] | None:

@@ -20,7 +20,6 @@ import errno
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -117,7 +116,7 @@ def retrying(fn: Callable[[], T], delays: tuple[float, ...] | None = None) -> T:
 
 def _tmp_sibling(path: str) -> str:
     parent, _, name = path.rpartition("/")
-    return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+    return f"{parent}/.{name}.tmp-{os.urandom(6).hex()}"
 
 
 def local_path_of(uri: str, roots: Iterable[str] = ()) -> str | None:
@@ -291,7 +290,7 @@ def download_file(uri: str, local: str | os.PathLike[str], options: Options = No
     local_path_of(uri, roots)
     local = os.fspath(local)
     os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-    tmp = f"{local}.part-{uuid.uuid4().hex[:8]}"
+    tmp = f"{local}.part-{os.urandom(4).hex()}"
 
     def attempt() -> None:
         with store_errors("download", uri, store), _progress(f"download {uri.rpartition('/')[2]}") as progress:
@@ -386,7 +385,7 @@ def download_directory(uri: str, local: str | os.PathLike[str], options: Options
     local = os.fspath(local)
     confinement = _confinement(uri, roots)
     members = list_files(uri, options, store, roots=confinement)
-    staging = f"{local}.part-{uuid.uuid4().hex[:8]}"
+    staging = f"{local}.part-{os.urandom(4).hex()}"
     os.makedirs(staging, exist_ok=True)
     try:
         for rel in members:
