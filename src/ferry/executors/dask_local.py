@@ -66,8 +66,10 @@ async def _serve(config: dict[str, Any]) -> None:
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
-        nannies = [Nanny(scheduler.address, env=config["env"], silence_logs=logging.WARNING, **WORKER)
-                   for _ in range(config["workers"])]
+        # named 0, 1, ... (as Dask's LocalCluster names them): a worker's node cache is a folder of that name,
+        # which the next run's cluster finds again
+        nannies = [Nanny(scheduler.address, name=i, env=config["env"], silence_logs=logging.WARNING, **WORKER)
+                   for i in range(config["workers"])]
         try:
             await asyncio.gather(*nannies)
             print(scheduler.address, flush=True)
