@@ -260,22 +260,25 @@ class BlockReader(io.RawIOBase):
                          f"clear the cache (`ferry cache clear --datasets`) and check the disk under {self.cache.root}.")
 
     def _read_pages(self, first: int, last: int, into: memoryview | None = None) -> tuple[memoryview, list[int], list[int]]:
-        """Pages first..last from disk (into ``into``, if given), with the ones missing and the ones failing their CRC."""
+        """Pages first..last from disk (into ``into``, if given), with the ones missing and the ones failing their
+        CRC. While any is missing, none is read (the caller waits or fetches, then reads them all)."""
         count = last - first + 1
         records = os.pread(self._map, RECORD.size * count, RECORD.size * first)
+        flags = [RECORD.unpack_from(records, k * RECORD.size) if len(records) >= (k + 1) * RECORD.size else (0, 0)
+                 for k in range(count)]
+        missing = [first + k for k, (_, flag) in enumerate(flags) if not flag]
+        if missing:
+            return memoryview(b""), missing, []
         start = first * self.page
         length = min(self.obj.size, start + count * self.page) - start
         if into is None:
             data = memoryview(os.pread(self._data, length, start))
         else:
             data = into[:os.preadv(self._data, [into[:length]], start)]
-        missing, damaged = [], []
+        damaged = []
         mine = self._mine
-        for k in range(count):
-            crc, flag = RECORD.unpack_from(records, k * RECORD.size) if len(records) >= (k + 1) * RECORD.size else (0, 0)
-            if not flag:
-                missing.append(first + k)
-            elif mine[first + k] == 1:  # this reader wrote it moments ago, as a download writes its file
+        for k, (crc, _) in enumerate(flags):
+            if mine[first + k] == 1:  # this reader wrote it moments ago, as a download writes its file
                 mine[first + k] = 2
             elif crc32(data[k * self.page:(k + 1) * self.page]) != crc:
                 damaged.append(first + k)
