@@ -208,8 +208,6 @@ class BlockReader(io.RawIOBase):
             self._run_start = self._ahead_end = pos
         run = pos - self._run_start  # bytes this run read before this read
         end = pos + want
-        if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come (fetched while this waits)
-            self._read_ahead(end, min(self._window, max(run, RAMP * want)))
         if want >= DIRECT_READ and not pos % self.page and (not end % self.page or end == self.obj.size):
             self._load(pos, end, 0, into=view[:want])  # whole pages: straight into the caller's buffer
         else:
@@ -217,6 +215,8 @@ class BlockReader(io.RawIOBase):
                 self._load(pos, end, run)
             view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
         self.pos = self._next = end
+        if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come
+            self._read_ahead(end, min(self._window, max(run, RAMP * want)))
         return want
 
     # ---- reading pages -----------------------------------------------------------------------
