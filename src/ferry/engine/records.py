@@ -90,7 +90,7 @@ SCHEMA_VERSION = sa.Table("ferry_schema", sa.MetaData(), sa.Column("version", sa
 
 
 FLUSH_SECONDS = 0.05  # node records are written at most this late...
-FLUSH_ROWS = 256  # ...or as soon as this many wait
+FLUSH_ROWS = 256  # ...or as soon as this many wait (by the thread adding the last: no hand-off to the writer)
 
 
 class _DriverSql:
@@ -288,21 +288,23 @@ class Records:
             self._conn.execute(statement, params or {})
 
     def flush(self) -> None:
-        """Write the node records waiting in this process, in one transaction."""
-        with self._pending_cond:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return
-        with self._lock, self._conn.begin():
-            for statement, group in itertools.groupby(batch, key=lambda item: item[0]):
-                self._node_sql[statement].execute(self._conn, [params for _, params in group])
+        """Write the node records waiting in this process, in one transaction. Any thread may: a batch is
+        taken under the connection's lock, so batches reach the database in the order they were taken."""
+        with self._lock:
+            with self._pending_cond:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return
+            with self._conn.begin():
+                for statement, group in itertools.groupby(batch, key=lambda item: item[0]):
+                    self._node_sql[statement].execute(self._conn, [params for _, params in group])
 
     def _write_behind(self) -> None:
-        """The writer thread: node records leave in batches, one transaction each, every FLUSH_SECONDS."""
+        """The writer thread: what waits leaves every FLUSH_SECONDS, in one transaction (a full batch is written
+        sooner, by the thread that fills it)."""
         while True:
             with self._pending_cond:
-                self._pending_cond.wait_for(lambda: self._closing or len(self._pending) >= FLUSH_ROWS,
-                                            timeout=FLUSH_SECONDS)
+                self._pending_cond.wait_for(lambda: self._closing, timeout=FLUSH_SECONDS)
                 closing = self._closing
             self.flush()
             if closing:
@@ -344,8 +346,9 @@ class Records:
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_behind, name="ferry-records", daemon=True)
                 self._writer.start()
-            if len(self._pending) >= FLUSH_ROWS:
-                self._pending_cond.notify()
+            full = len(self._pending) >= FLUSH_ROWS
+        if full:  # written by this thread: handing the batch to the writer cost GIL hand-offs per row
+            self.flush()
 
     def _rows(self, statement: Any) -> list[Any]:
         self.flush()  # read what this process has written
