@@ -83,7 +83,7 @@ class InMemoryRunner:
         return outcome.outputs
 
     def _attempt(self, path: str, task: Any, inputs: LiteralMap, n: int) -> Outcome:
-        from ferry.types.context import empty_folder
+        from ferry.workdirs import empty_folder
 
         ctx = TransferContext(self.settings, raw_attempt_prefix(self.settings.raw_output_prefix, self.execution_id,
                                                                  path, n), work_dir=empty_folder(),

@@ -31,7 +31,7 @@ from ferry.layout import ERROR, FUTURES, OUTPUTS, ErrorInfo, Status, attempt_ide
 from ferry.literals import Literal, LiteralMap, literal_map, parse_literal_map, serialize
 from ferry.types import TransferContext, default_engine, using_context
 from ferry.types.collections import serialized_list
-from ferry.types.context import empty_folder
+from ferry.workdirs import empty_folder
 
 
 class Task(Protocol):

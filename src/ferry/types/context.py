@@ -10,16 +10,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
-import os
-import shutil
 import tempfile
-import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ferry.config import Settings, active_settings
+from ferry.workdirs import release_folder
 
 if TYPE_CHECKING:
     from flyteidl.core.literals_pb2 import Literal
@@ -97,44 +95,6 @@ class TransferContext:
         if self.work_dir is not None:
             release_folder(self.work_dir)
             self.work_dir = None
-
-
-_spare: list[Path] = []  # empty folders of finished attempts, handed to the next: no mkdir / rmdir per attempt
-_spare_lock = threading.Lock()
-
-
-def empty_folder() -> Path:
-    """An empty folder of this process's own, for one attempt to work in."""
-    with _spare_lock:
-        if _spare:
-            return _spare.pop()
-    if not _spare_cleanup:
-        _spare_cleanup.append(atexit.register(_drop_spares))
-    return Path(tempfile.mkdtemp(prefix="ferry-task-"))
-
-
-def release_folder(folder: Path) -> None:
-    """Give an attempt's folder back: kept for the next attempt if the task left it empty, else removed."""
-    try:
-        with os.scandir(folder) as entries:
-            empty = next(entries, None) is None
-    except OSError:
-        return
-    if empty:
-        with _spare_lock:
-            _spare.append(folder)
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-_spare_cleanup: list[Any] = []
-
-
-def _drop_spares() -> None:
-    with _spare_lock:
-        for folder in _spare:
-            shutil.rmtree(folder, ignore_errors=True)
-        _spare.clear()
 
 
 _current: contextvars.ContextVar[TransferContext | None] = contextvars.ContextVar("ferry_transfer_context", default=None)
