@@ -86,10 +86,14 @@ def _runs(indices: list[int]) -> Iterator[tuple[int, int]]:
     yield start, prev
 
 
-def _records(map_path: Path, size: int, page: int) -> list[tuple[int, int]]:
-    raw = map_path.read_bytes()
+def _unpack(raw: bytes, count: int) -> list[tuple[int, int]]:
+    """``count`` pages' (CRC-32, present) from their bytes of a map; past its end, absent."""
     return [RECORD.unpack_from(raw, i * RECORD.size) if (i + 1) * RECORD.size <= len(raw) else (0, 0)
-            for i in range(page_count(size, page))]
+            for i in range(count)]
+
+
+def _records(map_path: Path, size: int, page: int) -> list[tuple[int, int]]:
+    return _unpack(map_path.read_bytes(), page_count(size, page))
 
 
 def present_bytes(map_path: Path, size: int, page: int) -> int:
@@ -265,9 +269,7 @@ class BlockReader(io.RawIOBase):
         """Pages first..last from disk (into ``into``, if given), with the ones missing and the ones failing their
         CRC. While any is missing, none is read (the caller waits or fetches, then reads them all)."""
         count = last - first + 1
-        records = os.pread(self._map, RECORD.size * count, RECORD.size * first)
-        flags = [RECORD.unpack_from(records, k * RECORD.size) if len(records) >= (k + 1) * RECORD.size else (0, 0)
-                 for k in range(count)]
+        flags = self._map_records(first, last)
         missing = [first + k for k, (_, flag) in enumerate(flags) if not flag]
         if missing:
             return memoryview(b""), missing, []
@@ -285,6 +287,11 @@ class BlockReader(io.RawIOBase):
             elif crc32(data[k * self.page:(k + 1) * self.page]) != crc:
                 damaged.append(first + k)
         return data, missing, damaged
+
+    def _map_records(self, first: int, last: int) -> list[tuple[int, int]]:
+        """(CRC-32, present) of pages first..last, from the map."""
+        count = last - first + 1
+        return _unpack(os.pread(self._map, RECORD.size * count, RECORD.size * first), count)
 
     def _await_ahead(self, missing: list[int]) -> bool:
         """Wait while read-ahead of this reader is fetching any of ``missing``; whether it brought any of them
@@ -314,10 +321,8 @@ class BlockReader(io.RawIOBase):
                 return "gone"
             kill_point("blocks.fetch.wait")
             with _locked_pages(self.cache.map_path(key), first, last):
-                records = os.pread(self._map, RECORD.size * (last - first + 1), RECORD.size * first)
                 need, absent = [], set()
-                for k, i in enumerate(range(first, last + 1)):
-                    crc, flag = RECORD.unpack_from(records, k * RECORD.size) if len(records) >= (k + 1) * RECORD.size else (0, 0)
+                for i, (crc, flag) in enumerate(self._map_records(first, last), first):
                     if not flag:
                         absent.add(i)
                         need.append(i)
