@@ -21,6 +21,7 @@ def test_embedded_default_lives_under_home(ferry_home: Path) -> None:
     assert s.cache_dir == ferry_home / "cache"
     assert s.database_url == f"sqlite:///{ferry_home}/ferry.db"
     assert s.max_literal_bytes == 1024 * 1024
+    assert s.offload_large_literals and not s.trust_pickles
 
 
 def test_precedence_argument_env_file_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,6 +44,12 @@ def test_bad_settings_say_what_and_how(monkeypatch: pytest.MonkeyPatch, tmp_path
     with pytest.raises(ConfigError, match="max_literal_bytes must be a whole number of bytes, got '1MB'"):
         Settings.load()
     monkeypatch.delenv("FERRY_MAX_LITERAL_BYTES")
+    monkeypatch.setenv("FERRY_OFFLOAD_LARGE_LITERALS", "sometimes")  # once read as off, silently
+    with pytest.raises(ConfigError, match="offload_large_literals must be on or off .* got 'sometimes'"):
+        Settings.load()
+    monkeypatch.setenv("FERRY_OFFLOAD_LARGE_LITERALS", "off")
+    assert not Settings.load().offload_large_literals
+    monkeypatch.delenv("FERRY_OFFLOAD_LARGE_LITERALS")
     monkeypatch.setenv("FERRY_RAW_OPTIONS", "{not json")
     with pytest.raises(ConfigError, match="FERRY_RAW_OPTIONS is not valid JSON"):
         Settings.load()

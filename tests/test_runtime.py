@@ -127,6 +127,7 @@ def test_unknown_task_reference(tasks_file: Path, tmp_path: Path) -> None:
 
 def test_metadata_limit_fails_before_writing(tasks_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FERRY_MAX_LITERAL_BYTES", "1000")
+    monkeypatch.setenv("FERRY_OFFLOAD_LARGE_LITERALS", "0")  # offloading turned off: over the limit is an error
     meta = f"file://{tmp_path}/meta/e/n/0"
     write_inputs(f"{meta}/inputs.pb", {"n": lit_int(1000)})
     proc = run_runtime(tasks_file, "big", f"{meta}/inputs.pb", meta, f"file://{tmp_path}/raw")
@@ -147,14 +148,16 @@ def test_metadata_limit_in_direct_calls(monkeypatch: pytest.MonkeyPatch) -> None
         return len(xs)
 
     monkeypatch.setenv("FERRY_MAX_LITERAL_BYTES", "100")
+    monkeypatch.setenv("FERRY_OFFLOAD_LARGE_LITERALS", "off")
     reset_settings()
     with pytest.raises(LiteralTooLargeError, match=r"inputs 'xs' is \d[\d,]* bytes serialized"):
         count(xs=list(range(100)))
 
 
-def test_offload_opt_in_writes_an_offloaded_reference(tasks_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_over_the_limit_a_literal_is_offloaded_by_default(tasks_file: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FERRY_MAX_LITERAL_BYTES", "1000")
-    monkeypatch.setenv("FERRY_OFFLOAD_LARGE_LITERALS", "1")
+    monkeypatch.delenv("FERRY_OFFLOAD_LARGE_LITERALS", raising=False)
     meta = f"file://{tmp_path}/meta/e/n/0"
     write_inputs(f"{meta}/inputs.pb", {"n": lit_int(1000)})
     proc = run_runtime(tasks_file, "big", f"{meta}/inputs.pb", meta, f"file://{tmp_path}/raw")
@@ -174,6 +177,21 @@ def test_offload_opt_in_writes_an_offloaded_reference(tasks_file: Path, tmp_path
 
     s = active_settings()
     assert default_engine().to_python(outputs.literals["o0"], list[int], TransferContext(s, s.raw_output_prefix)) == list(range(1000))
+
+
+def test_direct_calls_offload_a_large_list_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferry.config import reset_settings
+
+    @task
+    def halves(xs: list[int]) -> list[int]:
+        return [x // 2 for x in xs]
+
+    monkeypatch.setenv("FERRY_MAX_LITERAL_BYTES", "1000")
+    monkeypatch.delenv("FERRY_OFFLOAD_LARGE_LITERALS", raising=False)
+    reset_settings()
+    xs = list(range(30_000))  # past the vectorized encoding's threshold, and ~100x the limit
+    assert halves(xs=xs) == [x // 2 for x in xs]
+    assert halves(xs=xs[:50]) == [x // 2 for x in xs[:50]]  # small, inline, after the same path
 
 
 def test_direct_call_raises_the_users_exception() -> None:

@@ -46,7 +46,7 @@ class Settings:
     cache_ttl: float = DEFAULT_CACHE_TTL
     database_url: str = ""
     max_literal_bytes: int = DEFAULT_MAX_LITERAL_BYTES
-    offload_large_literals: bool = False
+    offload_large_literals: bool = True  # over max_literal_bytes: a file of its own, not an error
     # an in-process attempt's inputs.pb / outputs.pb up to this size live in its node record, not as objects
     meta_in_records_bytes: int = DEFAULT_META_IN_RECORDS_BYTES
     worker_config: str = ""  # settings file that task processes read instead of the engine's
@@ -89,13 +89,14 @@ class Settings:
             cache_ttl=_float("cache_ttl", pick("cache_ttl", "FERRY_CACHE_TTL"), DEFAULT_CACHE_TTL),
             database_url=str(pick("database_url", "FERRY_DATABASE_URL") or f"sqlite:///{home / 'ferry.db'}"),
             max_literal_bytes=_int("max_literal_bytes", pick("max_literal_bytes", "FERRY_MAX_LITERAL_BYTES"), DEFAULT_MAX_LITERAL_BYTES),
-            offload_large_literals=_bool(pick("offload_large_literals", "FERRY_OFFLOAD_LARGE_LITERALS")),
+            offload_large_literals=_bool("offload_large_literals", pick("offload_large_literals", "FERRY_OFFLOAD_LARGE_LITERALS"),
+                                         True),
             meta_in_records_bytes=_size("meta_in_records_bytes", pick("meta_in_records_bytes",
                                         "FERRY_META_IN_RECORDS_BYTES"), DEFAULT_META_IN_RECORDS_BYTES),
             worker_config=str(pick("worker_config", "FERRY_WORKER_CONFIG") or ""),
             store_options=options,
             pickle_key=str(pick("pickle_key", "FERRY_PICKLE_KEY") or ""),
-            trust_pickles=_bool(pick("trust_pickles", "FERRY_TRUST_PICKLES")),
+            trust_pickles=_bool("trust_pickles", pick("trust_pickles", "FERRY_TRUST_PICKLES"), False),
             protocols=protocols,
             home_source=home_source,
         )
@@ -227,10 +228,18 @@ def _float(name: str, value: Any, default: float) -> float:
         raise ConfigError(f"Setting {name} must be a number of seconds, got {value!r}.") from None
 
 
-def _bool(value: Any) -> bool:
+def _bool(name: str, value: Any, default: bool) -> bool:
     if isinstance(value, bool):
         return value
-    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
+    if value is None or str(value).strip() == "":
+        return default
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"Setting {name} must be on or off (1/0, true/false, yes/no), got {value!r}. "
+                      f"Set FERRY_{name.upper()} or {name} in ferry.toml to one of those.")
 
 
 def _store_options(store: str, overrides: Mapping[str, Any], env: Mapping[str, str], file_values: Mapping[str, Any]) -> dict[str, Any]:

@@ -55,9 +55,10 @@ def values_to_literals(
     out: dict[str, Literal] = {}
     offloading = ctx.settings.offload_large_literals
     for name, var_type in variables.items():
-        if offloading and (data := serialized_list(values[name], var_type, engine)) is not None \
-                and len(data) > ctx.settings.max_literal_bytes:  # a large list of numbers: no message built
-            out[name] = ctx.offload(data, name)
+        if offloading and (data := serialized_list(values[name], var_type, engine)) is not None:
+            # a large list of numbers, already encoded: no message per element if it is offloaded
+            out[name] = ctx.offload(data, name) if len(data) > ctx.settings.max_literal_bytes \
+                else Literal.FromString(data)
             continue
         out[name] = engine.to_literal(values[name], var_type, ctx, f"{task.name}: {direction}.{name}")
     enforce_literal_limit(task, out, ctx, direction)
@@ -76,7 +77,8 @@ def enforce_literal_limit(task: Task, literals: dict[str, Literal], ctx: Transfe
                 f"Task {task.name}: {direction} {name!r} is {size:,} bytes serialized, over the "
                 f"{limit:,}-byte metadata limit. Metadata is for small values: pass large data as a "
                 "File, a Directory or a data frame, raise FERRY_MAX_LITERAL_BYTES, or set "
-                "FERRY_OFFLOAD_LARGE_LITERALS=1 to offload it to the raw store automatically."
+                "FERRY_OFFLOAD_LARGE_LITERALS=1 (the default) to write it as a file of its own beside the "
+                "task's metadata."
             )
         literals[name] = offload_literal(lit, name, ctx)
 
