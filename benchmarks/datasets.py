@@ -76,26 +76,28 @@ t = time.perf_counter(); path = File({uri!r}).download()
 assert os.path.getsize(path) == {size}
 result["seconds"] = time.perf_counter() - t
 """
-        direct = whole = float("inf")
-        for _ in range(2):
-            direct = min(direct, cold(direct_code)["seconds"])
-            measured = cold(cold_code)
-            whole = min(whole, measured["seconds"])
-        mib = size / (1 << 20)
-        table.add(f"cold sequential read, {mib:.0f} MiB (throughput)", mib / whole, "MiB/s", better="higher",
-                  baseline=mib / direct, baseline_label="s3fs get_file", target=">= 1.3x s3fs get_file",
-                  met=direct / whole >= 1.3, note=f"best of 2, alternated; {measured['dropped']}")
-        streamed = cold("import shutil\n" + clear + warm_ferry + f"""
+        streamed_code = "import shutil\n" + clear + warm_ferry + f"""
 t = time.perf_counter()
 with File({uri!r}).open("rb") as fh:
     while fh.read(8 << 20):
         pass
 result["seconds"] = time.perf_counter() - t
-""")
-        table.add("cold sequential f.open('rb') (block reads)", mib / streamed["seconds"], "MiB/s", better="higher",
+"""
+        # the three alternated, best of 3 each (the machine's other work swings one read by 20%)
+        direct = whole = streamed = float("inf")
+        for _ in range(3):
+            direct = min(direct, cold(direct_code)["seconds"])
+            measured = cold(cold_code)
+            whole = min(whole, measured["seconds"])
+            streamed = min(streamed, cold(streamed_code)["seconds"])
+        mib = size / (1 << 20)
+        table.add(f"cold sequential read, {mib:.0f} MiB (throughput)", mib / whole, "MiB/s", better="higher",
+                  baseline=mib / direct, baseline_label="s3fs get_file", target=">= 1.3x s3fs get_file",
+                  met=direct / whole >= 1.3, note=f"best of 3, alternated; {measured['dropped']}")
+        table.add("cold sequential f.open('rb') (block reads)", mib / streamed, "MiB/s", better="higher",
                   baseline=mib / whole, baseline_label="ferry's cold whole-object read", target=">= 0.9x",
-                  met=whole / streamed["seconds"] >= 0.9, note=f"s3fs get_file {mib / direct:.0f} MiB/s; "
-                  f"{streamed['dropped']}")
+                  met=whole / streamed >= 0.9, note=f"best of 3, alternated with the whole read; s3fs get_file "
+                  f"{mib / direct:.0f} MiB/s")
 
         # 2. warm read vs a plain local file
         warm = _child(f"""
