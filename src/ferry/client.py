@@ -23,14 +23,19 @@ from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
 
 from ferry.config import Settings, active_settings
 from ferry.engine.attempts import Listener, RetryPolicy, failure, run_with_retries
+from ferry.engine.cache import cache_key, cache_uri
 from ferry.engine.graph import DEFAULT_PARALLEL, GraphRunner, NodeFailedError, turns_in_process
 from ferry.engine.spec import Closure
 from ferry.errors import TaskFailedError
+from ferry.executors.base import ferry_reference
 from ferry.layout import ErrorInfo, Outcome, execution_prefix, raw_attempt_prefix
 from ferry.literals import Literal, LiteralMap, parse_literal
+from ferry.runtime import memo
 from ferry.runtime.execute import error_info, execute, outputs_to_result, values_to_literals
+from ferry.runtime.load import load_task
 from ferry.storage import join
 from ferry.types import TransferContext, default_engine
+from ferry.workdirs import empty_folder
 
 if TYPE_CHECKING:  # the records (SQLAlchemy) load when an execution is launched, not with ``import ferry``
     from ferry.engine.execution import ExecutionResult, Launch
@@ -64,11 +69,6 @@ class InMemoryRunner:
 
     def run_task(self, path: str, template: tasks_pb2.TaskTemplate, inputs: LiteralMap,
                  node: workflow_pb2.Node) -> LiteralMap | DynamicJobSpec:
-        from ferry.engine.cache import cache_key, cache_uri
-        from ferry.executors.base import ferry_reference
-        from ferry.runtime import memo
-        from ferry.runtime.load import load_task
-
         task = self.tasks.get(template.id.name) or load_task(ferry_reference(template) or template.id.name)
         memo_uri = cache_uri(self.settings, cache_key(template, inputs)) if template.metadata.discoverable else ""
         if memo_uri and (hit := memo.lookup(memo_uri, self.settings)) is not None:
@@ -83,8 +83,6 @@ class InMemoryRunner:
         return outcome.outputs
 
     def _attempt(self, path: str, task: Any, inputs: LiteralMap, n: int) -> Outcome:
-        from ferry.workdirs import empty_folder
-
         ctx = TransferContext(self.settings, raw_attempt_prefix(self.settings.raw_output_prefix, self.execution_id,
                                                                  path, n), work_dir=empty_folder(),
                               execution_id=self.execution_id, node=path, attempt=n)
