@@ -104,6 +104,50 @@ def test_ranged_download_and_multipart_upload_are_exact(s3_server: Any, tmp_path
     assert sorted(os.listdir(tmp_path / "out")) == ["back.bin"]  # no temporary left behind
 
 
+@pytest.mark.parametrize("short", [False, True], ids=["whole-writes", "short-writes"])
+def test_downloads_write_whole_mibs_at_mib_offsets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   short: bool) -> None:
+    """Pieces of any size become writes that end on MiB boundaries (the page cache then holds the file in
+    large folios), the bytes exact, even when the kernel writes less than asked."""
+    import random
+
+    rng = random.Random(7)
+    data = rng.randbytes((5 << 20) + 12_345)
+    offset = 3 * 4096 + 17  # a range can start anywhere
+    writes: list[tuple[int, int]] = []
+    real = os.pwritev
+
+    def recording(fd: int, views: list[Any], at: int) -> int:
+        if short:  # the kernel writes at most 300 KB of it
+            room, capped = 300_000, []
+            for view in views:
+                capped.append(view[:room])
+                room -= len(capped[-1])
+            views = [v for v in capped if len(v)]
+        done = real(fd, views, at)
+        writes.append((at, done))
+        return done
+
+    monkeypatch.setattr(transfer.os, "pwritev", recording)
+    fd = os.open(tmp_path / "f.bin", os.O_RDWR | os.O_CREAT)
+    try:
+        writer, pos = transfer.AlignedWriter(fd, offset), 0
+        while pos < len(data):
+            n = rng.choice([1, 4096, 100_000, 1_254_000, 3 << 20])
+            writer.add(memoryview(data)[pos:pos + n])
+            pos += n
+            assert offset + pos - writer.written < (1 << 20) + n  # holds less than a MiB and the last piece
+        writer.flush()
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f.bin").read_bytes()[offset:] == data
+    assert writer.written == offset + len(data)
+    assert writes[0][0] == offset and all(a + n == b for (a, n), (b, _) in zip(writes, writes[1:]))  # in order
+    if not short:
+        assert all((at + n) % (1 << 20) == 0 for at, n in writes[:-1])  # every write but the last ends on a MiB
+        assert len(writes) > 2
+
+
 @pytest.mark.s3
 def test_one_at_a_time_is_sequential_and_exact(s3_server: Any, tmp_path: Path) -> None:
     options = s3_options(s3_server, transfer={"chunk_size": "5MiB", "concurrency": 1})

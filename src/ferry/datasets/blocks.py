@@ -398,28 +398,30 @@ class BlockReader(io.RawIOBase):
 
     def _get_pages(self, start: int, stop: int, done: list[int], publish: Callable[[list[int]], None]) -> list[int]:
         """One ranged GET from the store, written into the pages file as it arrives (never whole in memory).
-        Each PUBLISH bytes of pages are marked present (``publish`` with their CRC-32s), so a read of them
-        waits no longer; returns the CRCs of the last pages, not yet marked. A retry resumes from ``done[0]``."""
+        Once PUBLISH bytes of pages or more are on disk they are marked present (``publish`` with their CRC-32s),
+        so a read of them waits no longer; returns the CRCs of the last pages, not yet marked. A retry resumes
+        from ``done[0]``."""
         per_mark = max(1, PUBLISH // self.page)
 
         def attempt() -> list[int]:
             crcs, crc, in_page, offset = [], 0, 0, done[0] * self.page
+            writer = transfer.AlignedWriter(self._data, offset)  # whole MiBs: the page cache's large folios
             for piece in self._pieces(offset, stop):
                 if self._disk_full:  # another fetch of this reader met a full disk
                     raise OSError(errno.ENOSPC, "the node cache's disk is full")
-                written = 0
-                while written < len(piece):
-                    written += os.pwrite(self._data, piece[written:], offset + written)
-                offset += written
+                writer.add(piece)
+                offset += len(piece)
                 while piece:
                     take = min(len(piece), self.page - in_page)
                     crc, in_page, piece = crc32(piece[:take], crc), in_page + take, piece[take:]
                     if in_page == self.page:
                         crcs.append(crc)
                         crc = in_page = 0
-                        if len(crcs) == per_mark and offset < stop:
-                            publish(crcs)
-                            crcs = []
+                on_disk = writer.written // self.page - done[0]  # whole pages written, not yet marked
+                if on_disk >= per_mark and offset < stop:
+                    publish(crcs[:on_disk])
+                    crcs = crcs[on_disk:]
+            writer.flush()
             if in_page:
                 crcs.append(crc)
             return crcs

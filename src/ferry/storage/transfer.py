@@ -21,6 +21,7 @@ the libraries raise (obstore's transport failures as ConnectionError); ``storage
 from __future__ import annotations
 
 import datetime
+import errno
 import functools
 import json
 import math
@@ -40,6 +41,7 @@ MAX_PARTS = 10_000  # S3's most parts in one upload
 STREAM_PIECE = 1 << 20  # a ranged GET is written out this much at a time
 FSSPEC_PIECE = 4 << 20  # where fsspec serves a range, it reads this much per request
 MAX_RANGE = 64 << 20  # the longest ranged GET of a download (each streams: memory is not the limit)
+ALIGN = 1 << 20  # downloads write whole MiBs at MiB offsets (see AlignedWriter)
 COPY_CHUNK = 8 << 20  # a watched local copy reports this often
 S3FS_BUFFER_BYTES = 64 << 20  # what s3fs may hold for one transfer (when it, not obstore, serves S3)
 S3_PROTOCOLS = ("s3", "s3a")
@@ -220,6 +222,7 @@ class _RangedDownload:
         the server reads long runs, and the last ones even out), up to MAX_RANGE."""
         span = math.ceil((size - start) / (2 * self.config.concurrency))
         span = max(self.config.chunk_size, min(MAX_RANGE, span))
+        span = -(-span // ALIGN) * ALIGN
         return [(a, min(size, a + span)) for a in range(start, size, span)]
 
     def _first(self) -> Any:
@@ -240,22 +243,68 @@ class _RangedDownload:
             self._write(fd, self.obstore.get(self.store, self.key, options=options), start, stop)
 
     def _write(self, fd: int, result: Any, start: int, stop: int) -> None:
-        pos = start
+        pos, writer = start, AlignedWriter(fd, start)
         for piece in result.stream(min_chunk_size=STREAM_PIECE):
             if self.failed.is_set():
                 return
             view = memoryview(piece)
-            written = 0
-            while written < len(view):
-                written += os.pwrite(fd, view[written:], pos + written)
+            writer.add(view)
             pos += len(view)
             if self.progress:
                 self.progress(len(view))
+        writer.flush()
         if pos != stop:
             raise ConnectionError(f"the server sent {pos - start} bytes of {stop - start} for bytes {start}-{stop}")
 
     def _errors(self) -> Any:
         return import_module("obstore.exceptions")
+
+
+class AlignedWriter:
+    """Writes the pieces of a stream, arriving in order, into a file from ``offset`` on, so that each write ends
+    on an ALIGN boundary of the file (but the last). Pieces arrive in whatever sizes the network gives
+    (obstore's are ~1.2 MiB); written as they come, each write begins and ends mid-MiB, and the page cache
+    keeps the file in small folios around every seam: a warm read of a 512 MiB download ran at 16.7 GiB/s
+    against 18.1 for a file written in aligned MiBs. Held pieces are views, not copies (one ``pwritev``
+    joins them); what is held is less than ALIGN plus one piece."""
+
+    def __init__(self, fd: int, offset: int) -> None:
+        self.fd = fd
+        self.written = offset  # the file holds the stream's bytes up to here
+        self._held: list[memoryview] = []
+        self._size = 0
+
+    def add(self, piece: memoryview) -> None:
+        """Take the next piece; writes the held bytes up to the last ALIGN boundary they reach."""
+        self._held.append(piece)
+        self._size += len(piece)
+        end = self.written + self._size
+        self._write(end - end % ALIGN - self.written)
+
+    def flush(self) -> None:
+        """Write what is held (the stream ended)."""
+        self._write(self._size)
+
+    def _write(self, n: int) -> None:
+        while n > 0:
+            views, total = [], 0
+            for view in self._held:
+                take = min(len(view), n - total)
+                views.append(view[:take])
+                total += take
+                if total == n:
+                    break
+            done = os.pwritev(self.fd, views, self.written)
+            if done <= 0:
+                raise OSError(errno.EIO, f"a write of {n} bytes wrote nothing")
+            self.written, self._size, n = self.written + done, self._size - done, n - done
+            while done:
+                first = self._held[0]
+                if len(first) <= done:
+                    self._held.pop(0)
+                    done -= len(first)
+                else:
+                    self._held[0], done = first[done:], 0
 
 
 def _preallocate(fd: int, size: int) -> None:
