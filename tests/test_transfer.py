@@ -142,7 +142,7 @@ def test_downloads_write_whole_mibs_at_mib_offsets(tmp_path: Path, monkeypatch: 
         os.close(fd)
     assert (tmp_path / "f.bin").read_bytes()[offset:] == data
     assert writer.written == offset + len(data)
-    assert writes[0][0] == offset and all(a + n == b for (a, n), (b, _) in zip(writes, writes[1:]))  # in order
+    assert writes[0][0] == offset and all(a + n == b for (a, n), (b, _) in zip(writes[:-1], writes[1:], strict=True))  # in order
     if not short:
         assert all((at + n) % (1 << 20) == 0 for at, n in writes[:-1])  # every write but the last ends on a MiB
         assert len(writes) > 2
