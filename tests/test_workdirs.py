@@ -54,3 +54,37 @@ def test_at_exit_a_folder_an_attempt_still_uses_is_left_to_the_next_sweep(tmp_pa
     proc.communicate("keep\n")  # exits while "an attempt" still has its folder
     assert used.exists()  # not pulled from under it
     assert sweep(str(tmp_path)) == 1 and not used.parent.exists()  # its process is gone: swept
+
+
+SCRATCH = """
+import os, sys
+from ferry.config import active_settings
+from ferry.executors.process import _Worker
+from ferry.storage import publishing
+from ferry.types import TransferContext
+
+settings = active_settings()
+downloaded = TransferContext(settings, settings.raw_output_prefix).local_path("input.bin")  # a File fetched outside tasks
+downloaded.write_bytes(b"d" * 1000)
+worker = _Worker(dict(os.environ))  # a process executor's worker, its stderr in a log file
+with publishing("memory://bucket/out.bin") as staged:  # an upload being staged
+    open(staged, "wb").write(b"u" * 1000)
+    print(downloaded, worker.log_path, staged, flush=True)
+    sys.stdin.readline()  # killed here
+"""
+
+
+def test_a_killed_process_leaves_no_downloads_worker_logs_or_staged_uploads(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc = subprocess.Popen([sys.executable, "-c", SCRATCH], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path), "FERRY_HOME": str(home)})
+    assert proc.stdout is not None
+    paths = [Path(p) for p in proc.stdout.readline().split()]
+    assert len(paths) == 3 and all(p.exists() for p in paths)
+    own = {p.relative_to(tmp_path).parts[0] for p in paths}
+    assert len(own) == 1 and next(iter(own)).startswith(PREFIX)  # all in the process's own folder
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert sweep(str(tmp_path)) == 1
+    assert not any(p.exists() for p in paths)
+    assert [p.name for p in tmp_path.iterdir() if p != home] == []  # nothing else was made in the temp folder

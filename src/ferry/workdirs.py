@@ -1,4 +1,5 @@
-"""The folders task attempts work in: empty ones, handed out and taken back, never left behind for long.
+"""The folders task attempts work in (and the process's other scratch files): handed out and taken back,
+never left behind for long.
 
 A process's attempt folders live in one folder of its own in the system's temporary folder,
 ``ferry-tasks-*``, holding a lock file the process keeps locked while it lives (``flock``: the
@@ -34,6 +35,14 @@ def empty_folder() -> Path:
             return _spare.pop()
         home = _process_folder()
     return Path(tempfile.mkdtemp(prefix="a-", dir=home))
+
+
+def scratch_file(prefix: str, suffix: str = "") -> tuple[int, str]:
+    """A new file of this process's own, open: (fd, path). Kept in the process's folder, so that a process killed
+    before it removes the file (a worker's log, a staged upload) leaves nothing behind for long either."""
+    with _lock:
+        home = _process_folder()
+    return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=home)
 
 
 def release_folder(folder: Path) -> None:

@@ -17,12 +17,12 @@ import os
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
 from typing import IO, Any
 
 from ferry.executors.base import ResourcePool, TaskRequest, TaskResult, is_program, machine_capacity
 from ferry.executors.command import ChildProcesses
+from ferry.workdirs import scratch_file
 
 
 def apply_env(base: dict[str, str], changes: dict[str, str | None]) -> dict[str, str]:
@@ -49,7 +49,7 @@ class _Worker:
     def __init__(self, env: dict[str, str]) -> None:
         from ferry.runtime.execute import process_cwd
 
-        fd, self.log_path = tempfile.mkstemp(prefix="ferry-worker-", suffix=".log")
+        fd, self.log_path = scratch_file("worker-", ".log")  # swept with this process's folder if it is killed
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ferry.executors.worker"],

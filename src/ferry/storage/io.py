@@ -407,8 +407,6 @@ def publishing(uri: str, options: Options = None, store: str = "raw") -> Iterato
     copy); elsewhere it is a local temporary file streamed up, then removed.
     On error nothing is published.
     """
-    import tempfile
-
     if protocol_of(uri) == "file":
         _, final = filesystem(uri, options)
         os.makedirs(os.path.dirname(final), exist_ok=True)
@@ -420,7 +418,9 @@ def publishing(uri: str, options: Options = None, store: str = "raw") -> Iterato
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return
-    fd, tmp = tempfile.mkstemp(prefix="ferry-upload-")
+    from ferry.workdirs import scratch_file
+
+    fd, tmp = scratch_file("upload-")  # a killed process's staged upload is swept by the next process
     os.close(fd)
     try:
         yield tmp

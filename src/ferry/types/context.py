@@ -10,14 +10,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ferry.config import Settings, active_settings
-from ferry.workdirs import release_folder
+from ferry.workdirs import empty_folder, release_folder
 
 if TYPE_CHECKING:
     from flyteidl.core.literals_pb2 import Literal
@@ -53,7 +52,7 @@ class TransferContext:
     def local_path(self, name: str) -> Path:
         """A fresh local path in the scratch folder for a downloaded object."""
         if self.work_dir is None:
-            self.work_dir = Path(tempfile.mkdtemp(prefix="ferry-"))
+            self.work_dir = empty_folder()  # in this process's folder: swept even if the process is killed
         folder = self.work_dir / uuid.uuid4().hex[:12]
         folder.mkdir(parents=True, exist_ok=True)
         return folder / (name or "data")
