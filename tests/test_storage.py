@@ -190,3 +190,21 @@ def test_long_transfers_report_to_the_open_display(base: tuple[str, dict[str, An
         ferry.progress.set_sink(previous)
     assert [b.description for b in sink.bars] == ["upload big.bin", "download big.bin"]
     assert all(b.done == 3 * 1024 * 1024 and b.closed for b in sink.bars)  # every byte counted once, then closed
+
+
+@pytest.mark.s3
+def test_the_test_s3_server_leaves_nothing_in_the_temporary_folder(tmp_path: Path) -> None:
+    """weed writes logs and unix sockets to /tmp and leaves them: hundreds piled up over the suite's runs."""
+    import tempfile
+
+    from ferry.testing.s3server import SeaweedS3
+
+    def weeds() -> set[str]:
+        return {n for root in {"/tmp", tempfile.gettempdir()} for n in os.listdir(root)
+                if n.startswith(("seaweedfs-", "weed.", "ferry-weed-"))}
+
+    before = weeds()
+    with SeaweedS3(tmp_path / "s3", ["bucket"]) as s3:
+        write_bytes("s3://bucket/a.bin", b"a", s3.options())
+        assert weeds() - before  # it made some while running
+    assert weeds() - before == set()

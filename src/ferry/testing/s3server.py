@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,8 @@ class SeaweedS3:
         self.buckets = list(buckets)
         self.identities = [Identity("admin", ADMIN_KEY, ADMIN_SECRET), *identities]
         self.process: subprocess.Popen[bytes] | None = None
+        self._temp = ""  # the server's own temporary folder, while it runs
+        self._sockets: list[Path] = []
         self.port = 0
 
     @property
@@ -93,17 +96,25 @@ class SeaweedS3:
             for i in self.identities
         ]}))
         self.port = free_port()
-        admin = _free_port_pair()
+        admin, s3_grpc = _free_port_pair(), free_port()
+        # two sockets weed always makes in /tmp, whatever TMPDIR says; removed on stop
+        self._sockets = [Path(f"/tmp/seaweedfs-admin-grpc-{admin + 10000}.sock"),
+                         Path(f"/tmp/seaweedfs-s3-grpc-{s3_grpc}.sock")]
         args = [
-            weed_binary(), "mini", f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            weed_binary(), f"-logdir={self.data_dir}", "mini", f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
             f"-master.port={_free_port_pair()}", "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
             f"-volume.port={_free_port_pair()}", "-volume.max=0",
-            f"-filer.port={_free_port_pair()}", f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}",
+            f"-filer.port={_free_port_pair()}", f"-s3.port={self.port}", f"-s3.port.grpc={s3_grpc}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
             f"-admin.port={admin}", f"-s3.config={config}",
         ]
         (self.data_dir / "data").mkdir(exist_ok=True)
-        env = {**os.environ, "GOMEMLIMIT": "256MiB"}
+        # weed puts its unix sockets (and glog its logs) in the temporary folder and leaves them there: give it
+        # one of its own, removed on stop (short: a socket's path must fit in 108 bytes)
+        self._temp = tempfile.mkdtemp(prefix="ferry-weed-")
+        args += [f"-s3.localSocket={self._temp}/s3.sock", f"-filer.localSocket={self._temp}/filer.sock"]
+        env = {**os.environ, "GOMEMLIMIT": "256MiB", "TMPDIR": self._temp}
         with open(self.data_dir / "weed.log", "wb") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self._wait_ready()
@@ -155,6 +166,11 @@ class SeaweedS3:
         except ProcessLookupError:
             pass
         self.process = None
+        if self._temp:
+            shutil.rmtree(self._temp, ignore_errors=True)
+        for path in self._sockets:
+            if path.is_socket():
+                path.unlink(missing_ok=True)
 
     def __enter__(self) -> "SeaweedS3":
         return self.start()
