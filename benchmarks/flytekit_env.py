@@ -53,8 +53,9 @@ def installed_version() -> str | None:
 
 
 def _version() -> tuple[str | None, str]:
-    probe = subprocess.run([PYTHON, "-c", "import flytekit, importlib.metadata as m; print(m.version('flytekit'))"],
-                           capture_output=True, text=True, env=_env(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-fk-") as home:
+        probe = subprocess.run([PYTHON, "-c", "import flytekit, importlib.metadata as m; print(m.version('flytekit'))"],
+                               capture_output=True, text=True, env=_env(home))
     if probe.returncode != 0:
         return None, f"flytekit does not import in {VENV}: {_last_line(probe.stderr)}"
     return probe.stdout.strip(), ""
