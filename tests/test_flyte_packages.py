@@ -60,6 +60,12 @@ def invoke(*args: str) -> Any:
 
 
 def test_a_flyte_package_registers_and_runs(package: Path, flyte_env: None) -> None:
+    import tempfile
+
+    def flytekits_folders() -> set[str]:  # pyflyte-execute makes two in the temporary folder each time
+        return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith("flyte")}
+
+    before = flytekits_folders()
     registered = invoke("register", str(package))
     assert registered.exit_code == 0, registered.output
     assert "registered workflow fkwf.wf@" in registered.output and "registered task fkwf.count@" in registered.output
@@ -75,6 +81,7 @@ def test_a_flyte_package_registers_and_runs(package: Path, flyte_env: None) -> N
     execution = Records(active_settings().database_url).list_executions(1)[0]
     nodes = {n.path: n for n in Records(active_settings().database_url).nodes(execution.id)}
     assert nodes["n0"].status == nodes["n1"].status == "succeeded"
+    assert flytekits_folders() == before  # their temporary folder went with their attempts'
 
 
 def test_a_flyte_task_reads_a_list_ferry_offloaded(package: Path, flyte_env: None,

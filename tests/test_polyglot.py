@@ -46,6 +46,29 @@ def test_a_program_called_directly(program: str, tmp_path: Path) -> None:
     assert total == 6 and summary == {"mean": 3.0, "max": 4.0}
 
 
+@pytest.mark.parametrize("how", ["direct", "process"])
+def test_a_programs_temporary_files_go_with_its_attempt(how: str) -> None:
+    """As a pod's /tmp goes with the pod: TMPDIR is a folder in the attempt's own, removed after it."""
+    import os
+    import tempfile
+
+    made = ferry.ContainerTask("tmp_user", command=["sh", "-c", 'printf %s "$(mktemp)" > {{.outputDir}}/path'],
+                               outputs={"path": str})
+
+    @ferry.workflow
+    def uses_tmp() -> str:
+        return made()
+
+    if how == "direct":
+        path = made()
+    else:
+        execution = ferry.run(uses_tmp, {}, executor="process")
+        assert execution.status == "succeeded", execution.error
+        path = execution.outputs
+    assert os.path.isabs(path) and os.path.dirname(path) != tempfile.gettempdir()  # not loose in /tmp
+    assert os.path.basename(os.path.dirname(path)) == "tmp" and not os.path.exists(path)  # and gone with its attempt
+
+
 @pytest.mark.parametrize("workflow, message", [
     ("exits_non_zero", "sh -c echo 'no such input' >&2; exit 3 exited with code 3: no such input"),
     ("writes_nothing", "the program wrote no output 'x'; it must write int to {{.outputDir}}/x"),

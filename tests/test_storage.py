@@ -195,6 +195,7 @@ def test_long_transfers_report_to_the_open_display(base: tuple[str, dict[str, An
 @pytest.mark.s3
 def test_the_test_s3_server_leaves_nothing_in_the_temporary_folder(tmp_path: Path) -> None:
     """weed writes logs and unix sockets to /tmp and leaves them: hundreds piled up over the suite's runs."""
+    import signal
     import tempfile
 
     from ferry.testing.s3server import SeaweedS3
@@ -207,4 +208,10 @@ def test_the_test_s3_server_leaves_nothing_in_the_temporary_folder(tmp_path: Pat
     with SeaweedS3(tmp_path / "s3", ["bucket"]) as s3:
         write_bytes("s3://bucket/a.bin", b"a", s3.options())
         assert weeds() - before  # it made some while running
+    assert weeds() - before == set()
+    with SeaweedS3(tmp_path / "killed", ["bucket"]) as s3:  # one that gets no chance to clean up after itself
+        write_bytes("s3://bucket/a.bin", b"a", s3.options())
+        assert s3.process is not None
+        os.killpg(s3.process.pid, signal.SIGKILL)
+        s3.process.wait()
     assert weeds() - before == set()

@@ -45,9 +45,14 @@ class ChildProcesses:
         """Start the attempt's process, wait for it (up to the task's timeout), and say how it ended."""
         from ferry.runtime.execute import process_cwd
 
-        # ferry's runners make their own working folder; any other program gets a fresh one, removed after
+        # ferry's runners make their own working folder; any other program gets a fresh one, removed after, and
+        # its temporary folder inside it, as a pod's /tmp goes with the pod (pyflyte-execute makes two
+        # folders in the temporary folder each time and removes neither)
         own_folder = None if request.task.metadata.runtime.flavor.startswith("ferry") else \
             tempfile.mkdtemp(prefix="ferry-task-")
+        if own_folder:
+            os.mkdir(os.path.join(own_folder, "tmp"))
+            env = {**(os.environ if env is None else env), "TMPDIR": os.path.join(own_folder, "tmp")}
         try:
             proc = subprocess.Popen(command_for(request), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     env=env, start_new_session=True, cwd=own_folder or process_cwd())

@@ -68,8 +68,11 @@ class Program:
         for name, value in values.items():
             placeholders[f"{{{{.inputs.{name}}}}}"] = _materialize(value, inputs_dir / name)
         argv = [_fill(arg, placeholders) for arg in self.command]
+        temp = work / "tmp"  # the program's temporary files go with the attempt's folder
+        temp.mkdir(exist_ok=True)
         try:
-            proc = subprocess.run(argv, stderr=subprocess.PIPE, text=True, errors="replace")
+            proc = subprocess.run(argv, stderr=subprocess.PIPE, text=True, errors="replace",
+                                  env={**os.environ, "TMPDIR": str(temp)})
         except OSError as exc:
             raise ProgramFailedError(f"could not start {argv[0]!r}: {exc.strerror or exc}") from None
         sys.stderr.write(proc.stderr)  # kept in the attempt's logs like anything a task prints

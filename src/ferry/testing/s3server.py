@@ -96,16 +96,18 @@ class SeaweedS3:
             for i in self.identities
         ]}))
         self.port = free_port()
-        admin, s3_grpc = _free_port_pair(), free_port()
-        # two sockets weed always makes in /tmp, whatever TMPDIR says; removed on stop
-        self._sockets = [Path(f"/tmp/seaweedfs-admin-grpc-{admin + 10000}.sock"),
-                         Path(f"/tmp/seaweedfs-s3-grpc-{s3_grpc}.sock")]
+        admin, master, volume, filer, s3_grpc = (*(_free_port_pair() for _ in range(4)), free_port())
+        # the gRPC unix sockets weed makes in /tmp whatever TMPDIR says (one per component, named by its gRPC
+        # port: port + 10000), which a weed that doesn't exit in time leaves there; removed on stop
+        self._sockets = [Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock") for name, port in (
+            ("admin", admin + 10000), ("master", master + 10000), ("volume", volume + 10000),
+            ("filer", filer + 10000), ("s3", s3_grpc))]
         args = [
             weed_binary(), f"-logdir={self.data_dir}", "mini", f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
-            f"-master.port={_free_port_pair()}", "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
-            f"-volume.port={_free_port_pair()}", "-volume.max=0",
-            f"-filer.port={_free_port_pair()}", f"-s3.port={self.port}", f"-s3.port.grpc={s3_grpc}",
+            f"-master.port={master}", "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
+            f"-volume.port={volume}", "-volume.max=0",
+            f"-filer.port={filer}", f"-s3.port={self.port}", f"-s3.port.grpc={s3_grpc}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
             f"-admin.port={admin}", f"-s3.config={config}",
         ]
