@@ -43,7 +43,8 @@ def package(flytekit_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     folder = tmp_path_factory.mktemp("flyte-project")
     shutil.copy(FLOWS / "flyte" / "fkwf.py", folder / "fkwf.py")
     out = subprocess.run([str(flytekit_bin / "pyflyte"), "--pkgs", "fkwf", "package", "--output", "pkg.tgz", "--force"],
-                         cwd=folder, capture_output=True, text=True, env={**os.environ, "HOME": str(folder)})
+                         cwd=folder, capture_output=True, text=True,
+                         env={**os.environ, "HOME": str(folder), "TMPDIR": str(folder)})  # flytekit leaves folders there
     assert out.returncode == 0, out.stdout + out.stderr
     return folder / "pkg.tgz"
 

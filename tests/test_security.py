@@ -351,8 +351,8 @@ def test_check_input_references_on_s3(s3_settings: Any) -> None:
 # --- first store operations from many threads ------------------------------------------------------------
 
 RACE = textwrap.dedent("""
-    import os, sys, tempfile, threading
-    src = os.path.join(tempfile.mkdtemp(), "f.bin")
+    import os, sys, threading
+    src = os.path.join(sys.argv[1], "f.bin")
     open(src, "wb").write(b"x" * 10)
     from ferry.storage import read_bytes, upload_file, write_bytes
     barrier = threading.Barrier(16)
@@ -377,8 +377,9 @@ RACE = textwrap.dedent("""
 """)
 
 
-def test_first_store_operations_from_16_threads_at_once_in_a_fresh_interpreter() -> None:
+def test_first_store_operations_from_16_threads_at_once_in_a_fresh_interpreter(tmp_path: Path) -> None:
     # Before the fix, about one run in twelve failed with "deadlock detected by _ModuleLock('fsspec.callbacks')".
     for _ in range(40):
-        done = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-c", RACE, str(tmp_path)], capture_output=True, text=True,
+                              timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
