@@ -88,3 +88,21 @@ def test_a_killed_process_leaves_no_downloads_worker_logs_or_staged_uploads(tmp_
     assert sweep(str(tmp_path)) == 1
     assert not any(p.exists() for p in paths)
     assert [p.name for p in tmp_path.iterdir() if p != home] == []  # nothing else was made in the temp folder
+
+
+def test_a_file_fetched_outside_tasks_is_removed_with_the_folder_at_a_normal_exit(tmp_path: Path) -> None:
+    source = tmp_path / "source.txt"
+    source.write_text("hello")
+    code = f"""
+from ferry import File
+from ferry.types.context import current_context
+path = current_context().local_path("copy.txt")  # where a File fetched outside any task lands
+path.write_text(open({str(source)!r}).read())
+print(path)
+"""
+    env = {**os.environ, "TMPDIR": str(tmp_path / "t"), "FERRY_HOME": str(tmp_path / "home")}
+    (tmp_path / "t").mkdir()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).name == "copy.txt"
+    assert list((tmp_path / "t").iterdir()) == []  # the copy, its folder and the process's folder: all gone

@@ -98,8 +98,6 @@ def _process_folder() -> Path:
     fcntl.flock(fd, fcntl.LOCK_EX)
     home = staging.with_name(PREFIX + staging.name[len("." + PREFIX):])
     os.rename(staging, home)
-    if _home is None:
-        atexit.register(_at_exit)
     _home = (os.getpid(), home, fd)
     return home
 
@@ -115,3 +113,8 @@ def _at_exit() -> None:
         with contextlib.suppress(OSError):
             if [entry.name for entry in os.scandir(home)] == [OWNER]:  # no attempt still at work in it
                 shutil.rmtree(home)
+
+
+# Registered on import, before any module that hands its files back at exit (the File downloads made outside
+# tasks, types.context): exit handlers run last-registered first, so theirs run before this looks at the folder.
+atexit.register(_at_exit)
