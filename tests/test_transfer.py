@@ -148,6 +148,20 @@ def test_downloads_write_whole_mibs_at_mib_offsets(tmp_path: Path, monkeypatch: 
         assert len(writes) > 2
 
 
+def test_more_held_pieces_than_one_write_takes_are_written_exactly(tmp_path: Path) -> None:
+    """A MiB of 400-byte pieces: more than IOV_MAX (1024) views at once, written in several calls."""
+    data = os.urandom(3000 * 400)
+    fd = os.open(tmp_path / "f.bin", os.O_RDWR | os.O_CREAT)
+    try:
+        writer = transfer.AlignedWriter(fd, 0)
+        for i in range(0, len(data), 400):
+            writer.add(memoryview(data)[i:i + 400])
+        writer.flush()
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f.bin").read_bytes() == data
+
+
 @pytest.mark.s3
 def test_one_at_a_time_is_sequential_and_exact(s3_server: Any, tmp_path: Path) -> None:
     options = s3_options(s3_server, transfer={"chunk_size": "5MiB", "concurrency": 1})

@@ -303,3 +303,34 @@ def test_a_large_list_serialized_straight_from_its_values_is_the_literal_protobu
 def test_ints_beyond_int64_are_refused() -> None:
     with pytest.raises((TypeMismatchError, ValueError)):
         default_engine().to_literal([2**64] * 30_000, list[int], ctx())
+
+
+def test_a_users_transformer_for_a_list_type_is_not_bypassed_by_the_vectorized_path() -> None:
+    """A large list[int] is encoded straight from its values only when ferry's own list transformer is the one
+    that would convert it."""
+    from ferry.types.collections import serialized_list
+
+    engine = default_engine()
+    xs = list(range(30_000))
+    assert serialized_list(xs, list[int], engine) == serialize(engine.to_literal(xs, list[int], ctx()))
+
+    class Summed(Transformer):  # stores a list[int] as its sum
+        name = "summed"
+
+        def matches(self, python_type: Any) -> bool:
+            return python_type == list[int]
+
+        def literal_type(self, python_type: Any, engine: Any) -> Any:
+            return engine.literal_type(int)
+
+        def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: Any, path: str) -> Literal:
+            return engine.to_literal(sum(value), int, ctx, path)
+
+        def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:
+            return [literal.scalar.primitive.integer]
+
+    class WithSummed:
+        def transformer_for(self, python_type: Any) -> Any:
+            return Summed() if python_type == list[int] else engine.transformer_for(python_type)
+
+    assert serialized_list(xs, list[int], WithSummed()) is None

@@ -106,3 +106,18 @@ print(path)
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).name == "copy.txt"
     assert list((tmp_path / "t").iterdir()) == []  # the copy, its folder and the process's folder: all gone
+
+
+def test_a_forked_child_never_gets_its_parents_spare_folders() -> None:
+    from ferry.workdirs import empty_folder, release_folder
+
+    spare = empty_folder()
+    release_folder(spare)  # kept for this process's next attempt
+    pid = os.fork()
+    if pid == 0:  # the child: a folder of its own, in a process folder of its own
+        mine = empty_folder()
+        os._exit(0 if mine != spare and mine.parent != spare.parent else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sweep() >= 1  # the child's folder: it ended without removing it (os._exit)
+    assert empty_folder() == spare  # the parent's spare is still the parent's

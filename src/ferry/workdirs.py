@@ -31,9 +31,9 @@ _home: tuple[int, Path, int] | None = None  # (pid, this process's folder, the o
 def empty_folder() -> Path:
     """An empty folder of this process's own, for one attempt to work in."""
     with _lock:
+        home = _process_folder()  # first: in a forked child, the parent's spares are the parent's
         if _spare:
             return _spare.pop()
-        home = _process_folder()
     return Path(tempfile.mkdtemp(prefix="a-", dir=home))
 
 

@@ -260,6 +260,9 @@ class _RangedDownload:
         return import_module("obstore.exceptions")
 
 
+_IOV_MAX = max(16, os.sysconf("SC_IOV_MAX")) if hasattr(os, "sysconf") else 1024
+
+
 class AlignedWriter:
     """Writes the pieces of a stream, arriving in order, into a file from ``offset`` on, so that each write ends
     on an ALIGN boundary of the file (but the last). Pieces arrive in whatever sizes the network gives
@@ -288,7 +291,7 @@ class AlignedWriter:
     def _write(self, n: int) -> None:
         while n > 0:
             views, total = [], 0
-            for view in self._held:
+            for view in self._held[:_IOV_MAX]:  # one pwritev takes at most IOV_MAX pieces
                 take = min(len(view), n - total)
                 views.append(view[:take])
                 total += take

@@ -9,6 +9,7 @@ holding one set of credentials is denied on another bucket.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -117,9 +118,14 @@ class SeaweedS3:
         self._temp = tempfile.mkdtemp(prefix="ferry-weed-")
         args += [f"-s3.localSocket={self._temp}/s3.sock", f"-filer.localSocket={self._temp}/filer.sock"]
         env = {**os.environ, "GOMEMLIMIT": "256MiB", "TMPDIR": self._temp}
-        with open(self.data_dir / "weed.log", "wb") as log:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self._wait_ready()
+        try:
+            with open(self.data_dir / "weed.log", "wb") as log:  # the child keeps its own descriptor
+                self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                                start_new_session=True)
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _wait_ready(self, timeout: float = 60.0) -> None:
@@ -157,22 +163,24 @@ class SeaweedS3:
         os.killpg(self.process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        self.process = None
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+            self.process = None
         if self._temp:
             shutil.rmtree(self._temp, ignore_errors=True)
+            self._temp = ""
         for path in self._sockets:
-            if path.is_socket():
-                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # gone already, or another user's of the same name
+                if path.is_socket():
+                    path.unlink()
+        self._sockets = []
 
     def __enter__(self) -> "SeaweedS3":
         return self.start()

@@ -100,7 +100,8 @@ def serialized_list(value: Any, python_type: Any, engine: Any) -> bytes | None:
     """A large ``list[int|float|bool]`` as a serialized Literal, encoded straight from the values (as
     ``to_literal`` and then serializing would give, without building a message per element); None for any
     other value or type."""
-    if typing.get_origin(python_type) is not list or not isinstance(value, list):
+    if typing.get_origin(python_type) is not list or not isinstance(value, list) \
+            or not isinstance(engine.transformer_for(python_type), ListTransformer):  # a transformer of the user's
         return None
     (item,) = _args(python_type, 1, "list[int]")
     prim = engine.transformer_for(item)
