@@ -55,7 +55,7 @@ def installed_version() -> str | None:
 def _version() -> tuple[str | None, str]:
     with tempfile.TemporaryDirectory(prefix="ferry-bench-fk-") as home:
         probe = subprocess.run([PYTHON, "-c", "import flytekit, importlib.metadata as m; print(m.version('flytekit'))"],
-                               capture_output=True, text=True, env=_env(home))
+                               capture_output=True, text=True, env=env(home))
     if probe.returncode != 0:
         return None, f"flytekit does not import in {VENV}: {_last_line(probe.stderr)}"
     return probe.stdout.strip(), ""
@@ -97,7 +97,7 @@ def _last_line(text: str) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
-def _env(home: str) -> dict[str, str]:
+def env(home: str) -> dict[str, str]:
     """flytekit writes its local cache and config under HOME, and two sandbox folders into the temporary folder
     on every import (never removed: 2,212 had piled up in /tmp): give it throwaway ones."""
     return {**os.environ, "HOME": home, "TMPDIR": home, "PYTHONPATH": ""}
@@ -109,7 +109,7 @@ def import_time(statement: str, repeat: int) -> float:
     if fk.python is None:
         raise RuntimeError(fk.why)
     with tempfile.TemporaryDirectory(prefix="ferry-bench-fk-") as home:
-        return best_process_time([fk.python, "-c", statement], repeat, env=_env(home), cwd=home)
+        return best_process_time([fk.python, "-c", statement], repeat, env=env(home), cwd=home)
 
 
 def workflows(map_size: int) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def workflows(map_size: int) -> dict[str, Any]:
         raise RuntimeError(fk.why)
     with tempfile.TemporaryDirectory(prefix="ferry-bench-fk-") as home:
         proc = subprocess.run([fk.python, os.path.join(HERE, "flytekit_side.py"), str(map_size)], capture_output=True,
-                              text=True, env=_env(home), cwd=home)
+                              text=True, env=env(home), cwd=home)
     if proc.returncode != 0:
         print(f"  flytekit_side.py failed:\n{proc.stderr[-3000:]}", flush=True)
         raise RuntimeError(f"flytekit_side.py failed: {_last_line(proc.stderr)}")

@@ -63,7 +63,7 @@ def flyte_package(table: Table, home: str) -> None:
     bin_dir = os.path.dirname(fk.python)
     with tempfile.TemporaryDirectory(prefix="ferry-bench-flyte-") as project:
         shutil.copy(FLYTE_PROJECT, os.path.join(project, "fkwf.py"))
-        env = {**os.environ, "HOME": project, "TMPDIR": project}  # flytekit leaves two folders in TMPDIR a run
+        env = flytekit_env.env(project)
         subprocess.run([os.path.join(bin_dir, "pyflyte"), "--pkgs", "fkwf", "package", "--output", "pkg.tgz", "--force"],
                        cwd=project, env=env, check=True, capture_output=True)
         local = []

@@ -91,13 +91,10 @@ def test_a_killed_process_leaves_no_downloads_worker_logs_or_staged_uploads(tmp_
 
 
 def test_a_file_fetched_outside_tasks_is_removed_with_the_folder_at_a_normal_exit(tmp_path: Path) -> None:
-    source = tmp_path / "source.txt"
-    source.write_text("hello")
-    code = f"""
-from ferry import File
+    code = """
 from ferry.types.context import current_context
 path = current_context().local_path("copy.txt")  # where a File fetched outside any task lands
-path.write_text(open({str(source)!r}).read())
+path.write_text("hello")
 print(path)
 """
     env = {**os.environ, "TMPDIR": str(tmp_path / "t"), "FERRY_HOME": str(tmp_path / "home")}
@@ -121,3 +118,32 @@ def test_a_forked_child_never_gets_its_parents_spare_folders() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert sweep() >= 1  # the child's folder: it ended without removing it (os._exit)
     assert empty_folder() == spare  # the parent's spare is still the parent's
+    release_folder(spare)
+
+
+FORKS = """
+import os, sys
+from ferry.workdirs import empty_folder
+mine = empty_folder()
+ready_r, ready_w = os.pipe()
+if os.fork() == 0:
+    empty_folder()  # the child's own folder
+    os.write(ready_w, b"x")
+    sys.stdin.read()  # lives on after its parent is killed
+    os._exit(0)
+os.read(ready_r, 1)
+print(mine, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_forked_child_does_not_keep_its_killed_parents_folder(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", FORKS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.stdout is not None and proc.stdin is not None
+    parents = Path(proc.stdout.readline().strip()).parent
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert sweep(str(tmp_path)) == 1 and not parents.exists()  # the live child held no lock of its parent's
+    proc.stdin.close()  # the child ends
+    proc.stdout.close()

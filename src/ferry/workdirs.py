@@ -89,8 +89,9 @@ def _process_folder() -> Path:
     global _home
     if _home is not None and _home[0] == os.getpid():
         return _home[1]
-    if _home is not None:  # a forked child: the parent's folder and spares are the parent's
+    if _home is not None:  # a forked child: the parent's folder, spares and lock are the parent's
         _spare.clear()
+        os.close(_home[2])  # the lock stays the parent's; held here too, it would outlive the parent
     sweep()
     # made under a name the sweep ignores, locked, then renamed: no sweep ever sees it unlocked
     staging = Path(tempfile.mkdtemp(prefix="." + PREFIX))

@@ -243,18 +243,18 @@ class _RangedDownload:
             self._write(fd, self.obstore.get(self.store, self.key, options=options), start, stop)
 
     def _write(self, fd: int, result: Any, start: int, stop: int) -> None:
-        pos, writer = start, AlignedWriter(fd, start)
+        writer = AlignedWriter(fd, start)
         for piece in result.stream(min_chunk_size=STREAM_PIECE):
             if self.failed.is_set():
                 return
             view = memoryview(piece)
             writer.add(view)
-            pos += len(view)
             if self.progress:
                 self.progress(len(view))
         writer.flush()
-        if pos != stop:
-            raise ConnectionError(f"the server sent {pos - start} bytes of {stop - start} for bytes {start}-{stop}")
+        if writer.written != stop:
+            raise ConnectionError(f"the server sent {writer.written - start} bytes of {stop - start} for bytes "
+                                  f"{start}-{stop}")
 
     def _errors(self) -> Any:
         return import_module("obstore.exceptions")

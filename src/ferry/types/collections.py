@@ -47,13 +47,10 @@ class ListTransformer(Transformer):
         collection.SetInParent()  # an empty list is still a collection
         prim = engine.transformer_for(item)
         if isinstance(prim, PrimitiveTransformer) and list(map(type, value)).count(prim.python_type) == len(value):
-            if fastlists.available(prim.field, len(value)):
-                try:
-                    fastlists.fill(collection, prim.field, value)
-                    return lit
-                except OverflowError:  # an int beyond int64: protobuf will say so below
-                    collection.Clear()
-            _fill_primitives(collection, prim.field, value)
+            if fastlists.available(prim.field, len(value)) and (encoded := _encoded(prim.field, value)) is not None:
+                collection.MergeFromString(encoded)
+            else:  # an int beyond int64: protobuf says so here
+                _fill_primitives(collection, prim.field, value)
             return lit
         collection.literals.extend(
             engine.to_literal(v, item, ctx, f"{path}[{i}]") for i, v in enumerate(value)
@@ -108,11 +105,17 @@ def serialized_list(value: Any, python_type: Any, engine: Any) -> bytes | None:
     if not isinstance(prim, PrimitiveTransformer) or not fastlists.available(prim.field, len(value)) \
             or list(map(type, value)).count(prim.python_type) != len(value):
         return None
+    collection = _encoded(prim.field, value)
+    return None if collection is None else _LITERAL_COLLECTION + _varint(len(collection)) + collection
+
+
+def _encoded(field: str, values: Any) -> bytes | None:
+    """A LiteralCollection's wire bytes for primitives all of one type, encoded with numpy (``fastlists.available``
+    said it pays); None when an int is beyond int64 (the per-message path then says so)."""
     try:
-        collection = fastlists.encode(prim.field, value)
-    except OverflowError:  # an int beyond int64: to_literal says so
+        return fastlists.encode(field, values)
+    except OverflowError:
         return None
-    return _LITERAL_COLLECTION + _varint(len(collection)) + collection
 
 
 _LITERAL_COLLECTION = b"\x12"  # Literal.collection: field 2, length-delimited

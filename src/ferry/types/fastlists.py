@@ -15,8 +15,6 @@ import functools
 from collections.abc import Sequence
 from typing import Any, cast
 
-from flyteidl.core import literals_pb2
-
 MIN_SIZE = 20_000  # below this, numpy's import and setup cost more than they save
 CHUNK = 1 << 15  # elements encoded at a time, likewise (measured: 32K-64K fastest)
 WINDOW = 256 << 10  # bytes decoded at a time (small: the temporaries stay in the CPU's cache)
@@ -166,7 +164,3 @@ def _decode_elements(window: Any, ends: Any, tag: int) -> Any:
             word = words[starts + 15] & _byte_masks()[np.maximum(lengths - 8, 0)]
         values |= ((word >> np.uint64(8 * (k % 8))) & np.uint64(0x7F)) << np.uint64(7 * k)
     return values.view(np.int64)
-
-
-def fill(collection: literals_pb2.LiteralCollection, field: str, values: Sequence[Any]) -> None:
-    collection.MergeFromString(encode(field, values))
