@@ -267,8 +267,8 @@ class AlignedWriter:
     """Writes the pieces of a stream, arriving in order, into a file from ``offset`` on, so that each write ends
     on an ALIGN boundary of the file (but the last). Pieces arrive in whatever sizes the network gives
     (obstore's are ~1.2 MiB); written as they come, each write begins and ends mid-MiB, and the page cache
-    keeps the file in small folios around every seam: a warm read of a 512 MiB download ran at 16.7 GiB/s
-    against 18.1 for a file written in aligned MiBs. Held pieces are views, not copies (one ``pwritev``
+    keeps the file in small folios around every seam: a warm read of a 512 MiB download ran at 16,660 MiB/s
+    against 18,141 for a local file written in 8 MiB writes. Held pieces are views, not copies (one ``pwritev``
     joins them); what is held is less than ALIGN plus one piece."""
 
     def __init__(self, fd: int, offset: int) -> None:
