@@ -168,7 +168,6 @@ class NodeCache:
         self._db_lock = threading.Lock()
         os.close(_private_file(self.root / "index.db"))  # SQLite gives its -wal and -shm files the same mode
         self._db = sqlite3.connect(self.root / "index.db", check_same_thread=False, isolation_level=None, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
         self.session_hits = self.session_misses = 0  # this process's share, cheap to read
@@ -176,7 +175,8 @@ class NodeCache:
 
     def _migrate(self) -> None:
         """Create the index, or drop a cache of an older layout (its entries are simply fetched again)."""
-        with self._exclusive("schema"):
+        with self._exclusive("schema"):  # processes opening a new cache at once: one switches it to WAL (racing,
+            self._sql("PRAGMA journal_mode=WAL")  # some failed with "database is locked"), the others find it done
             version = self._sql("PRAGMA user_version")[0][0]
             if version == SCHEMA_VERSION:
                 return

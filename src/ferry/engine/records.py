@@ -9,11 +9,14 @@ outputs, from which ``resume`` rebuilds what finished.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
+import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ferry.engine.rows import (  # the rows live in a module without SQLAlchemy, for the fast read path
     SCHEMA_READ,
@@ -201,6 +204,23 @@ def database_error(url: str, exc: BaseException) -> FerryError:
     )
 
 
+@contextlib.contextmanager
+def _taking_turns(target: str) -> Iterator[None]:
+    """Processes opening one SQLite file at once set it up in turn, through a lock file beside it: switching it to
+    WAL and creating the tables race otherwise (16 processes on a new file: most failed with "table ... already
+    exists"). PostgreSQL needs none (``_migrate`` takes an advisory lock there)."""
+    path = target[len("sqlite:///"):] if target.startswith("sqlite:///") else ""
+    if not path or path == ":memory:":
+        yield
+        return
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -235,15 +255,17 @@ class Records:
         self._writer: threading.Thread | None = None
         self._closing = False
         try:
-            self._conn = self.engine.connect()
-            self._migrate()
+            with _taking_turns(target):
+                self._conn = self.engine.connect()
+                self._migrate()
         except sa.exc.DBAPIError as exc:
             self.engine.dispose()
             raise database_error(url, exc) from exc
         self._prepare()
 
     def _migrate(self) -> None:
-        """Bring the schema up to date; engines starting at once take turns (an advisory lock on PostgreSQL)."""
+        """Bring the schema up to date; engines starting at once take turns (an advisory lock on PostgreSQL,
+        ``_taking_turns`` on SQLite)."""
         with self._lock, self._conn.begin():
             if not self.sqlite:
                 self._conn.execute(sa.text("SELECT pg_advisory_xact_lock(7347301)"))  # "ferry" on a phone pad
