@@ -4,8 +4,10 @@
 pages it touches (32 KiB each, so a random 64 KiB read fetches at most
 96 KiB). While reads stay sequential, read-ahead threads (as many as the
 store's transfer concurrency) fetch as far ahead as the run has read so far,
-or four of its reads if that is more, split among the threads in ranged GETs
-of 4 to 32 MiB; a jump starts over. A GET writes each piece into place as it
+or four of its reads if that is more, in ranged GETs of 4 to 32 MiB (a
+share of that distance per thread), topped up a GET at a time as the reader
+moves on and issued before the read's own fetch, so that every thread stays
+busy; a jump starts over. A GET writes each piece into place as it
 arrives, computes the pages' CRCs on the way, and marks every 1 MiB of pages
 present as it completes, so a read waits for the pages it needs, not for the
 rest of the GET (a read of pages its own read-ahead is fetching waits for
@@ -123,6 +125,21 @@ def verify_pages(data_path: Path, map_path: Path, size: int, page: int, trusted:
     return lost
 
 
+def _page_crcs(piece: memoryview, page: int, crc: int, in_page: int, crcs: list[int]) -> tuple[int, int]:
+    """Go on with the CRC-32s of a stream's pages: ``crc`` of the ``in_page`` bytes of the page begun before this
+    piece; appends those of the pages this piece completes to ``crcs``; returns the new (crc, in_page)."""
+    at = 0
+    if in_page:
+        at = min(len(piece), page - in_page)
+        crc, in_page = crc32(piece[:at], crc), in_page + at
+        if in_page < page:
+            return crc, in_page
+        crcs.append(crc)
+    whole = at + (len(piece) - at) // page * page
+    crcs.extend([crc32(piece[i:i + page]) for i in range(at, whole, page)])
+    return (crc32(piece[whole:]), len(piece) - whole) if whole < len(piece) else (0, 0)
+
+
 @contextlib.contextmanager
 def _locked_pages(map_path: Path, first: int, last: int) -> Iterator[int]:
     """Exclusive, across threads and processes, over pages first..last (their bytes of the map)."""
@@ -214,6 +231,8 @@ class BlockReader(io.RawIOBase):
             self._run_start = self._ahead_end = pos
         run = pos - self._run_start  # bytes this run read before this read
         end = pos + want
+        if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come, so read ahead first
+            self._read_ahead(end, min(self._window, max(run, RAMP * want)))  # (its GETs overlap this read's)
         if want >= DIRECT_READ and not pos % self.page and (not end % self.page or end == self.obj.size):
             self._load(pos, end, 0, into=view[:want])  # whole pages: straight into the caller's buffer
         else:
@@ -221,8 +240,6 @@ class BlockReader(io.RawIOBase):
                 self._load(pos, end, run)
             view[:want] = self._mem[pos - self._mem_start:end - self._mem_start]
         self.pos = self._next = end
-        if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come
-            self._read_ahead(end, min(self._window, max(run, RAMP * want)))
         return want
 
     # ---- reading pages -----------------------------------------------------------------------
@@ -404,19 +421,15 @@ class BlockReader(io.RawIOBase):
         per_mark = max(1, PUBLISH // self.page)
 
         def attempt() -> list[int]:
-            crcs, crc, in_page, offset = [], 0, 0, done[0] * self.page
+            crcs: list[int] = []
+            crc, in_page, offset = 0, 0, done[0] * self.page
             writer = transfer.AlignedWriter(self._data, offset)  # whole MiBs: the page cache's large folios
             for piece in self._pieces(offset, stop):
                 if self._disk_full:  # another fetch of this reader met a full disk
                     raise OSError(errno.ENOSPC, "the node cache's disk is full")
                 writer.add(piece)
                 offset += len(piece)
-                while piece:
-                    take = min(len(piece), self.page - in_page)
-                    crc, in_page, piece = crc32(piece[:take], crc), in_page + take, piece[take:]
-                    if in_page == self.page:
-                        crcs.append(crc)
-                        crc = in_page = 0
+                crc, in_page = _page_crcs(piece, self.page, crc, in_page, crcs)
                 on_disk = writer.written // self.page - done[0]  # whole pages written, not yet marked
                 if on_disk >= per_mark and offset < stop:
                     publish(crcs[:on_disk])
@@ -454,17 +467,21 @@ class BlockReader(io.RawIOBase):
             warnings.warn(f"ferry: {why}; reading {self.obj.uri} from the store.", CacheMissWarning, stacklevel=6)
 
     def _read_ahead(self, pos: int, ahead: int) -> None:
-        """Keep up to ``ahead`` bytes past ``pos`` fetched or on their way, in the background."""
-        if self._whole is not None or self.streaming or self._disk_full or self._ahead_end - pos >= ahead // 2:
+        """Keep up to ``ahead`` bytes past ``pos`` fetched or on their way, in the background: topped up a GET
+        at a time as the reader moves on, so the fetchers never idle while the reader has room ahead (GETs
+        issued in waves left them waiting for the wave's slowest)."""
+        if self._whole is not None or self.streaming or self._disk_full:
             return
         start, target = max(self._ahead_end, pos), min(self.obj.size, pos + ahead)
-        if start >= target:
+        get = min(AHEAD_FETCH, max(MIN_AHEAD_FETCH, -(-ahead // self._fetchers)))  # each fetcher a long GET
+        if target < self.obj.size:
+            target = start + (target - start) // get * get  # whole GETs only, but for the object's last
+        if target <= start:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._fetchers, thread_name_prefix="ferry-readahead")
         first, last = start // self.page, (target - 1) // self.page
-        share = -(-(last - first + 1) // self._fetchers)  # pages: every fetcher gets a GET...
-        chunk = max(1, min(AHEAD_FETCH, max(MIN_AHEAD_FETCH, share * self.page)) // self.page)  # ...a long one
+        chunk = max(1, get // self.page)
         for a in range(first, last + 1, chunk):
             pages = (a, min(last, a + chunk - 1))
             with self._progress:
