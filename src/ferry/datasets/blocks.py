@@ -90,8 +90,8 @@ def _runs(indices: list[int]) -> Iterator[tuple[int, int]]:
 
 def _unpack(raw: bytes, count: int) -> list[tuple[int, int]]:
     """``count`` pages' (CRC-32, present) from their bytes of a map; past its end, absent."""
-    return [RECORD.unpack_from(raw, i * RECORD.size) if (i + 1) * RECORD.size <= len(raw) else (0, 0)
-            for i in range(count)]
+    whole = min(count, len(raw) // RECORD.size)
+    return [*RECORD.iter_unpack(raw[:whole * RECORD.size]), *[(0, 0)] * (count - whole)]
 
 
 def _records(map_path: Path, size: int, page: int) -> list[tuple[int, int]]:
