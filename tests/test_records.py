@@ -1,4 +1,5 @@
-"""Node records written behind, in batches: from many threads at once, each node's last word is what stays."""
+"""Node records written behind, in batches: from many threads at once, each node's last word is what stays; a
+records file that can't be opened is a clear error."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from ferry.engine.records import FLUSH_ROWS, Records
 from ferry.engine.rows import ExecutionRecord
+from ferry.errors import ConfigError
 
 
 def test_batches_written_by_the_threads_that_fill_them_lose_no_row(tmp_path: Path) -> None:
@@ -38,3 +42,9 @@ def test_batches_written_by_the_threads_that_fill_them_lose_no_row(tmp_path: Pat
         assert set(statuses.values()) == {"succeeded"}
     finally:
         records.close()
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "ferry.db.lock").mkdir()  # where SQLite records put the lock processes take turns on
+    with pytest.raises(ConfigError, match=r"Could not open the records database .*ferry\.db.*writable"):
+        Records(f"sqlite:///{tmp_path / 'ferry.db'}")

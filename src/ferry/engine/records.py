@@ -258,7 +258,7 @@ class Records:
             with _taking_turns(target):
                 self._conn = self.engine.connect()
                 self._migrate()
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, OSError) as exc:  # OSError: the lock file beside an SQLite file
             self.engine.dispose()
             raise database_error(url, exc) from exc
         self._prepare()
