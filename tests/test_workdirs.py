@@ -1,4 +1,5 @@
-"""Attempt folders: handed out empty, taken back, and never left behind by a process that died."""
+"""Attempt folders: handed out empty, taken back, and never left behind by a process that died (nor pulled from
+under a program task still running after its engine died)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from ferry.faults import release, wait_for
 from ferry.workdirs import OWNER, PREFIX, sweep
 
 CHILD = """
@@ -147,3 +150,46 @@ def test_a_forked_child_does_not_keep_its_killed_parents_folder(tmp_path: Path) 
     assert sweep(str(tmp_path)) == 1 and not parents.exists()  # the live child held no lock of its parent's
     proc.stdin.close()  # the child ends
     proc.stdout.close()
+
+
+ENGINE = """
+import sys
+from flyteidl.core import tasks_pb2
+from ferry.executors.base import TaskRequest
+from ferry.executors.command import ChildProcesses
+template = tasks_pb2.TaskTemplate()  # a program task (no ferry flavor): it gets a folder of its own
+template.container.args.extend(["sh", "-c", sys.argv[1]])
+ChildProcesses().run(TaskRequest(template, "file:///nowhere/inputs.pb", "file:///nowhere/out", "file:///nowhere/raw"))
+"""
+
+
+def test_a_program_tasks_folder_stays_while_it_runs_after_its_engine_is_killed_and_goes_after(tmp_path: Path) -> None:
+    tmp, barrier = tmp_path / "t", tmp_path / "barrier"
+    tmp.mkdir()
+    barrier.mkdir()
+    script = (f'pwd > {barrier}/cwd; ls -A > {barrier}/seen; touch "$TMPDIR/scratch"; '
+              f'touch {barrier}/program.started.$$; while [ ! -e {barrier}/program.started.go ]; do sleep 0.01; done')
+    engine = subprocess.Popen([sys.executable, "-c", ENGINE, script], env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        wait_for(barrier, "program.started", 1, alive=[engine])
+        work = Path((barrier / "cwd").read_text().strip())
+        folder = work.parent
+        assert folder.name.startswith(PREFIX) and work.name == "work"
+        assert (barrier / "seen").read_text() == ""  # the program's working folder is empty when it starts
+        assert (folder / "tmp" / "scratch").exists()  # its temporary folder is in there too
+        engine.send_signal(signal.SIGKILL)
+        engine.wait()
+        sweep(str(tmp))
+        assert folder.is_dir()  # the program still works in it: not swept
+        release(barrier, "program.started")  # the program ends
+        deadline = time.monotonic() + 60  # only turns a hang into a failure
+        while folder.exists() and time.monotonic() < deadline:
+            sweep(str(tmp))  # swept once the program has ended (before: a ferry-task-* folder kept for good)
+            time.sleep(0.01)
+        assert not folder.exists()
+        assert os.listdir(tmp) == []
+    finally:
+        release(barrier, "program.started")  # whatever failed, the program ends
+        if engine.poll() is None:
+            engine.kill()
+        engine.wait()
