@@ -536,6 +536,22 @@ def test_task_reports_are_kept_beside_outputs_and_listed(flow: Path, executor: s
     assert node["report"].endswith("/n0/0/report.html")
 
 
+def test_opening_a_report_keeps_one_file_per_attempt_in_the_home(flow: Path, ferry_home: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import webbrowser
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    ok("run", flow, "square", "--x", "4")
+    execution_id = latest_id()
+    ok("executions", "report", execution_id, "n0", "--open")
+    ok("executions", "report", execution_id, "n0", "--open")  # again: the same file, nothing new
+    saved = ferry_home / "reports" / execution_id / "n0-attempt1.html"
+    assert opened == [f"file://{saved}"] * 2
+    assert "<td>4</td><td>16</td>" in saved.read_text()
+    assert [p.name for p in (ferry_home / "reports").rglob("*")] == [execution_id, saved.name]
+
+
 def test_a_failed_attempt_keeps_its_report_and_a_task_without_one_says_so(flow: Path) -> None:
     failed = invoke("run", flow, "failing_with_report")
     assert failed.exit_code == 1

@@ -372,7 +372,8 @@ def _attempts(execution_id: str, node: str | None, attempt: int | None) -> tuple
 @click.option("--attempt", type=int, default=None, help="Attempt number (1 is the first; default: the last one).")
 @click.option("--save", "save_to", type=click.Path(dir_okay=False), default=None,
               help="Write the report to this file instead of stdout.")
-@click.option("--open", "open_it", is_flag=True, help="Open the report in a web browser.")
+@click.option("--open", "open_it", is_flag=True,
+              help="Open the report in a web browser (saved as reports/ID/NODE-attemptN.html in ferry's home).")
 def report(execution_id: str, node: str, attempt: int | None, save_to: str | None, open_it: bool) -> None:
     """The HTML report task NODE attached to its attempt (ferry.reports.current_report())."""
     from ferry.config import active_settings
@@ -388,10 +389,10 @@ def report(execution_id: str, node: str, attempt: int | None, save_to: str | Non
     except ObjectNotFoundError:
         raise FerryError(f"Node {node} of execution {rec.id} (attempt {n.attempt + 1}) attached no report. A task "
                          "attaches one with ferry.reports.current_report().add_html(...).") from None
-    if open_it and not save_to:
-        import tempfile
-
-        save_to = os.path.join(tempfile.mkdtemp(prefix="ferry-report-"), "report.html")
+    if open_it and not save_to:  # kept in the home for the browser, one file per attempt (not a new temp folder)
+        name = f"{node.replace('/', '_')}-attempt{n.attempt + 1}.html"
+        save_to = str(active_settings().home / "reports" / rec.id / name)
+        os.makedirs(os.path.dirname(save_to), exist_ok=True)
     if save_to:
         with open(save_to, "wb") as fh:
             fh.write(data)
