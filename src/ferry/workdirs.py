@@ -6,8 +6,8 @@ A process's attempt folders live in one folder of its own in the system's tempor
 kernel drops the lock when the process ends, however it ends). An empty folder an attempt gave back
 is kept for the next attempt (no mkdir / rmdir per attempt); at exit the process removes its spares
 and, if nothing else is left, its folder. A process killed with ``kill -9`` can't, so the first
-attempt of every later process removes the folders whose lock nobody holds. A program task's folder
-(``child_folder``) is one of these too, its lock shared with the program, which may outlive the process.
+attempt of every later process removes the folders whose lock nobody holds. A program task, which may
+outlive the process, inherits the lock (``folder_lock``).
 """
 
 from __future__ import annotations
@@ -94,31 +94,24 @@ def _process_folder() -> Path:
         _spare.clear()
         os.close(_home[2])  # the lock stays the parent's; held here too, it would outlive the parent
     sweep()
-    home, fd = _locked_folder()
-    _home = (os.getpid(), home, fd)
-    return home
-
-
-def _locked_folder() -> tuple[Path, int]:
-    """A new folder the sweep knows, and the fd of its lock, held."""
     # made under a name the sweep ignores, locked, then renamed: no sweep ever sees it unlocked
     staging = Path(tempfile.mkdtemp(prefix="." + PREFIX))
     fd = os.open(staging / OWNER, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     home = staging.with_name(PREFIX + staging.name[len("." + PREFIX):])
     os.rename(staging, home)
-    return home, fd
+    _home = (os.getpid(), home, fd)
+    return home
 
 
-def child_folder() -> tuple[Path, int]:
-    """A folder for a child process that may outlive this one (a program task runs in a session of its own):
-    swept like a process's folder once no process holds its lock, and the child holds it too when it inherits
-    the returned fd (``pass_fds``), so a killed engine's sweep never pulls the folder from under a program still
-    working in it, and the folder goes once the program has ended. The caller closes the fd and removes the
-    folder when the child is done."""
+def folder_lock() -> int:
+    """The fd of this process's folder's lock, for a child that may outlive this process (a program task runs in
+    a session of its own) to inherit (``pass_fds``): the lock is then held while either lives, so a killed
+    engine's folder is not swept from under a program still working in it, and goes once the program has ended."""
     with _lock:
-        _process_folder()  # the first use in a process sweeps the folders of dead ones
-    return _locked_folder()
+        _process_folder()
+        assert _home is not None
+        return _home[2]
 
 
 def _at_exit() -> None:

@@ -35,11 +35,11 @@ def test_sixteen_processes_opening_a_new_database_and_cache_at_once_all_succeed(
         release(barrier, "opener.ready")
         wait_for(barrier, "opener.cache", 16, alive=procs)
         release(barrier, "opener.cache")
-        results = [(p.returncode, err) for p in procs for _, err in [p.communicate(timeout=120)]]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
             p.communicate()
     # before: most failed with "table ferry_schema already exists", some caches with "database is locked"
-    assert [err.strip().splitlines()[-1:] for code, err in results if code] == []
+    assert [err.strip().splitlines()[-1:] for p, err in zip(procs, errors, strict=True) if p.returncode] == []

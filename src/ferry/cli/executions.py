@@ -390,9 +390,9 @@ def report(execution_id: str, node: str, attempt: int | None, save_to: str | Non
         raise FerryError(f"Node {node} of execution {rec.id} (attempt {n.attempt + 1}) attached no report. A task "
                          "attaches one with ferry.reports.current_report().add_html(...).") from None
     if open_it and not save_to:  # kept in the home for the browser, one file per attempt (not a new temp folder)
-        name = f"{node.replace('/', '_')}-attempt{n.attempt + 1}.html"
-        save_to = str(active_settings().home / "reports" / rec.id / name)
-        os.makedirs(os.path.dirname(save_to), exist_ok=True)
+        folder = active_settings().home / "reports" / rec.id
+        folder.mkdir(parents=True, exist_ok=True)
+        save_to = str(folder / f"{node.replace('/', '_')}-attempt{n.attempt + 1}.html")
     if save_to:
         with open(save_to, "wb") as fh:
             fh.write(data)

@@ -205,11 +205,10 @@ def database_error(url: str, exc: BaseException) -> FerryError:
 
 
 @contextlib.contextmanager
-def _taking_turns(target: str) -> Iterator[None]:
+def _taking_turns(path: str) -> Iterator[None]:
     """Processes opening one SQLite file at once set it up in turn, through a lock file beside it: switching it to
     WAL and creating the tables race otherwise (16 processes on a new file: most failed with "table ... already
-    exists"). PostgreSQL needs none (``_migrate`` takes an advisory lock there)."""
-    path = target[len("sqlite:///"):] if target.startswith("sqlite:///") else ""
+    exists"). PostgreSQL (no ``path``) needs none: ``_migrate`` takes an advisory lock there."""
     if not path or path == ":memory:":
         yield
         return
@@ -235,9 +234,10 @@ class Records:
     def __init__(self, url: str) -> None:
         target = engine_url(url)
         self.sqlite = target.startswith("sqlite")
+        path = target[len("sqlite:///"):] if self.sqlite else ""  # the SQLite file
         try:
             if self.sqlite:
-                Path(target[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             connect_args = {} if self.sqlite else {"connect_timeout": CONNECT_TIMEOUT}
             self.engine = sa.create_engine(target, pool_pre_ping=not self.sqlite, connect_args=connect_args)
         except ImportError as exc:
@@ -255,7 +255,7 @@ class Records:
         self._writer: threading.Thread | None = None
         self._closing = False
         try:
-            with _taking_turns(target):
+            with _taking_turns(path):
                 self._conn = self.engine.connect()
                 self._migrate()
         except (sa.exc.DBAPIError, OSError) as exc:  # OSError: the lock file beside an SQLite file

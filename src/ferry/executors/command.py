@@ -14,11 +14,10 @@ import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 from ferry.executors.base import TaskRequest, TaskResult
-from ferry.workdirs import child_folder
+from ferry.workdirs import empty_folder, folder_lock
 
 STDERR_TAIL = 4000  # characters of a failed process's stderr kept for the records
 
@@ -49,20 +48,21 @@ class ChildProcesses:
         # ferry's runners make their own working folder; any other program gets a fresh one (work/), removed
         # after, and its temporary folder beside it (tmp/), as a pod's /tmp goes with the pod (pyflyte-execute
         # makes two folders in the temporary folder each time and removes neither). The program inherits the
-        # folder's lock: if this process is killed, the folder stays while the program runs, and goes after.
-        own = None if request.task.metadata.runtime.flavor.startswith("ferry") else child_folder()
+        # process folder's lock: if this process is killed, the folder stays while the program runs, and goes after.
+        own = None if request.task.metadata.runtime.flavor.startswith("ferry") else empty_folder()
         cwd = process_cwd()
         keep: tuple[int, ...] = ()
         if own:
-            (own[0] / "work").mkdir()
-            (own[0] / "tmp").mkdir()
-            env = {**(os.environ if env is None else env), "TMPDIR": str(own[0] / "tmp")}
-            cwd, keep = str(own[0] / "work"), (own[1],)
+            (own / "work").mkdir()
+            (own / "tmp").mkdir()
+            env = {**(os.environ if env is None else env), "TMPDIR": str(own / "tmp")}
+            cwd, keep = str(own / "work"), (folder_lock(),)
         try:
             proc = subprocess.Popen(command_for(request), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     env=env, start_new_session=True, cwd=cwd, pass_fds=keep)
         except OSError as exc:
-            _remove(own)
+            if own:
+                shutil.rmtree(own, ignore_errors=True)
             return TaskResult(None, f"could not start {command_for(request)[0]!r}: {exc}", worker=worker)
         with self._lock:
             self._running.add(proc)
@@ -77,7 +77,8 @@ class ChildProcesses:
         finally:
             with self._lock:
                 self._running.discard(proc)
-            _remove(own)
+            if own:
+                shutil.rmtree(own, ignore_errors=True)
         where = worker or f"pid {proc.pid}"
         text = err.decode(errors="replace")[-STDERR_TAIL:]
         if timed_out:
@@ -89,13 +90,6 @@ class ChildProcesses:
             running = list(self._running)
         for proc in running:
             _kill(proc)
-
-
-def _remove(own: tuple[Path, int] | None) -> None:
-    """Drop this process's hold on a program's folder, and the folder."""
-    if own:
-        os.close(own[1])
-        shutil.rmtree(own[0], ignore_errors=True)
 
 
 def _kill(proc: subprocess.Popen[Any]) -> None:
