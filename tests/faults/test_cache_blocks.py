@@ -182,6 +182,39 @@ def test_a_read_takes_what_read_ahead_brought_in_without_waiting_for_its_whole_g
     assert node_cache().stats().per_dataset["vol"]["bytes_fetched"] == len(data)  # waited for, not fetched again
 
 
+def test_closing_a_reader_stops_its_read_ahead_and_keeps_what_arrived(store: str, put: Put,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferry.datasets as datasets
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    data = os.urandom(40 << 20)
+    uri = put("vol/data.bin", data)
+    at_gate, gate = threading.Event(), threading.Event()
+
+    def hold(start: int, stop: int, offset: int) -> None:
+        if offset >= 12 << 20:  # every read-ahead GET waits at the gate from 12 MiB on
+            at_gate.set()
+            assert gate.wait(timeout=120)
+
+    _gated_ranges(monkeypatch, hold)
+    fh = File(uri).open("rb")
+    assert fh.read(8 << 20) == data[:8 << 20]  # read-ahead: four GETs of 8 MiB, 8-40 MiB
+    assert at_gate.wait(timeout=120)
+    closing = fh.raw._closing  # type: ignore[attr-defined]
+    closer = threading.Thread(target=fh.close)
+    closer.start()
+    assert closing.wait(timeout=60)  # the close has begun: let the held GETs go on
+    gate.set()
+    closer.join()
+    fetched = node_cache().stats().per_dataset["vol"]["bytes_fetched"]
+    # The read's 8 MiB, 8-12 MiB, and at most the one 1 MiB piece each of the four GETs had in hand: not 40 MiB.
+    assert 12 << 20 <= fetched <= 16 << 20, f"fetched {fetched >> 20} MiB"
+    with File(uri).open("rb") as again:
+        assert again.read() == data
+    # What arrived before the close was kept: the second reader fetched only the rest.
+    assert node_cache().stats().per_dataset["vol"]["bytes_fetched"] == len(data)
+
+
 def test_a_get_failing_mid_way_resumes_after_the_pages_it_marked(store: str, put: Put,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import ferry.datasets as datasets

@@ -3,11 +3,13 @@
 ``BlockReader`` is a seekable, read-only raw file: a read fetches only the
 pages it touches (32 KiB each, so a random 64 KiB read fetches at most
 96 KiB). While reads stay sequential, read-ahead threads (as many as the
-store's transfer concurrency) fetch as far ahead as the run has read so far,
-or four of its reads if that is more, in ranged GETs of 4 to 32 MiB (a
-share of that distance per thread), topped up a GET at a time as the reader
-moves on and issued before the read's own fetch, so that every thread stays
-busy; a jump starts over. A GET writes each piece into place as it
+store's transfer concurrency) fetch twice as far ahead as the run has read
+so far, or four of its reads if that is more, in ranged GETs of 4 to 32 MiB
+(a share of that distance per thread), topped up a GET at a time as the
+reader moves on and issued before the read's own fetch, so that every thread
+stays busy; a jump starts over. Closing the reader stops its read-ahead GETs
+where they are (the pages that arrived are kept), so a reader that stops
+early neither waits for nor pays for the rest. A GET writes each piece into place as it
 arrives, computes the pages' CRCs on the way, and marks every 1 MiB of pages
 present as it completes, so a read waits for the pages it needs, not for the
 rest of the GET (a read of pages its own read-ahead is fetching waits for
@@ -67,7 +69,8 @@ MIN_AHEAD_FETCH = 4 << 20  # the shortest, unless less is left
 PUBLISH = 1 << 20  # a GET marks its pages present this much at a time, so reads need not wait for all of it
 SEQUENTIAL_LOAD = 1 << 20  # in a sequential run, present pages are read from disk this much at a time
 DIRECT_READ = 1 << 20  # a read of whole pages this large goes from disk straight into the caller's buffer
-RAMP = 4  # a sequential run keeps as much as it has read fetched ahead, or this many of its reads if more
+GROWTH = 2  # a sequential run keeps this many times what it has read fetched ahead...
+RAMP = 4  # ...or this many of its reads, if more
 RECORD = struct.Struct("<IB3x")  # per page in the map: CRC-32, 1 when present
 _FLOCK = struct.Struct("hh4xqqi4x")  # Linux's struct flock (x86-64, arm64)
 _PUNCH_HOLE = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
@@ -180,6 +183,7 @@ class BlockReader(io.RawIOBase):
         # Per page: 1 when this reader fetched it and has not read it yet (that read is trusted), 2 once read.
         self._mine = bytearray()
         self._progress = threading.Condition()  # notified as fetches mark pages present or end
+        self._closing = threading.Event()  # read-ahead GETs stop where they are
         self._ahead: set[tuple[int, int]] = set()  # page ranges read-ahead is fetching or about to
         self._pool: ThreadPoolExecutor | None = None
         self._pin = cache.pin(obj.key)
@@ -232,7 +236,7 @@ class BlockReader(io.RawIOBase):
         run = pos - self._run_start  # bytes this run read before this read
         end = pos + want
         if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come, so read ahead first
-            self._read_ahead(end, min(self._window, max(run, RAMP * want)))  # (its GETs overlap this read's)
+            self._read_ahead(end, min(self._window, max(GROWTH * run, RAMP * want)))  # (its GETs overlap this read's)
         if want >= DIRECT_READ and not pos % self.page and (not end % self.page or end == self.obj.size):
             self._load(pos, end, 0, into=view[:want])  # whole pages: straight into the caller's buffer
         else:
@@ -374,7 +378,7 @@ class BlockReader(io.RawIOBase):
             return sum(self._length(i) for i in range(first, done[0]) if i in absent)
 
         try:
-            tail = self._get_pages(start, stop, done, publish)  # written to the pages file as they arrive
+            tail = self._get_pages(start, stop, done, publish, background)  # written to the pages file as they arrive
             kill_point("blocks.fetched")
             publish(tail)
             kill_point("blocks.written")
@@ -413,12 +417,14 @@ class BlockReader(io.RawIOBase):
         self._counted(len(data))
         return data
 
-    def _get_pages(self, start: int, stop: int, done: list[int], publish: Callable[[list[int]], None]) -> list[int]:
+    def _get_pages(self, start: int, stop: int, done: list[int], publish: Callable[[list[int]], None],
+                   background: bool) -> list[int]:
         """One ranged GET from the store, written into the pages file as it arrives (never whole in memory).
         Once PUBLISH bytes of pages or more are on disk they are marked present (``publish`` with their CRC-32s),
-        so a read of them waits no longer; returns the CRCs of the last pages, not yet marked. A retry resumes
-        from ``done[0]``."""
+        so a read of them waits no longer; returns the CRCs of the last whole pages, not yet marked. A retry
+        resumes from ``done[0]``. Read-ahead (``background``) stops early once the reader is closing."""
         per_mark = max(1, PUBLISH // self.page)
+        arrived = [start]
 
         def attempt() -> list[int]:
             crcs: list[int] = []
@@ -434,13 +440,16 @@ class BlockReader(io.RawIOBase):
                 if on_disk >= per_mark and offset < stop:
                     publish(crcs[:on_disk])
                     crcs = crcs[on_disk:]
+                if background and self._closing.is_set():
+                    break  # no one will read on: keep the whole pages that arrived
             writer.flush()
-            if in_page:
+            arrived[0] = offset
+            if in_page and offset == stop:
                 crcs.append(crc)
             return crcs
 
         crcs = retrying(attempt)
-        self._counted(stop - start)
+        self._counted(arrived[0] - start)
         return crcs
 
     def _pieces(self, start: int, stop: int) -> Iterator[memoryview]:
@@ -507,6 +516,7 @@ class BlockReader(io.RawIOBase):
         if not self.closed:
             try:
                 if self._pool is not None:
+                    self._closing.set()
                     self._pool.shutdown(wait=True, cancel_futures=True)
                 if self._data >= 0:  # if every page is here (and no one is fetching), make it one file
                     self.cache.complete_pages(self.obj, trusted=bytes(self._mine))
