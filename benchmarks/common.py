@@ -27,6 +27,14 @@ def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
     return min(times)
 
 
+def paired_median(base: Sequence[float], other: Sequence[float]) -> float:
+    """The median of base[i] / other[i] over runs made side by side (alternated): a second view of a ratio whose
+    best-of-N can be set by one lucky run of the side that varies more."""
+    import statistics
+
+    return statistics.median(b / o for b, o in zip(base, other, strict=True))
+
+
 def best_process_time(argv: list[str], repeat: int, env: dict[str, str] | None = None, cwd: str | None = None) -> float:
     """Best-of-``repeat`` wall time of a whole fresh process (interpreter start-up included)."""
     return best_of(lambda: subprocess.run(argv, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL), repeat)

@@ -156,3 +156,10 @@ def test_flytekit_install_failure_says_why_and_removes_a_dangling_link(
     with pytest.raises(RuntimeError, match="ensurepip"):
         monkeypatch.setattr(flytekit_env, "flytekit", lambda: fk)
         flytekit_env.workflows(10)
+
+
+def test_paired_median_compares_runs_made_side_by_side() -> None:
+    # One lucky baseline run (0.5 s) sets a best-of ratio of 0.5 / 1.0; the pairs say 1.0 in two runs of three.
+    assert common.paired_median([0.5, 1.0, 1.2], [1.0, 1.0, 1.2]) == 1.0
+    with pytest.raises(ValueError):
+        common.paired_median([1.0, 2.0], [1.0])  # runs that were not side by side

@@ -13,7 +13,7 @@ import os
 import tempfile
 from typing import Any, Callable
 
-from common import Table, drop_page_cache, run_child
+from common import Table, drop_page_cache, paired_median, run_child
 
 PEAK = """
 def hwm():
@@ -61,14 +61,17 @@ fs.pipe_file({self.small[5:]!r}, b"w" * 65536)
         return {**self.child(code), "dropped": dropped}
 
     def best(self, contenders: dict[str, Callable[[], dict]], repeat: int) -> dict[str, dict]:
-        """Each contender ``repeat`` times, alternated; for each, its fastest run."""
+        """Each contender ``repeat`` times, alternated; for each, its fastest run (with every run's seconds under
+        "runs", in order)."""
         best: dict[str, dict] = {}
+        runs: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(repeat):
             for name, run in contenders.items():
                 result = run()
+                runs[name].append(result["seconds"])
                 if name not in best or result["seconds"] < best[name]["seconds"]:
                     best[name] = result
-        return best
+        return {name: {**result, "runs": runs[name]} for name, result in best.items()}
 
 
 STREAMING = "ferry File.open('rb')"
@@ -140,8 +143,9 @@ with File({b.uri!r}).open("rb") as fh:
     table.add(f"cold sequential File.open('rb'), {b.mib:.0f} MiB (block reads)", b.mib / streamed["seconds"], "MiB/s",
               better="higher", baseline=rate["ferry"], baseline_label="ferry's cold whole-object read",
               target=">= 0.9x", met=best["ferry"]["seconds"] / streamed["seconds"] >= 0.9,
-              note=f"best of {repeat}, alternated with the reads above; peak RSS +{streamed['rss_above']:.0f} MiB; "
-                   f"{streamed['dropped']}")
+              note=f"best of {repeat}, alternated with the reads above (median of the {repeat} side-by-side ratios: "
+                   f"{paired_median(best['ferry']['runs'], streamed['runs']):.2f}x); peak RSS "
+                   f"+{streamed['rss_above']:.0f} MiB; {streamed['dropped']}")
 
 
 def writes(table: Table, b: Bench, repeat: int) -> None:
