@@ -214,11 +214,14 @@ def test_a_write_to_a_stalled_server_times_out_and_is_retried(s3_server: Any, tm
     (tmp_path / "src.bin").write_bytes(data)
     write_bytes(f"{uri}.warm", b"connections and imports ready", options, "raw")
     retried = threading.Event()
+    retries: list[str] = []  # why each attempt failed: printed if the write fails in the end
 
     def resume_on_retry(event: str, detail: str) -> None:
-        if event == "retry" and not retried.is_set():
-            retried.set()
-            s3_server.resume()
+        if event == "retry":
+            retries.append(detail)
+            if not retried.is_set():
+                retried.set()
+                s3_server.resume()
 
     monkeypatch.setattr(io, "observers", [resume_on_retry])
     outcome: list[BaseException | None] = []
@@ -242,7 +245,7 @@ def test_a_write_to_a_stalled_server_times_out_and_is_retried(s3_server: Any, tm
         s3_server.resume()
         writer.join(120)
     assert was_retried, f"the write to a stalled server was not retried within 2 minutes; it ended with {outcome}"
-    assert outcome == [None], outcome
+    assert outcome == [None], (outcome, retries)
     assert read_bytes(uri, options) == data
 
 
