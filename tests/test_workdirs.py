@@ -3,11 +3,12 @@ under a program task still running after its engine died)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 from ferry.faults import release, wait_for
@@ -181,11 +182,16 @@ def test_a_program_tasks_folder_stays_while_it_runs_after_its_engine_is_killed_a
         engine.wait()
         sweep(str(tmp))
         assert folder.is_dir()  # the program still works in it: not swept
-        release(barrier, "program.started")  # the program ends
-        deadline = time.monotonic() + 60  # only turns a hang into a failure
-        while folder.exists() and time.monotonic() < deadline:
-            sweep(str(tmp))  # swept once the program has ended (before: a ferry-task-* folder kept for good)
-            time.sleep(0.01)
+        lock = os.open(folder / OWNER, os.O_RDWR)
+        try:
+            waiter = threading.Thread(target=fcntl.flock, args=(lock, fcntl.LOCK_EX))
+            waiter.start()  # granted once no one holds the folder's lock: the program inherited it
+            release(barrier, "program.started")  # the program ends
+            waiter.join(timeout=60)  # only turns a hang into a failure
+            assert not waiter.is_alive(), "the program's end did not free its folder's lock"
+        finally:
+            os.close(lock)
+        assert sweep(str(tmp)) == 1  # swept now that the program has ended (before: a ferry-task-* folder kept for good)
         assert not folder.exists()
         assert os.listdir(tmp) == []
     finally:

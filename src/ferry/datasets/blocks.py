@@ -424,9 +424,8 @@ class BlockReader(io.RawIOBase):
         so a read of them waits no longer; returns the CRCs of the last whole pages, not yet marked. A retry
         resumes from ``done[0]``. Read-ahead (``background``) stops early once the reader is closing."""
         per_mark = max(1, PUBLISH // self.page)
-        arrived = [start]
 
-        def attempt() -> list[int]:
+        def attempt() -> tuple[list[int], int]:
             crcs: list[int] = []
             crc, in_page, offset = 0, 0, done[0] * self.page
             writer = transfer.AlignedWriter(self._data, offset)  # whole MiBs: the page cache's large folios
@@ -443,13 +442,12 @@ class BlockReader(io.RawIOBase):
                 if background and self._closing.is_set():
                     break  # no one will read on: keep the whole pages that arrived
             writer.flush()
-            arrived[0] = offset
             if in_page and offset == stop:
                 crcs.append(crc)
-            return crcs
+            return crcs, offset
 
-        crcs = retrying(attempt)
-        self._counted(arrived[0] - start)
+        crcs, arrived = retrying(attempt)  # arrived: where the GET ended (stop, unless the reader closed)
+        self._counted(arrived - start)
         return crcs
 
     def _pieces(self, start: int, stop: int) -> Iterator[memoryview]:

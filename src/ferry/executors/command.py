@@ -50,13 +50,14 @@ class ChildProcesses:
         # makes two folders in the temporary folder each time and removes neither). The program inherits the
         # process folder's lock: if this process is killed, the folder stays while the program runs, and goes after.
         own = None if request.task.metadata.runtime.flavor.startswith("ferry") else empty_folder()
-        cwd = process_cwd()
         keep: tuple[int, ...] = ()
         if own:
             (own / "work").mkdir()
             (own / "tmp").mkdir()
             env = {**(os.environ if env is None else env), "TMPDIR": str(own / "tmp")}
             cwd, keep = str(own / "work"), (folder_lock(),)
+        else:
+            cwd = process_cwd()
         try:
             proc = subprocess.Popen(command_for(request), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     env=env, start_new_session=True, cwd=cwd, pass_fds=keep)
