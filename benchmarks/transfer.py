@@ -179,7 +179,9 @@ fs.pipe_file("persistent/bench/warmup/w.bin", b"w")
     table.add(f"upload, {b.mib:.0f} MiB (upload_file, multipart)", rate["ferry"], "MiB/s", better="higher",
               baseline=rate["boto3 upload_file"], baseline_label="boto3 upload_file, max_concurrency=16",
               target=">= 1.0x", met=rate["ferry"] >= rate["boto3 upload_file"],
-              note=f"s3fs put_file {rate['s3fs put_file']:.0f} MiB/s; best of {repeat}, alternated; "
+              note=f"s3fs put_file {rate['s3fs put_file']:.0f} MiB/s; best of {repeat}, alternated (median of the "
+                   f"{repeat} side-by-side ratios: "
+                   f"{paired_median(best['boto3 upload_file']['runs'], best['ferry']['runs']):.2f}x); "
                    f"{best['ferry']['dropped']}")
     table.add(f"upload, {b.mib:.0f} MiB: peak RSS above imports", best["ferry"]["rss_above"], "MiB",
               baseline=best["s3fs put_file"]["rss_above"], baseline_label="s3fs put_file", target="< 150 MiB",
