@@ -19,7 +19,7 @@ from ferry import File
 from ferry.cli.main import cli
 from ferry.config import active_settings
 from ferry.datasets import node_cache
-from ferry.datasets.blocks import PAGE_SIZE, present_bytes
+from ferry.datasets.blocks import PAGE_SIZE, RECORD, give_back_absent, present_bytes
 from ferry.datasets.cache import NodeCache
 from ferry.faults import fault_environment, release, wait_for
 
@@ -99,6 +99,8 @@ def test_start_recounts_pages_a_killed_reader_wrote(store: str, put: Put, reader
     (key,), = cache._sql("SELECT key FROM entries")
     shown = present_bytes(cache.map_path(key), len(data), PAGE_SIZE)  # that fetch's, and what the other one marked
     assert cache.used_bytes() == shown <= written  # the pages the map shows, counted once
+    # and the disk holds only those: what the killed fetches allocated or wrote without marking was given back
+    assert cache.pages_path(key).stat().st_blocks * 512 < shown + (1 << 20)
     assert shown >= 8 << 20
     assert cache._sql("SELECT SUM(reserved) FROM entries")[0][0] == 0
     fetched_before = cache.stats().per_dataset["pages"]["bytes_fetched"]
@@ -111,6 +113,24 @@ def test_start_recounts_pages_a_killed_reader_wrote(store: str, put: Put, reader
             assert fh.read() == data
     fetched = node_cache().stats().per_dataset["pages"]["bytes_fetched"] - fetched_before
     assert fetched == len(data) - shown  # the kept pages weren't fetched again
+
+
+def test_the_blocks_of_pages_not_marked_present_are_given_back(tmp_path: Path) -> None:
+    """A fetch allocates its pages' blocks before its GET and is killed before marking them: the start-up
+    reclaim punches them out, and leaves the marked pages as they were."""
+    pages, count = tmp_path / "x.pages", 64
+    written = os.urandom(count * PAGE_SIZE)
+    pages.write_bytes(written)
+    present = [i < 16 or i >= 48 for i in range(count)]
+    (tmp_path / "x.map").write_bytes(b"".join(RECORD.pack(7, int(p)) for p in present))
+    os.sync()
+    assert pages.stat().st_blocks * 512 == count * PAGE_SIZE
+    freed = give_back_absent(pages, tmp_path / "x.map", count * PAGE_SIZE, PAGE_SIZE)
+    assert freed == 32 * PAGE_SIZE and pages.stat().st_blocks * 512 == 32 * PAGE_SIZE
+    back = pages.read_bytes()
+    for i, kept in enumerate(present):
+        assert back[i * PAGE_SIZE:(i + 1) * PAGE_SIZE] == (written[i * PAGE_SIZE:(i + 1) * PAGE_SIZE] if kept
+                                                           else bytes(PAGE_SIZE)), f"page {i}"
 
 
 @pytest.mark.parametrize("how, point", [("download", "cache.fill.staged"), ("open", "blocks.fetched")],
