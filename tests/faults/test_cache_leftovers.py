@@ -19,7 +19,7 @@ from ferry import File
 from ferry.cli.main import cli
 from ferry.config import active_settings
 from ferry.datasets import node_cache
-from ferry.datasets.blocks import PAGE_SIZE, RECORD, give_back_absent, present_bytes
+from ferry.datasets.blocks import PAGE_SIZE, RECORD, present_bytes, reclaim_pages
 from ferry.datasets.cache import NodeCache
 from ferry.faults import fault_environment, release, wait_for
 
@@ -121,14 +121,14 @@ def test_the_blocks_of_pages_not_marked_present_are_given_back(tmp_path: Path) -
     pages, count = tmp_path / "x.pages", 64
     written = os.urandom(count * PAGE_SIZE)
     pages.write_bytes(written)
-    present = [i < 16 or i >= 48 for i in range(count)]
-    (tmp_path / "x.map").write_bytes(b"".join(RECORD.pack(7, int(p)) for p in present))
+    marked = [i < 16 or i >= 48 for i in range(count)]
+    (tmp_path / "x.map").write_bytes(b"".join(RECORD.pack(7, int(p)) for p in marked))
     os.sync()
     assert pages.stat().st_blocks * 512 == count * PAGE_SIZE
-    freed = give_back_absent(pages, tmp_path / "x.map", count * PAGE_SIZE, PAGE_SIZE)
-    assert freed == 32 * PAGE_SIZE and pages.stat().st_blocks * 512 == 32 * PAGE_SIZE
+    present, freed = reclaim_pages(pages, tmp_path / "x.map", count * PAGE_SIZE, PAGE_SIZE)
+    assert present == freed == 32 * PAGE_SIZE and pages.stat().st_blocks * 512 == 32 * PAGE_SIZE
     back = pages.read_bytes()
-    for i, kept in enumerate(present):
+    for i, kept in enumerate(marked):
         assert back[i * PAGE_SIZE:(i + 1) * PAGE_SIZE] == (written[i * PAGE_SIZE:(i + 1) * PAGE_SIZE] if kept
                                                            else bytes(PAGE_SIZE)), f"page {i}"
 

@@ -107,18 +107,24 @@ def _records(map_path: Path, size: int, page: int) -> list[tuple[int, int]]:
 
 def present_bytes(map_path: Path, size: int, page: int) -> int:
     """Bytes of the pages the map marks present (the truth the index is recounted from)."""
-    return sum(min(page, size - i * page) for i, (_, flag) in enumerate(_records(map_path, size, page)) if flag)
+    return _present(_records(map_path, size, page), size, page)
 
 
-def give_back_absent(data_path: Path, map_path: Path, size: int, page: int) -> int:
-    """Punch out the blocks of the pages the map doesn't mark present (what a killed fetch allocated or
-    half wrote); returns the bytes given back."""
-    absent = [i for i, (_, flag) in enumerate(_records(map_path, size, page)) if not flag]
+def reclaim_pages(data_path: Path, map_path: Path, size: int, page: int) -> tuple[int, int]:
+    """Punch out the blocks of the pages the map doesn't mark present (what a killed fetch allocated or half
+    wrote); returns (bytes of the pages present, bytes given back)."""
+    records = _records(map_path, size, page)
+    absent = [i for i, (_, flag) in enumerate(records) if not flag]
     with open(data_path, "r+b", buffering=0) as data:
         before = os.fstat(data.fileno()).st_blocks
         for first, last in _runs(absent) if absent else ():
             _punch_hole(data.fileno(), first * page, (last - first + 1) * page)
-        return max(0, before - os.fstat(data.fileno()).st_blocks) * 512
+        freed = max(0, before - os.fstat(data.fileno()).st_blocks) * 512
+    return _present(records, size, page), freed
+
+
+def _present(records: list[tuple[int, int]], size: int, page: int) -> int:
+    return sum(min(page, size - i * page) for i, (_, flag) in enumerate(records) if flag)
 
 
 def verify_pages(data_path: Path, map_path: Path, size: int, page: int, trusted: bytes = b"") -> int:
@@ -413,11 +419,7 @@ class BlockReader(io.RawIOBase):
         def added() -> int:
             return sum(self._length(i) for i in range(first, done[0]) if i in absent)
 
-        def give_back() -> None:  # the blocks of the pages not marked present (before settling: the index
-            unmarked = done[0] * self.page  # may need room to be updated)
-            if unmarked < stop:
-                _punch_hole(self._data, unmarked, stop - unmarked)
-
+        full = False
         try:
             _allocate(self._data, start, stop - start)
             tail = self._get_pages(start, stop, done, publish, background)  # written to the pages file as they arrive
@@ -425,20 +427,17 @@ class BlockReader(io.RawIOBase):
             publish(tail)
             kill_point("blocks.written")
         except OSError as exc:
-            if exc.errno in DISK_FULL:
-                self._disk_full = True  # the other fetches of this reader stop writing too, and give their room back
-            give_back()
-            self.cache.settle(self.obj.key, stop - start, added())
             if exc.errno not in DISK_FULL:
                 raise
+            full = self._disk_full = True  # the other fetches of this reader stop writing too, and give their room back
+        finally:  # however it ended (failed, stopped early, done): the blocks of the pages not marked present go
+            unmarked = done[0] * self.page  # back first, since the index may need room to be updated
+            if unmarked < stop:
+                _punch_hole(self._data, unmarked, stop - unmarked)
+            self.cache.settle(self.obj.key, stop - start, added())
+        if full:
             self._stream("the node cache's disk is full", background)
             return False
-        except BaseException:
-            give_back()
-            self.cache.settle(self.obj.key, stop - start, added())
-            raise
-        give_back()  # a read-ahead that stopped early (its reader closed)
-        self.cache.settle(self.obj.key, stop - start, added())
         return True
 
     def _intact(self, index: int, crc: int) -> bool:

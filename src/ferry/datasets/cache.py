@@ -567,12 +567,11 @@ class NodeCache:
             if rows and rows[0][0] and whole.exists():
                 self._sql("UPDATE entries SET reserved=0 WHERE key=?", (key,))
             elif rows and rows[0][1] and data.exists() and pages_map.exists():
-                from ferry.datasets.blocks import give_back_absent, present_bytes
+                from ferry.datasets.blocks import reclaim_pages
 
-                size, page = os.path.getsize(data), int(rows[0][1])
-                freed += give_back_absent(data, pages_map, size, page)
-                self._sql("UPDATE entries SET reserved=0, size=? WHERE key=?",
-                          (present_bytes(pages_map, size, page), key))
+                present, given_back = reclaim_pages(data, pages_map, os.path.getsize(data), int(rows[0][1]))
+                freed += given_back
+                self._sql("UPDATE entries SET reserved=0, size=? WHERE key=?", (present, key))
             else:  # an interrupted whole fill, or files the index doesn't know
                 for orphan in (whole, data, pages_map):
                     freed += _remove(orphan)
