@@ -182,6 +182,26 @@ def test_a_read_takes_what_read_ahead_brought_in_without_waiting_for_its_whole_g
     assert node_cache().stats().per_dataset["vol"]["bytes_fetched"] == len(data)  # waited for, not fetched again
 
 
+def test_a_large_first_read_sends_every_fetcher_a_share_of_the_rest_at_once(store: str, put: Put,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read of 8 MiB or more streams: the rest of the object (up to a whole GET per fetcher) is on its way from the
+    first read, as a download starts, instead of only four reads' worth, grown as the reader moves on."""
+    import ferry.datasets as datasets
+    from ferry.storage.transfer import TransferConfig
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    data = os.urandom(64 << 20)
+    uri = put("vol/data.bin", data)
+    calls = _gated_ranges(monkeypatch, lambda start, stop, offset: None)
+    with File(uri).open("rb") as fh:
+        got = b"".join(iter(lambda: fh.read(8 << 20), b""))
+    assert got == data
+    fetchers = TransferConfig().concurrency
+    share = (56 << 20) // fetchers  # the 56 MiB after the first read, split over the fetchers
+    assert sorted(calls) == [(0, 8 << 20), *[((8 << 20) + i * share, (8 << 20) + (i + 1) * share) for i in range(fetchers)]]
+    assert node_cache().stats().per_dataset["vol"]["bytes_fetched"] == len(data)
+
+
 def test_closing_a_reader_stops_its_read_ahead_and_keeps_what_arrived(store: str, put: Put,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import ferry.datasets as datasets

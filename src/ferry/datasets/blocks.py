@@ -5,9 +5,13 @@ pages it touches (32 KiB each, so a random 64 KiB read fetches at most
 96 KiB). While reads stay sequential, read-ahead threads (as many as the
 store's transfer concurrency) fetch twice as far ahead as the run has read
 so far, or four of its reads if that is more, in ranged GETs of 4 to 32 MiB
-(a share of that distance per thread), topped up a GET at a time as the
-reader moves on and issued before the read's own fetch, so that every thread
-stays busy; a jump starts over. Closing the reader stops its read-ahead GETs
+(a share of that distance per thread, or of what is left of the object),
+topped up a GET at a time as the reader moves on and issued before the
+read's own fetch, so that every thread stays busy; a jump starts over. A
+read of 8 MiB or more streams: from that first read, each thread gets a
+whole GET (as a download starts), not a quarter of four reads' worth. A
+reader that had to stream without caching still reads the pages its
+read-ahead stored, and fetches only the others. Closing the reader stops its read-ahead GETs
 where they are (the pages that arrived are kept), so a reader that stops
 early neither waits for nor pays for the rest. A GET writes each piece into place as it
 arrives, computes the pages' CRCs on the way, and marks every 1 MiB of pages
@@ -278,7 +282,10 @@ class BlockReader(io.RawIOBase):
         run = pos - self._run_start  # bytes this run read before this read
         end = pos + want
         if run or want >= MAX_FETCH:  # a run, or a large first read: likely more to come, so read ahead first
-            self._read_ahead(end, min(self._window, max(GROWTH * run, RAMP * want)))  # (its GETs overlap this read's)
+            ahead = max(GROWTH * run, RAMP * want)
+            if want >= MAX_FETCH:  # reads this large stream: every fetcher a whole GET from the start, as a download
+                ahead = max(ahead, self._fetchers * AHEAD_FETCH)
+            self._read_ahead(end, min(self._window, ahead))  # (its GETs overlap this read's)
         if want >= DIRECT_READ and not pos % self.page and (not end % self.page or end == self.obj.size):
             self._load(pos, end, 0, into=view[:want])  # whole pages: straight into the caller's buffer
         else:
@@ -304,18 +311,20 @@ class BlockReader(io.RawIOBase):
                                      f"clear the cache (`ferry cache clear --datasets`).")
                 return
             first, last = pos // self.page, (end - 1) // self.page
-            start, stop = first * self.page, min(self.obj.size, (last + 1) * self.page)
-            if self.streaming:
-                data = memoryview(self._get(start, stop))
-                if into is None:
-                    self._mem_start, self._mem = start, data
-                else:
-                    into[:] = data
-                return
-            data, missing, damaged = self._read_pages(first, last, into)
-            if missing and self._await_ahead(missing):  # read-ahead was bringing them in
+            start = first * self.page
+            missing: list[int] = []
+            damaged: list[int] = []
+            if self._data >= 0:  # pages here (even when streaming: read-ahead may have stored them before it began)
                 data, missing, damaged = self._read_pages(first, last, into)
-            if not missing and not damaged:
+                if missing and self._await_ahead(missing):  # read-ahead was bringing them in
+                    data, missing, damaged = self._read_pages(first, last, into)
+                if not missing and not damaged:
+                    if into is None:
+                        self._mem_start, self._mem = start, data
+                    return
+            if self.streaming:
+                absent = set(range(first, last + 1)) if self._data < 0 else {*missing, *damaged}
+                data = self._stream_pages(first, last, absent, into)
                 if into is None:
                     self._mem_start, self._mem = start, data
                 return
@@ -350,6 +359,20 @@ class BlockReader(io.RawIOBase):
             elif crc32(data[k * self.page:(k + 1) * self.page]) != crc:
                 damaged.append(first + k)
         return data, missing, damaged
+
+    def _stream_pages(self, first: int, last: int, absent: set[int], into: memoryview | None) -> memoryview:
+        """Pages first..last without storing any (into ``into``, if given): those ``absent`` from the cache by
+        GET, the others from the cache, where read-ahead may have stored them before the reader began to stream."""
+        start, stop = first * self.page, min(self.obj.size, (last + 1) * self.page)
+        out = into if into is not None else memoryview(bytearray(stop - start))
+        present = [i for i in range(first, last + 1) if i not in absent]
+        for a, b in _runs(present) if present else ():
+            _, gone, bad = self._read_pages(a, b, out[(a - first) * self.page:(b + 1 - first) * self.page])
+            absent.update(range(a, b + 1) if gone else bad)
+        for a, b in _runs(sorted(absent)) if absent else ():
+            at, end = a * self.page, min(self.obj.size, (b + 1) * self.page)
+            out[at - start:end - start] = self._get(at, end)
+        return out
 
     def _map_records(self, first: int, last: int) -> list[tuple[int, int]]:
         """(CRC-32, present) of pages first..last, from the map."""
@@ -522,7 +545,8 @@ class BlockReader(io.RawIOBase):
         if self._whole is not None or self.streaming or self._disk_full:
             return
         start, target = max(self._ahead_end, pos), min(self.obj.size, pos + ahead)
-        get = min(AHEAD_FETCH, max(MIN_AHEAD_FETCH, -(-ahead // self._fetchers)))  # each fetcher a long GET
+        # each fetcher a long GET (a share of what is left, when that is less: a small object's GETs run side by side)
+        get = min(AHEAD_FETCH, max(MIN_AHEAD_FETCH, -(-min(ahead, self.obj.size - pos) // self._fetchers)))
         if target < self.obj.size:
             target = start + (target - start) // get * get  # whole GETs only, but for the object's last
         if target <= start:
