@@ -11,10 +11,10 @@ read's own fetch, so that every thread stays busy; a jump starts over. A
 read of 8 MiB or more streams: from that first read, each thread gets a
 whole GET (as a download starts), not a quarter of four reads' worth. A
 reader that had to stream without caching still reads the pages its
-read-ahead stored, and fetches only the others. Closing the reader stops its read-ahead GETs
-where they are (the pages that arrived are kept), so a reader that stops
-early neither waits for nor pays for the rest. A GET writes each piece into place as it
-arrives, computes the pages' CRCs on the way, and marks every 1 MiB of pages
+read-ahead stored, and fetches only the others. Closing the reader stops
+its read-ahead GETs where they are (the pages that arrived are kept), so a
+reader that stops early neither waits for nor pays for the rest. A GET
+writes each piece into place as it arrives, computes the pages' CRCs on the way, and marks every 1 MiB of pages
 present as it completes, so a read waits for the pages it needs, not for the
 rest of the GET (a read of pages its own read-ahead is fetching waits for
 that, rather than fetching them again), and a GET that fails mid-way resumes
