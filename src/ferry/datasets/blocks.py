@@ -312,7 +312,6 @@ class BlockReader(io.RawIOBase):
                 return
             first, last = pos // self.page, (end - 1) // self.page
             start = first * self.page
-            missing: list[int] = []
             damaged: list[int] = []
             if self._data >= 0:  # pages here (even when streaming: read-ahead may have stored them before it began)
                 data, missing, damaged = self._read_pages(first, last, into)
@@ -323,8 +322,7 @@ class BlockReader(io.RawIOBase):
                         self._mem_start, self._mem = start, data
                     return
             if self.streaming:
-                absent = set(range(first, last + 1)) if self._data < 0 else {*missing, *damaged}
-                data = self._stream_pages(first, last, absent, into)
+                data = self._stream_pages(first, last, into)
                 if into is None:
                     self._mem_start, self._mem = start, data
                 return
@@ -360,12 +358,14 @@ class BlockReader(io.RawIOBase):
                 damaged.append(first + k)
         return data, missing, damaged
 
-    def _stream_pages(self, first: int, last: int, absent: set[int], into: memoryview | None) -> memoryview:
-        """Pages first..last without storing any (into ``into``, if given): those ``absent`` from the cache by
-        GET, the others from the cache, where read-ahead may have stored them before the reader began to stream."""
+    def _stream_pages(self, first: int, last: int, into: memoryview | None) -> memoryview:
+        """Pages first..last without storing any (into ``into``, if given): those the cache lacks (or holds
+        damaged) by GET, the others from the cache, where read-ahead may have stored them before the reader began
+        to stream."""
         start, stop = first * self.page, min(self.obj.size, (last + 1) * self.page)
         out = into if into is not None else memoryview(bytearray(stop - start))
-        present = [i for i in range(first, last + 1) if i not in absent]
+        present = [] if self._data < 0 else [i for i, (_, flag) in enumerate(self._map_records(first, last), first) if flag]
+        absent = set(range(first, last + 1)) - set(present)
         for a, b in _runs(present) if present else ():
             _, gone, bad = self._read_pages(a, b, out[(a - first) * self.page:(b + 1 - first) * self.page])
             absent.update(range(a, b + 1) if gone else bad)
