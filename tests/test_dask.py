@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +213,7 @@ def test_the_local_cluster_ends_with_a_killed_engine(tmp_path: Path) -> None:
          "from ferry.executors.dask import DaskExecutor\n"
          "executor = DaskExecutor(workers=2)\n"
          "workers = executor.client.run(os.getpid)\n"
-         "children = psutil.Process().children(recursive=True)\n"
+         "children = psutil.Process().children()\n"  # the workers (forked, the same command line) are the cluster's
          "cluster = [p.pid for p in children if 'ferry.executors.dask_local' in ' '.join(p.cmdline())]\n"
          "print(*cluster, *workers.values(), flush=True)\n"
          "sys.stdin.read()\n"],  # waits until killed
@@ -235,6 +236,44 @@ def test_the_local_cluster_ends_with_a_killed_engine(tmp_path: Path) -> None:
     while any(alive(p) for p in pids):
         assert time.monotonic() < deadline, f"outlived the engine: {[p for p in pids if alive(p)]}"
         time.sleep(0.05)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only; elsewhere spawned")
+def test_the_first_workers_are_forked_with_one_blas_thread_and_a_restarted_one_is_spawned(tmp_path: Path) -> None:
+    """Forked from the cluster's process (its command line), set up as a spawned worker would be; a worker
+    the nanny restarts once the scheduler runs threads is spawned afresh (multiprocessing's command line)."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from ferry.executors.dask import DaskExecutor
+
+    executor = DaskExecutor(workers=2)
+    try:
+        assert executor.cluster is not None
+        cluster = psutil.Process(executor.cluster.process.pid).cmdline()
+        first = executor.client.run(os.getpid)
+        assert all(psutil.Process(pid).cmdline() == cluster for pid in first.values())
+        # (a lambda: ``os.environ.get`` itself would travel with the engine's environment)
+        assert set(executor.client.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS")).values()) == {"1"}
+        assert set(executor.client.run(lambda: os.environ.get("FERRY_IN_TASK")).values()) == {"1"}  # the run's own
+        address, victim = next(iter(first.items()))
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:  # the barrier: the nanny has started a new worker (at a new address)
+            workers = executor.client.scheduler_info()["workers"]
+            if len(workers) == 2 and address not in workers:
+                break
+            assert time.monotonic() < deadline, f"no worker replaced {victim}: {list(workers)}"
+            time.sleep(0.05)
+        now = executor.client.run(os.getpid)
+        (replaced,) = set(now.values()) - set(first.values())
+        assert "multiprocessing.spawn" in " ".join(psutil.Process(replaced).cmdline())
+        assert executor.client.submit(sum, [1, 2], workers=[next(a for a, p in now.items() if p == replaced)]).result() == 3
+    finally:
+        executor.close()
 
 
 def test_without_distributed_the_executor_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

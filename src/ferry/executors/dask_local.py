@@ -7,8 +7,16 @@ holding the scheduler and one nanny per worker, each nanny with its worker proce
 dies). A side effect: the workers are spawned from this module, not from the user's script, so a script that
 starts a run at module level (no ``if __name__ == "__main__":``) no longer starts a cluster in each worker.
 
-The cluster ends with the engine, even after ``kill -9``: this process reads its standard input, a pipe only
+The cluster ends with the engine, even after ``kill -9``: this process watches its standard input, a pipe only
 the engine holds, and closes the cluster at its end; a worker process exits when its nanny's process is gone.
+
+On Linux the first workers are forked from this process, which has imported distributed and runs no thread
+but its own then: a cluster of 2 starts in 0.8-1.0 s and closes in 0.3 s, against 1.2-1.9 s and 0.4-0.6 s with
+workers spawned (each a fresh interpreter importing distributed on 2 cores shared with the rest). A worker the
+nanny restarts later is spawned, since by then the scheduler runs threads a fork would copy mid-work. As
+forked workers inherit the libraries this process loaded (numpy, imported by distributed), this process
+starts with the environment a nanny sets before it spawns a worker (one BLAS thread, the memory-trim
+threshold), unless the engine's environment already sets it.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import select
 import subprocess
 import sys
@@ -24,6 +33,8 @@ from typing import IO, Any, cast
 START_SECONDS = 60  # a cluster that has not said its address by then failed to start
 CLOSE_SECONDS = 10  # then it is killed
 WORKER: dict[str, Any] = {"host": "127.0.0.1", "nthreads": 1, "resources": {"CPU": 1, "MEMORY": 2**31}, "dashboard": False}
+# distributed's default ``distributed.nanny.pre-spawn-environ``: read when a process starts or loads numpy
+PRE_SPAWN = {"MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 class LocalCluster:
@@ -33,7 +44,7 @@ class LocalCluster:
     def __init__(self, workers: int, env: dict[str, str]) -> None:
         config = json.dumps({"workers": workers, "env": env})
         self.process = subprocess.Popen([sys.executable, "-m", "ferry.executors.dask_local", config],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**PRE_SPAWN, **os.environ})
         self._address = ""
 
     def address(self) -> str:
@@ -62,6 +73,7 @@ class LocalCluster:
 
 
 async def _serve(config: dict[str, Any]) -> None:
+    import dask
     from distributed import Nanny, Scheduler
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -71,12 +83,29 @@ async def _serve(config: dict[str, Any]) -> None:
         nannies = [Nanny(scheduler.address, name=i, env=config["env"], silence_logs=logging.WARNING, **WORKER)
                    for i in range(config["workers"])]
         try:
-            await asyncio.gather(*nannies)
+            first = "fork" if sys.platform.startswith("linux") else dask.config.get("distributed.worker.multiprocessing-method")
+            with dask.config.set({"distributed.worker.multiprocessing-method": first}):
+                await asyncio.gather(*nannies)
             print(scheduler.address, flush=True)
             sys.stdout = sys.stderr  # nobody reads the pipe any more
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)  # until the engine is gone
+            await _end_of_input()  # until the engine is gone
         finally:
             await asyncio.gather(*(nanny.close() for nanny in nannies), return_exceptions=True)
+
+
+async def _end_of_input() -> None:
+    """Wait until standard input ends, without a thread (a thread blocked reading it would hold the stream's
+    lock in every worker forked meanwhile)."""
+    loop, ended = asyncio.get_running_loop(), asyncio.Event()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        if not os.read(fd, 1 << 16):
+            loop.remove_reader(fd)
+            ended.set()
+
+    loop.add_reader(fd, readable)
+    await ended.wait()
 
 
 if __name__ == "__main__":
