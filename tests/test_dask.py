@@ -274,6 +274,8 @@ def test_the_first_workers_are_forked_with_one_blas_thread_and_a_restarted_one_i
         assert executor.client.submit(sum, [1, 2], workers=[next(a for a, p in now.items() if p == replaced)]).result() == 3
     finally:
         executor.close()
+    assert executor.cluster.process.returncode == 0  # closed, and ended as it closes: its workers before it
+    assert not any(psutil.pid_exists(pid) for pid in (*first.values(), *now.values()))
 
 
 def test_without_distributed_the_executor_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

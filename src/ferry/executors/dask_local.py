@@ -108,5 +108,20 @@ async def _end_of_input() -> None:
     await ended.wait()
 
 
+def _end() -> None:
+    """End this process once the cluster has closed: a worker still there is stopped, then the interpreter is
+    left as it is. Tearing it down (distributed's and numpy's modules) took 0.15-0.2 s, which the engine, waiting
+    for the cluster to end, spent idle at the end of every run."""
+    import multiprocessing
+
+    for worker in multiprocessing.active_children():  # none, once their nannies closed
+        worker.terminate()
+        worker.join()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     asyncio.run(_serve(json.loads(sys.argv[1])))
+    _end()
