@@ -11,8 +11,9 @@ The cluster ends with the engine, even after ``kill -9``: this process watches i
 the engine holds, and closes the cluster at its end; a worker process exits when its nanny's process is gone.
 
 On Linux the first workers are forked from this process, which has imported distributed and runs no thread
-but its own then: a cluster of 2 starts in 0.8-1.0 s and closes in 0.3 s, against 1.2-1.9 s and 0.4-0.6 s with
-workers spawned (each a fresh interpreter importing distributed on 2 cores shared with the rest). A worker the
+but its own then: a cluster of 2 starts in 0.6-1.0 s and closes in 0.3 s (0.03 s since the process skips
+its own teardown, below), against 1.2-1.9 s and 0.4-0.6 s with workers spawned (each a fresh interpreter
+importing distributed on 2 cores shared with the rest). A worker the
 nanny restarts later is spawned, since by then the scheduler runs threads a fork would copy mid-work. As
 forked workers inherit the libraries this process loaded (numpy, imported by distributed), this process
 starts with the environment a nanny sets before it spawns a worker (one BLAS thread, the memory-trim
