@@ -184,6 +184,58 @@ def test_attempts_waiting_for_a_slot_leave_in_shares_of_the_free_slots() -> None
     assert batcher.out == 0 and batcher.slots.acquire(blocking=False) and batcher.slots.acquire(blocking=False)
 
 
+def test_when_the_dispatcher_fails_every_attempt_not_sent_gets_the_error_and_none_waits_forever() -> None:
+    """The engine's ``started`` callback raising (a records write that failed, say) stopped the dispatcher's
+    thread, and every attempt waiting for it waited forever."""
+    import queue
+    import threading
+
+    from ferry.executors import dask
+
+    batches: list[Batch] = []
+
+    class Client:
+        def submit(self, fn: Any, requests: list[Any], pure: bool) -> Any:
+            batches.append(Batch(len(requests)))
+            return batches[-1]
+
+    class Batch:  # a Dask future as the batcher uses one
+        def __init__(self, size: int) -> None:
+            self.size, self.callbacks = size, []
+
+        def add_done_callback(self, callback: Any) -> None:
+            self.callbacks.append(callback)
+
+        def result(self) -> list[dict[str, float]]:
+            return [{"seconds": 0.001}] * self.size
+
+    def broken() -> None:
+        raise OSError("the records could not be written")
+
+    batcher = object.__new__(dask._Batcher)
+    batcher.client, batcher.threads, batcher.seconds, batcher.failed = Client(), 2, {"t": 0.001}, None
+    batcher.futures, batcher.lock, batcher.queue = set(), threading.Lock(), queue.Queue()
+    batcher.slots_total, batcher.slots, batcher.out = 2, threading.Semaphore(2), 0
+    attempts = _attempts(10)
+    attempts[0] = (attempts[0][0], attempts[0][1], broken)
+    for item in attempts:  # all waiting before the dispatcher looks
+        batcher.queue.put(item)
+    dispatcher = threading.Thread(target=batcher._dispatch)
+    dispatcher.start()
+    dispatcher.join(timeout=30)
+    assert not dispatcher.is_alive()
+    (batch,) = batches  # the first batch left (its attempts run) before its callback raised
+    assert batch.size == 5
+    unsent = [waiter for _, waiter, _ in attempts[5:]]
+    assert all(isinstance(w.exception(timeout=0), RuntimeError) for w in unsent)
+    assert "stopped sending attempts: OSError: the records could not be written" in str(unsent[0].exception())
+    for callback in batch.callbacks:
+        callback(batch)
+    assert all(waiter.result(timeout=0) == {"seconds": 0.001} for _, waiter, _ in attempts[:5])
+    with pytest.raises(RuntimeError, match="stopped sending attempts"):  # and so does any attempt after
+        batcher.call(attempts[0][0], lambda: None)
+
+
 def test_the_executor_learns_how_long_a_tasks_attempts_take() -> None:
     from ferry.executors.dask import DaskExecutor
 

@@ -104,6 +104,12 @@ def run_batch(requests: list[TaskRequest]) -> list[dict[str, Any]]:
 _Waiting = tuple[TaskRequest, Future[dict[str, Any]], Callable[[], None]]  # an attempt, its reply, its start
 
 
+def _stopped(cause: BaseException) -> RuntimeError:
+    error = RuntimeError(f"the Dask executor stopped sending attempts: {type(cause).__name__}: {cause}")
+    error.__cause__ = cause
+    return error
+
+
 class _Batcher:
     """Sends the attempts that are waiting together as few Dask tasks: the scheduler's cost is per Dask task
     (a round trip costs ~10 ms on a busy machine; running a small attempt, under 1 ms), so a map of small
@@ -127,13 +133,17 @@ class _Batcher:
         self.slots = threading.Semaphore(self.slots_total)
         self.out = 0  # Dask tasks in flight
         self.seconds: dict[str, float] = {}  # task name -> a moving average of its attempts' run time on a worker
+        self.failed: BaseException | None = None  # why the dispatcher stopped, if it failed
         self.thread = threading.Thread(target=self._dispatch, name="ferry-dask-batches", daemon=True)
         self.thread.start()
 
     def call(self, request: TaskRequest, started: Callable[[], None]) -> dict[str, Any]:
         """The worker's reply for ``request``; ``started`` is called when its batch leaves for the cluster."""
         waiter: Future[dict[str, Any]] = Future()
-        self.queue.put((request, waiter, started))
+        with self.lock:  # (a dispatcher that failed takes nothing more)
+            if self.failed is not None:
+                raise _stopped(self.failed)
+            self.queue.put((request, waiter, started))
         return waiter.result()
 
     def stop(self) -> None:
@@ -141,7 +151,26 @@ class _Batcher:
         self.thread.join(timeout=10)
 
     def _dispatch(self) -> None:
+        """Sends what waits, as slots free; if that fails (the engine's ``started`` callback, or a bug), every
+        attempt not yet sent gets the error, and so does every later one: none waits for a reply forever."""
         pending: list[_Waiting] = []  # taken from the queue, not sent yet
+        try:
+            self._send_all(pending)
+        except BaseException as exc:  # noqa: BLE001 - handed to the attempts, which fail with it
+            with self.lock:
+                self.failed = exc
+                while True:
+                    try:
+                        item = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        pending.append(item)
+            for _, waiter, _ in pending:
+                if not waiter.done():
+                    waiter.set_exception(_stopped(exc))
+
+    def _send_all(self, pending: list[_Waiting]) -> None:
         stopping = False
         while pending or not stopping:
             if not pending:
@@ -162,7 +191,8 @@ class _Batcher:
             with self.lock:
                 free = self.slots_total - self.out
             size = self._batch_size(pending, free)  # after the wait: replies since may have taught a task's duration
-            part, pending = pending[:size], pending[size:]
+            part = pending[:size]
+            del pending[:size]
             self._send(part)
 
     def _batch_size(self, waiting: list[_Waiting], free: int) -> int:
@@ -186,12 +216,12 @@ class _Batcher:
             for _, waiter, _ in part:
                 waiter.set_exception(exc)
             return
-        for _, _, started in part:
-            started()
         with self.lock:
             self.futures.add(future)
             self.out += 1
         future.add_done_callback(lambda done, part=part: self._settle(done, part))
+        for _, _, started in part:  # (after the above: if one raises, the batch's replies still reach it)
+            started()
 
     def _settle(self, done: Any, part: list[_Waiting]) -> None:
         with self.lock:
