@@ -132,6 +132,44 @@ def test_a_damaged_page_is_detected_and_only_it_is_fetched_again(store: str, put
     assert cache.used_bytes() == 256 << 10  # the refetched page is still counted once
 
 
+def test_a_reader_that_streams_reports_a_damaged_page_once_and_fetches_only_it(
+        store: str, put: Put, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader with no room left in the cache reads the pages it holds and GETs the rest; a damaged one among
+    them is GET too, and reported as a caching reader reports it (it used to be fetched again silently)."""
+    import warnings
+
+    import ferry.datasets as datasets
+    from ferry.datasets.blocks import PAGE_SIZE
+    from ferry.datasets.cache import CacheMissWarning
+
+    monkeypatch.setattr(datasets, "BLOCK_READ_THRESHOLD", 1 << 20)
+    data = os.urandom(4 << 20)
+    uri = put("vol/data.bin", data)
+    with File(uri).open("rb") as fh:  # 256 KiB of pages cached, at 1 MiB
+        fh.seek(1 << 20)
+        fh.read(256 << 10)
+    cache = node_cache()
+    with open(cache.pages_path(cache.identify(uri, active_settings().options_for(uri)).key), "r+b") as fh:
+        fh.seek((1 << 20) + 100)
+        fh.write(b"\0\0\0\0")
+    monkeypatch.setenv("FERRY_CACHE_MAX_BYTES", str(256 << 10))  # no room for another page
+    reset_settings()
+    cache = node_cache()
+    fetched = cache.stats().per_dataset["vol"]["bytes_fetched"]
+    with warnings.catch_warnings(record=True) as caught, File(uri).open("rb") as fh:
+        warnings.simplefilter("always")
+        for _ in range(2):  # (each read elsewhere than the last: not served from the bytes it kept)
+            fh.seek(0)
+            assert fh.read(64 << 10) == data[:64 << 10]  # no room: it streams from now on
+            fh.seek(1 << 20)
+            assert fh.read(64 << 10) == data[1 << 20:(1 << 20) + (64 << 10)]
+    kinds = [type(w.message) for w in caught]
+    assert kinds.count(CacheMissWarning) == 1 and kinds.count(CacheDamagedWarning) == 1, [str(w.message) for w in caught]
+    stats = cache.stats().per_dataset["vol"]
+    assert stats["damaged"] == 1
+    assert stats["bytes_fetched"] - fetched == 2 * ((64 << 10) + PAGE_SIZE)  # reads at 0, and the damaged page
+
+
 def test_a_large_read_straight_into_the_callers_buffer_checks_its_pages_too(store: str, put: Put,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import ferry.datasets as datasets

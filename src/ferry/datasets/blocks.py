@@ -31,7 +31,8 @@ fetched once per node: a fetch holds a lock on its pages' bytes of the map
 other), re-reads the map, and fetches only what is still missing. A page
 read is checked against its CRC, except the first read of a page this reader
 wrote itself moments before (trusted as a download trusts the file it just
-wrote); a damaged page is fetched again. The index counts each page once,
+wrote); a damaged page is reported (once per reader, caching or streaming)
+and fetched again. The index counts each page once,
 and a fetch first reserves room under the cache's limit (or streams without
 caching when there is none). Once every page is there, the sparse file is
 renamed into place as the whole object, after checking the pages this reader
@@ -228,6 +229,7 @@ class BlockReader(io.RawIOBase):
         self._data = self._map = -1
         # Per page: 1 when this reader fetched it and has not read it yet (that read is trusted), 2 once read.
         self._mine = bytearray()
+        self._damaged: set[int] = set()  # pages found modified in the cache (reported once)
         self._progress = threading.Condition()  # notified as fetches mark pages present or end
         self._closing = threading.Event()  # read-ahead GETs stop where they are
         self._ahead: set[tuple[int, int]] = set()  # page ranges read-ahead is fetching or about to
@@ -326,10 +328,7 @@ class BlockReader(io.RawIOBase):
                 if into is None:
                     self._mem_start, self._mem = start, data
                 return
-            if damaged:
-                self.cache.count_fetch(self.dataset, damaged=1)
-                warnings.warn(f"ferry: {len(damaged)} cached page(s) of {self.obj.uri} were modified after they "
-                              "were cached; fetching them again.", CacheDamagedWarning, stacklevel=4)
+            self._report_damaged(damaged)
             if self._fetch(first, last, set(damaged)) == "gone":
                 self._open_whole()
         raise FerryError(f"The node cache's pages of {self.obj.uri} keep failing their checksum; "
@@ -369,10 +368,20 @@ class BlockReader(io.RawIOBase):
         for a, b in _runs(present) if present else ():
             _, gone, bad = self._read_pages(a, b, out[(a - first) * self.page:(b + 1 - first) * self.page])
             absent.update(range(a, b + 1) if gone else bad)
+            self._report_damaged(bad)
         for a, b in _runs(sorted(absent)) if absent else ():
             at, end = a * self.page, min(self.obj.size, (b + 1) * self.page)
             out[at - start:end - start] = self._get(at, end)
         return out
+
+    def _report_damaged(self, pages: list[int]) -> None:
+        """Warn of cached pages found modified (each once per reader), which are about to be fetched again."""
+        new = [i for i in pages if i not in self._damaged]
+        if new:
+            self._damaged.update(new)
+            self.cache.count_fetch(self.dataset, damaged=1)
+            warnings.warn(f"ferry: {len(new)} cached page(s) of {self.obj.uri} were modified after they were cached; "
+                          "fetching them again.", CacheDamagedWarning, stacklevel=5)
 
     def _map_records(self, first: int, last: int) -> list[tuple[int, int]]:
         """(CRC-32, present) of pages first..last, from the map."""
