@@ -110,11 +110,6 @@ def _records(map_path: Path, size: int, page: int) -> list[tuple[int, int]]:
     return _unpack(map_path.read_bytes(), page_count(size, page))
 
 
-def present_bytes(map_path: Path, size: int, page: int) -> int:
-    """Bytes of the pages the map marks present (the truth the index is recounted from)."""
-    return _present(_records(map_path, size, page), size, page)
-
-
 def reclaim_pages(data_path: Path, map_path: Path, size: int, page: int) -> tuple[int, int]:
     """Punch out the blocks of the pages the map doesn't mark present (what a killed fetch allocated or half
     wrote); returns (bytes of the pages present, bytes given back)."""
