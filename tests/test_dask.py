@@ -138,93 +138,72 @@ def test_a_batch_holds_about_a_tenth_of_a_second_of_a_tasks_work() -> None:
     assert batcher._batch_size(waiting, 2) == 1  # a long attempt goes alone, so an idle worker can take the next
 
 
-def test_attempts_waiting_for_a_slot_leave_in_shares_of_the_free_slots() -> None:
-    """Sizes of the Dask tasks sent, through the dispatcher itself (a fake client records them): once a
-    slot is free, what waits is shared among the free slots, not halved again for each (which sent a map's
-    attempts in ever smaller batches, each costing the engine a round trip)."""
+class _Batch:  # a Dask future as the batcher uses one
+    def __init__(self, size: int) -> None:
+        self.size, self.callbacks = size, []
+
+    def add_done_callback(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+    def result(self) -> list[dict[str, float]]:
+        return [{"seconds": 0.001}] * self.size
+
+
+class _Client:  # records the batches submitted
+    def __init__(self) -> None:
+        self.batches: list[_Batch] = []
+
+    def submit(self, fn: Any, requests: list[Any], pure: bool) -> _Batch:
+        self.batches.append(_Batch(len(requests)))
+        return self.batches[-1]
+
+
+def _dispatcher(client: _Client, attempts: list[Any]) -> Any:
+    """A batcher with 2 slots and a known task duration, its dispatcher run over ``attempts`` (all waiting
+    before it looks) until it ends."""
     import queue
     import threading
 
     from ferry.executors import dask
 
-    sent: list[int] = []
-    futures: list[Batch] = []
-
-    class Client:
-        def submit(self, fn: Any, requests: list[Any], pure: bool) -> Any:
-            sent.append(len(requests))
-            future = Batch(len(requests))
-            futures.append(future)
-            return future
-
-    class Batch:  # a Dask future as the batcher uses one
-        def __init__(self, size: int) -> None:
-            self.size, self.callbacks = size, []
-
-        def add_done_callback(self, callback: Any) -> None:
-            self.callbacks.append(callback)
-
-        def result(self) -> list[dict[str, float]]:
-            return [{"seconds": 0.001}] * self.size
-
-    batcher = object.__new__(dask._Batcher)
-    batcher.client, batcher.threads, batcher.seconds = Client(), 2, {"t": 0.001}
+    batcher = object.__new__(dask._Batcher)  # no cluster: the fake client
+    batcher.client, batcher.threads, batcher.seconds, batcher.failed = client, 2, {"t": 0.001}, None
     batcher.futures, batcher.lock, batcher.queue = set(), threading.Lock(), queue.Queue()
     batcher.slots_total, batcher.slots, batcher.out = 2, threading.Semaphore(2), 0
-    for item in [*_attempts(100), None]:  # all waiting before the dispatcher looks; then it is asked to stop
+    for item in attempts:
         batcher.queue.put(item)
     dispatcher = threading.Thread(target=batcher._dispatch)
     dispatcher.start()
     dispatcher.join(timeout=30)
-    assert not dispatcher.is_alive() and sent == [50, 50]  # both slots, each half: no batch waits for a slot
+    assert not dispatcher.is_alive()
+    return batcher
+
+
+def test_attempts_waiting_for_a_slot_leave_in_shares_of_the_free_slots() -> None:
+    """Sizes of the Dask tasks sent, through the dispatcher itself (a fake client records them): once a
+    slot is free, what waits is shared among the free slots, not halved again for each (which sent a map's
+    attempts in ever smaller batches, each costing the engine a round trip)."""
+    client = _Client()
+    batcher = _dispatcher(client, [*_attempts(100), None])  # then it is asked to stop
+    assert [b.size for b in client.batches] == [50, 50]  # both slots, each half: no batch waits for a slot
     assert batcher.out == 2
-    for future in futures:
-        for callback in future.callbacks:
-            callback(future)
+    for batch in client.batches:
+        for callback in batch.callbacks:
+            callback(batch)
     assert batcher.out == 0 and batcher.slots.acquire(blocking=False) and batcher.slots.acquire(blocking=False)
 
 
 def test_when_the_dispatcher_fails_every_attempt_not_sent_gets_the_error_and_none_waits_forever() -> None:
     """The engine's ``started`` callback raising (a records write that failed, say) stopped the dispatcher's
     thread, and every attempt waiting for it waited forever."""
-    import queue
-    import threading
-
-    from ferry.executors import dask
-
-    batches: list[Batch] = []
-
-    class Client:
-        def submit(self, fn: Any, requests: list[Any], pure: bool) -> Any:
-            batches.append(Batch(len(requests)))
-            return batches[-1]
-
-    class Batch:  # a Dask future as the batcher uses one
-        def __init__(self, size: int) -> None:
-            self.size, self.callbacks = size, []
-
-        def add_done_callback(self, callback: Any) -> None:
-            self.callbacks.append(callback)
-
-        def result(self) -> list[dict[str, float]]:
-            return [{"seconds": 0.001}] * self.size
-
     def broken() -> None:
         raise OSError("the records could not be written")
 
-    batcher = object.__new__(dask._Batcher)
-    batcher.client, batcher.threads, batcher.seconds, batcher.failed = Client(), 2, {"t": 0.001}, None
-    batcher.futures, batcher.lock, batcher.queue = set(), threading.Lock(), queue.Queue()
-    batcher.slots_total, batcher.slots, batcher.out = 2, threading.Semaphore(2), 0
     attempts = _attempts(10)
     attempts[0] = (attempts[0][0], attempts[0][1], broken)
-    for item in attempts:  # all waiting before the dispatcher looks
-        batcher.queue.put(item)
-    dispatcher = threading.Thread(target=batcher._dispatch)
-    dispatcher.start()
-    dispatcher.join(timeout=30)
-    assert not dispatcher.is_alive()
-    (batch,) = batches  # the first batch left (its attempts run) before its callback raised
+    client = _Client()
+    batcher = _dispatcher(client, attempts)
+    (batch,) = client.batches  # the first batch left (its attempts run) before its callback raised
     assert batch.size == 5
     unsent = [waiter for _, waiter, _ in attempts[5:]]
     assert all(isinstance(w.exception(timeout=0), RuntimeError) for w in unsent)
