@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import tempfile
 
-from common import ROOT, Table, run_child
+from common import ROOT, Table, paired_median, run_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEFORE = "eff4bf4"  # the last commit whose engine walked live Python objects
@@ -51,22 +51,24 @@ def per_task(table: Table, home: str, old_src: str | None, map_size: int, rounds
     alternated; a row gives the median of the rounds (a best of three in one child per side swung the process map's
     ratio from 0.78x to 1.19x between two runs of the suite)."""
     register = "from ferry.cli.main import cli\ncli(['register', 'flows.py'], standalone_mode=False)\n"
-    new_code = f"""
-import os; os.chdir({HERE!r})
-{register}{TIMING}
-xs = list(range({map_size}))
-for ex in ("inline", "process"):
-    result[ex + "_chain"] = best(lambda: ferry.launch("flows.chain200", {{"x": 0}}, executor=ex), 2) / 200
-    result[ex + "_map"] = best(lambda: ferry.launch("flows.map_reduce", {{"xs": xs}}, executor=ex), 2) / {map_size}
-"""
-    old_code = f"""
-from flows import chain200, map_reduce
+    timed = f"""
 {TIMING}
 xs = list(range({map_size}))
 for ex in ("inline", "process"):
-    result[ex + "_chain"] = best(lambda: ferry.run(chain200, {{"x": 0}}, executor=ex), 2) / 200
-    result[ex + "_map"] = best(lambda: ferry.run(map_reduce, {{"xs": xs}}, executor=ex), 2) / {map_size}
+    result[ex + "_chain"] = best(lambda: go("chain200", {{"x": 0}}), 2) / 200
+    result[ex + "_map"] = best(lambda: go("map_reduce", {{"xs": xs}}), 2) / {map_size}
 """
+    new_code = f"""
+import os; os.chdir({HERE!r})
+{register}
+def go(name, inputs):
+    return ferry.launch("flows." + name, inputs, executor=ex)
+{timed}"""
+    old_code = f"""
+import flows
+def go(name, inputs):
+    return ferry.run(getattr(flows, name), inputs, executor=ex)
+{timed}"""
     new: list[dict] = []
     old: list[dict] = []
     for _ in range(rounds):
@@ -81,7 +83,8 @@ for ex in ("inline", "process"):
             value, base = statistics.median(values), statistics.median(bases) if bases else None
             note = f"median of {rounds} rounds, alternated"
             if bases:
-                note += f"; per round {[round(v / b, 2) for v, b in zip(values, bases, strict=True)]}"
+                note += (f"; per round {[round(v / b, 2) for v, b in zip(values, bases, strict=True)]}, "
+                         f"their median {paired_median(values, bases):.2f}x")
             table.add(f"{shape}, {executor}: ferry.launch per task", value, "s", baseline=base, baseline_label=label,
                       target="not slower (<= 1.0x)", met=(value <= base * 1.0) if base else None, note=note)
 
