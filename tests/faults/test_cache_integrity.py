@@ -123,10 +123,11 @@ def test_a_damaged_page_is_detected_and_only_it_is_fetched_again(store: str, put
         fh.seek((1 << 20) + 100)
         fh.write(b"\0\0\0\0")
     fetched = cache.stats().per_dataset["vol"]["bytes_fetched"]
-    with pytest.warns(CacheDamagedWarning, match="page"):
+    with pytest.warns(CacheDamagedWarning, match="page") as caught:
         with File(uri).open("rb") as fh:
             fh.seek(1 << 20)
             assert fh.read(64 << 10) == data[1 << 20:(1 << 20) + (64 << 10)]
+    assert caught[0].filename == __file__  # it points at the read
     stats = cache.stats().per_dataset["vol"]
     assert stats["bytes_fetched"] - fetched == PAGE_SIZE and stats["damaged"] == 1
     assert cache.used_bytes() == 256 << 10  # the refetched page is still counted once
@@ -165,6 +166,7 @@ def test_a_reader_that_streams_reports_a_damaged_page_once_and_fetches_only_it(
             assert fh.read(64 << 10) == data[1 << 20:(1 << 20) + (64 << 10)]
     kinds = [type(w.message) for w in caught]
     assert kinds.count(CacheMissWarning) == 1 and kinds.count(CacheDamagedWarning) == 1, [str(w.message) for w in caught]
+    assert {w.filename for w in caught} == {__file__}  # both point at the read
     stats = cache.stats().per_dataset["vol"]
     assert stats["damaged"] == 1
     assert stats["bytes_fetched"] - fetched == 2 * ((64 << 10) + PAGE_SIZE)  # reads at 0, and the damaged page

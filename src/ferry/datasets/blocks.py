@@ -323,7 +323,7 @@ class BlockReader(io.RawIOBase):
                 if into is None:
                     self._mem_start, self._mem = start, data
                 return
-            self._report_damaged(damaged)
+            self._report_damaged(damaged, stacklevel=4)
             if self._fetch(first, last, set(damaged)) == "gone":
                 self._open_whole()
         raise FerryError(f"The node cache's pages of {self.obj.uri} keep failing their checksum; "
@@ -363,20 +363,21 @@ class BlockReader(io.RawIOBase):
         for a, b in _runs(present) if present else ():
             _, gone, bad = self._read_pages(a, b, out[(a - first) * self.page:(b + 1 - first) * self.page])
             absent.update(range(a, b + 1) if gone else bad)
-            self._report_damaged(bad)
+            self._report_damaged(bad, stacklevel=5)
         for a, b in _runs(sorted(absent)) if absent else ():
             at, end = a * self.page, min(self.obj.size, (b + 1) * self.page)
             out[at - start:end - start] = self._get(at, end)
         return out
 
-    def _report_damaged(self, pages: list[int]) -> None:
-        """Warn of cached pages found modified (each once per reader), which are about to be fetched again."""
+    def _report_damaged(self, pages: list[int], stacklevel: int) -> None:
+        """Warn of cached pages found modified (each once per reader), which are about to be fetched again;
+        ``stacklevel`` points the warning at the code that read."""
         new = [i for i in pages if i not in self._damaged]
         if new:
             self._damaged.update(new)
             self.cache.count_fetch(self.dataset, damaged=1)
             warnings.warn(f"ferry: {len(new)} cached page(s) of {self.obj.uri} were modified after they were cached; "
-                          "fetching them again.", CacheDamagedWarning, stacklevel=5)
+                          "fetching them again.", CacheDamagedWarning, stacklevel=stacklevel)
 
     def _map_records(self, first: int, last: int) -> list[tuple[int, int]]:
         """(CRC-32, present) of pages first..last, from the map."""
