@@ -597,6 +597,8 @@ class NodeCache:
             except BlockingIOError:
                 return False  # a running task holds it
             try:
+                if not self._sql("SELECT 1 FROM entries WHERE key=?", (key,)):
+                    return False  # evicted already, by a fetch that listed it at the same time as this one
                 for path in (self.object_path(key), self.pages_path(key), self.map_path(key)):
                     path.unlink(missing_ok=True)
                 self._sql("DELETE FROM entries WHERE key=?", (key,))
