@@ -40,11 +40,14 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ferry.errors import FerryError
 from ferry.faults import kill_point
 from ferry.storage import filesystem, local_path_of, store_errors
+
+if TYPE_CHECKING:
+    from ferry.storage.io import Follower
 
 DEFAULT_TTL = 5.0
 SCHEMA_VERSION = 2
@@ -382,15 +385,24 @@ class NodeCache:
         """A pinned, complete local copy of ``uri``: (path, pin). None means: stream it from the store."""
         obj = self.identify(uri, options)
         pin = self.pin(obj.key)
-        found = self.hit(obj, dataset)
-        if found is None:
-            found = self._fill_or_wait(obj, dataset, options)
+        try:
+            found = self.hit(obj, dataset) or self._fill_or_wait(obj, dataset, options)
+        except BaseException:
+            pin.close()
+            raise
         if found is None:
             pin.close()
             return None
         return found, pin
 
-    def _fill_or_wait(self, obj: ObjectIdentity, dataset: str, options: dict[str, Any] | None) -> str | None:
+    def fill(self, obj: ObjectIdentity, dataset: str, options: dict[str, Any] | None,
+             follower: Follower | None = None) -> str | None:
+        """The path of the complete cached copy of ``obj``, downloaded now (``follower`` told where and how far
+        it is, where the store reports that) unless another process did; None: it does not fit, stream it."""
+        return self._fill_or_wait(obj, dataset, options, follower)
+
+    def _fill_or_wait(self, obj: ObjectIdentity, dataset: str, options: dict[str, Any] | None,
+                      follower: Follower | None = None) -> str | None:
         if obj.size > self.max_bytes:
             self._warn_stream(obj, f"is larger than the node cache ({self.max_bytes:,} bytes)")
             return None
@@ -407,10 +419,12 @@ class NodeCache:
                 self._warn_stream(obj, "does not fit: the node cache (or its disk) is full of entries in use")
                 return None
             try:
-                self._fill(obj, options)
+                self._fill(obj, options, follower)
             except BaseException as exc:
-                # Nothing of the fill is left: its temporaries are gone, and so is its entry.
+                # Nothing of the fill is left: its temporaries are gone, and so is its entry (or its reservation,
+                # where the entry holds pages).
                 self._sql("DELETE FROM entries WHERE key=? AND complete=0 AND page_size=0", (obj.key,))
+                self.settle(obj.key, obj.size)
                 if not (isinstance(exc, OSError) and exc.errno in DISK_FULL):
                     raise
                 self._warn_stream(obj, "does not fit: the node cache's disk is full")
@@ -422,7 +436,7 @@ class NodeCache:
         warnings.warn(f"ferry: {obj.uri} ({obj.size:,} bytes) {why}; reading it from the store.",
                       CacheMissWarning, stacklevel=5)
 
-    def _fill(self, obj: ObjectIdentity, options: dict[str, Any] | None) -> None:
+    def _fill(self, obj: ObjectIdentity, options: dict[str, Any] | None, follower: Follower | None = None) -> None:
         """Download the whole object into place (the key's lock and a reservation are held)."""
         from ferry.storage import download_file
 
@@ -432,7 +446,7 @@ class NodeCache:
             leftover.unlink(missing_ok=True)
         staged = path.with_name(f".{obj.key}.part-{uuid.uuid4().hex[:8]}")
         try:
-            download_file(obj.uri, staged, options, "persistent")  # removes its own temporary on error
+            download_file(obj.uri, staged, options, "persistent", follower=follower)  # removes its temporary on error
             size = os.path.getsize(staged)
             if size != obj.size:
                 raise FerryError(f"{obj.uri} changed while it was being read ({size:,} bytes, not {obj.size:,}); "

@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
 from ferry.errors import (
     AccessDeniedError,
@@ -284,9 +284,20 @@ def upload_file(local: str | os.PathLike[str], uri: str, options: Options = None
     return size
 
 
+class Follower(Protocol):
+    """Told where a download writes and how far each of its ranges got, so that it can read behind it."""
+
+    def begin(self, path: str) -> None:
+        """An attempt starts writing ``path`` from empty (a retry starts over)."""
+
+    def wrote(self, start: int, end: int) -> None:
+        """Bytes start..end (of the range that starts at ``start``) are in the file."""
+
+
 def download_file(uri: str, local: str | os.PathLike[str], options: Options = None, store: str = "raw", *,
-                  roots: Iterable[str] = ()) -> str:
-    """Stream ``uri`` to a local path atomically (temp file + rename); ``roots`` as for ``local_path_of``."""
+                  roots: Iterable[str] = (), follower: Follower | None = None) -> str:
+    """Stream ``uri`` to a local path atomically (temp file + rename); ``roots`` as for ``local_path_of``;
+    ``follower`` as ``transfer.reports_writes`` allows."""
     local_path_of(uri, roots)
     local = os.fspath(local)
     os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
@@ -294,7 +305,9 @@ def download_file(uri: str, local: str | os.PathLike[str], options: Options = No
 
     def attempt() -> None:
         with store_errors("download", uri, store), _progress(f"download {uri.rpartition('/')[2]}") as progress:
-            transfer.download(uri, tmp, options, progress)
+            if follower is not None:
+                follower.begin(tmp)
+            transfer.download(uri, tmp, options, progress, follower.wrote if follower is not None else None)
 
     try:
         retrying(attempt)

@@ -141,8 +141,19 @@ def get_range(uri: str, options: Mapping[str, Any] | None) -> Callable[[int, int
     return read
 
 
-def download(uri: str, dest: str, options: Mapping[str, Any] | None, progress: Progress | None = None) -> int:
-    """Write the object into the local file ``dest`` (created or truncated); returns its size."""
+Wrote = Callable[[int, int], None]  # (a range's start, how far it is now on disk): a reader may follow a download
+
+
+def reports_writes(uri: str, options: Mapping[str, Any] | None) -> bool:
+    """Whether ``download`` of ``uri`` calls its ``wrote`` as each range's bytes reach the file (a ranged GET
+    download does; fsspec's copies report no positions)."""
+    return _obstore_target(uri, options) is not None
+
+
+def download(uri: str, dest: str, options: Mapping[str, Any] | None, progress: Progress | None = None,
+             wrote: Wrote | None = None) -> int:
+    """Write the object into the local file ``dest`` (created or truncated); returns its size. Where
+    ``reports_writes``, ``wrote(start, end)`` says that bytes start..end of one of its ranges are in the file."""
     target = _obstore_target(uri, options)
     config = TransferConfig.from_options(options)
     if target is None:
@@ -153,7 +164,7 @@ def download(uri: str, dest: str, options: Mapping[str, Any] | None, progress: P
         return os.path.getsize(dest)
     store, key = target
     with _obstore_errors():
-        return _RangedDownload(store, key, dest, config, progress).run()
+        return _RangedDownload(store, key, dest, config, progress, wrote).run()
 
 
 def upload(local: str, uri: str, options: Mapping[str, Any] | None, progress: Progress | None = None) -> int:
@@ -189,8 +200,9 @@ def upload(local: str, uri: str, options: Mapping[str, Any] | None, progress: Pr
 class _RangedDownload:
     """One object into one local file: the first chunk tells the size, the rest come concurrently."""
 
-    def __init__(self, store: Any, key: str, dest: str, config: TransferConfig, progress: Progress | None) -> None:
-        self.store, self.key, self.dest, self.config, self.progress = store, key, dest, config, progress
+    def __init__(self, store: Any, key: str, dest: str, config: TransferConfig, progress: Progress | None,
+                 wrote: Wrote | None = None) -> None:
+        self.store, self.key, self.dest, self.config, self.progress, self.wrote = store, key, dest, config, progress, wrote
         self.obstore = _obstore()
         self.failed = threading.Event()
 
@@ -250,10 +262,15 @@ class _RangedDownload:
             if self.failed.is_set():
                 return
             view = memoryview(piece)
+            before = writer.written
             writer.add(view)
+            if self.wrote and writer.written > before:
+                self.wrote(start, writer.written)
             if self.progress:
                 self.progress(len(view))
         writer.flush()
+        if self.wrote:
+            self.wrote(start, writer.written)
         if writer.written != stop:
             raise ConnectionError(f"the server sent {writer.written - start} bytes of {stop - start} for bytes "
                                   f"{start}-{stop}")
