@@ -155,6 +155,29 @@ def test_a_read_racing_a_download_that_starts_over_is_made_again(s3_store: str,
     assert cache.stats().per_dataset["vol"]["misses"] == 1
 
 
+def test_a_jump_ahead_of_the_download_reads_from_the_store_at_once(s3_store: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(40 * MIB)
+    uri = put("vol/data.bin", data)
+    gate = threading.Event()
+
+    def hold(follow: blocks._Follow, start: int, end: int) -> None:
+        if start:
+            assert gate.wait(timeout=120)
+
+    hold_ranges(monkeypatch, hold)
+    with File(uri).open("rb") as fh:
+        assert fh.read(8 * MIB) == data[:8 * MIB]
+        fh.seek(30 * MIB)
+        assert fh.read(MIB) == data[30 * MIB:31 * MIB]  # the download is still held: this is a GET of its own
+        gate.set()
+        fh.seek(8 * MIB)
+        assert fh.read() == data[8 * MIB:]
+    cache, key = entry(uri)
+    assert cache.object_path(key).read_bytes() == data
+    assert cache.stats().per_dataset["vol"]["bytes_fetched"] == len(data) + MIB
+
+
 def test_a_small_first_read_or_pages_already_there_mean_pages(s3_store: str) -> None:
     data = os.urandom(24 * MIB)
     uri = put("vol/data.bin", data)

@@ -44,7 +44,8 @@ instead (``_Follow``), where the store reports how far each range of a download
 has reached the file (S3 through obstore): the cache downloads the object as
 ``File.download`` does, on a thread, and each read waits for its bytes to be in
 the file being written, then reads them from there. A download that starts over
-(a retry truncates the file) makes a read that raced it read again. Closing the
+(a retry truncates the file) makes a read that raced it read again. A jump of
+8 MiB or more ahead, to bytes not in the file yet, is a GET of its own. Closing the
 reader before the download is done stops it, and nothing of it is kept (it was
 not in pages); the bytes that arrived are counted as fetched.
 
@@ -281,6 +282,11 @@ class _Follow:
                 self._changed.wait()
             return None
 
+    def ready(self, pos: int, end: int) -> bool:
+        """Whether bytes pos..end are in the file, or the fill has ended (neither waits)."""
+        with self._changed:
+            return self.done or self._covers(pos, end)
+
     def _covers(self, pos: int, end: int) -> bool:
         for start in sorted(self._reached):
             if start <= pos < self._reached[start]:
@@ -414,6 +420,9 @@ class BlockReader(io.RawIOBase):
         fill has ended first (the object is then whole, or it did not fit: read as if there were no fill)."""
         follow = self._follow
         assert follow is not None
+        if pos >= self._next + MAX_FETCH and not follow.ready(pos, pos + len(into)):  # a jump far ahead: from
+            into[:] = self._get(pos, pos + len(into))  # the store now, not after the download (which brings it too)
+            return True
         while (generation := follow.wait(pos, pos + len(into))) is not None:
             read = os.preadv(follow.fd, [into], pos)
             if read == len(into) and follow.generation == generation:  # (else a retry began over: wait again)
