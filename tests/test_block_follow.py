@@ -48,36 +48,9 @@ def hold_ranges(monkeypatch: pytest.MonkeyPatch, before: Callable[[blocks._Follo
     monkeypatch.setattr(blocks._Follow, "wrote", wrote)
 
 
-def entry(uri: str) -> tuple[Any, str]:
-    cache = node_cache()
-    return cache, cache.identify(uri, active_settings().options_for(uri)).key
-
-
-def test_a_large_first_read_reads_behind_a_whole_download(s3_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = os.urandom(40 * MIB)
-    uri = put("vol/data.bin", data)
-    gate = threading.Event()
-
-    def hold(follow: blocks._Follow, start: int, end: int) -> None:
-        if start:  # every range but the first 8 MiB waits until the reader has had those
-            assert gate.wait(timeout=120)
-
-    hold_ranges(monkeypatch, hold)
-    with File(uri).open("rb") as fh:
-        assert fh.read(8 * MIB) == data[:8 * MIB]  # the rest of the download is held: read behind it
-        gate.set()
-        assert fh.read() == data[8 * MIB:]
-    cache, key = entry(uri)
-    assert cache.object_path(key).exists() and not cache.pages_path(key).exists()
-    stats = cache.stats().per_dataset["vol"]
-    assert stats["misses"] == 1 and stats["bytes_fetched"] == len(data)
-    with File(uri).open("rb") as again:  # a plain local file from now on
-        assert isinstance(again.raw, __import__("io").FileIO)
-        assert hashlib.sha256(again.read()).digest() == hashlib.sha256(data).digest()
-
-
-def test_closing_early_stops_the_download_and_leaves_nothing_behind(s3_store: str,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def held_download(monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, str, threading.Event]:
+    """A 40 MiB object whose download, once a reader follows it, writes its first 8 MiB (the first GET) and then
+    holds every other range before its first bytes until the returned gate is set."""
     data = os.urandom(40 * MIB)
     uri = put("vol/data.bin", data)
     gate = threading.Event()
@@ -87,6 +60,32 @@ def test_closing_early_stops_the_download_and_leaves_nothing_behind(s3_store: st
             assert gate.wait(timeout=120)
 
     hold_ranges(monkeypatch, hold)
+    return data, uri, gate
+
+
+def entry(uri: str) -> tuple[Any, str]:
+    cache = node_cache()
+    return cache, cache.identify(uri, active_settings().options_for(uri)).key
+
+
+def test_a_large_first_read_reads_behind_a_whole_download(s3_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, uri, gate = held_download(monkeypatch)
+    with File(uri).open("rb") as fh:
+        assert fh.read(8 * MIB) == data[:8 * MIB]  # the rest of the download is held: read behind it
+        gate.set()
+        assert fh.read() == data[8 * MIB:]
+    cache, key = entry(uri)
+    assert cache.object_path(key).exists() and not cache.pages_path(key).exists()
+    stats = cache.stats().per_dataset["vol"]
+    assert stats["misses"] == 1 and stats["bytes_fetched"] == len(data)
+    with File(uri).open("rb") as again:  # a plain local file from now on
+        assert isinstance(again.raw, __import__("io").FileIO)  # type: ignore[attr-defined]
+        assert hashlib.sha256(again.read()).digest() == hashlib.sha256(data).digest()
+
+
+def test_closing_early_stops_the_download_and_leaves_nothing_behind(s3_store: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    data, uri, gate = held_download(monkeypatch)
     fh = File(uri).open("rb")
     assert fh.read(8 * MIB) == data[:8 * MIB]
     follow = fh.raw._follow  # type: ignore[attr-defined]
@@ -157,15 +156,7 @@ def test_a_read_racing_a_download_that_starts_over_is_made_again(s3_store: str,
 
 def test_a_jump_ahead_of_the_download_reads_from_the_store_at_once(s3_store: str,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    data = os.urandom(40 * MIB)
-    uri = put("vol/data.bin", data)
-    gate = threading.Event()
-
-    def hold(follow: blocks._Follow, start: int, end: int) -> None:
-        if start:
-            assert gate.wait(timeout=120)
-
-    hold_ranges(monkeypatch, hold)
+    data, uri, gate = held_download(monkeypatch)
     with File(uri).open("rb") as fh:
         assert fh.read(8 * MIB) == data[:8 * MIB]
         fh.seek(30 * MIB)
