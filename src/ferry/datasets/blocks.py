@@ -410,10 +410,7 @@ class BlockReader(io.RawIOBase):
         (Pages cost a CRC each, a lock and a map write per MiB, and reading back; a download costs none.)"""
         if self._data < 0 or self.streaming or self.obj.size > self.cache.max_bytes:
             return False
-        count = page_count(self.obj.size, self.page)
-        if any(os.pread(self._map, RECORD.size * count, 0)[4::RECORD.size]):  # a page is present (its flag)
-            return False
-        return transfer.reports_writes(self.obj.uri, self.options)
+        return not self.cache.entry_bytes(self.obj.key) and transfer.reports_writes(self.obj.uri, self.options)
 
     def _read_following(self, pos: int, into: memoryview) -> bool:
         """Read pos.. into ``into`` from the file the fill is writing, once it has those bytes; False when the

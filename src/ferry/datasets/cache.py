@@ -281,6 +281,11 @@ class NodeCache:
         """Files a fill of ``key`` writes before renaming them into place (``.KEY.*``)."""
         return [*self.object_path(key).parent.glob(f".{key}.*"), *(self.root / "blocks").glob(f".{key}.*")]
 
+    def entry_bytes(self, key: str) -> int:
+        """Bytes of ``key`` the cache holds on disk (of a partial object: its pages present)."""
+        rows = self._sql("SELECT size FROM entries WHERE key=?", (key,))
+        return int(rows[0][0]) if rows else 0
+
     def used_bytes(self) -> int:
         """Bytes the cache holds on disk (each counted once)."""
         return int(self._sql("SELECT COALESCE(SUM(size), 0) FROM entries")[0][0])
