@@ -37,8 +37,10 @@ def work(x: int) -> int:
     from ferry.types import current_context
     time.sleep(0.05 + (x % 7) * 0.02)
     marks = Path(os.environ["CHAOS_MARKS"])
-    with open(marks / f"{x}-{os.getpid()}-{time.monotonic_ns()}", "w") as fh:
+    mark = marks / f"{x}-{os.getpid()}-{time.monotonic_ns()}"
+    with open(f"{mark}.part", "w") as fh:  # renamed once written: a worker killed mid-write leaves only a .part
         fh.write(current_context().raw_prefix)
+    os.replace(f"{mark}.part", mark)
     return x * x
 
 @task
@@ -95,6 +97,8 @@ def _committed_twice(marks: Path, options: dict[str, Any]) -> int:
     fs = fsspec.filesystem("s3", **options)
     committed: dict[tuple[str, str], int] = {}
     for mark in marks.iterdir():
+        if mark.suffix == ".part":  # its worker was killed before the note was whole (and before its outputs)
+            continue
         execution, node, attempt = mark.read_text().rstrip("/").split("/")[-3:]
         if fs.exists(f"meta/chaos/{execution}/{node}/{attempt}/outputs.pb"):
             committed[(execution, node)] = committed.get((execution, node), 0) + 1
