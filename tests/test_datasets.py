@@ -121,8 +121,7 @@ def test_eviction_keeps_the_cache_under_its_limit(persistent: str, monkeypatch: 
     assert cache.stats().per_dataset["big"]["hits"] == 1
 
 
-def test_an_entry_two_fetches_both_chose_to_evict_is_evicted_and_counted_once(
-        persistent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_entry_two_fetches_both_chose_to_evict_is_evicted_and_counted_once(persistent: str) -> None:
     """Concurrent fetches each list the least recently used entries, then evict them one by one: the second to
     reach an entry found it gone, and counted it (and its size, as room made) all the same (CI saw 2 evictions
     of 1 entry). The second eviction is replayed here after the first."""

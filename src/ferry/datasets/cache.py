@@ -391,7 +391,7 @@ class NodeCache:
         obj = self.identify(uri, options)
         pin = self.pin(obj.key)
         try:
-            found = self.hit(obj, dataset) or self._fill_or_wait(obj, dataset, options)
+            found = self.hit(obj, dataset) or self.fill(obj, dataset, options)
         except BaseException:
             pin.close()
             raise
@@ -404,10 +404,6 @@ class NodeCache:
              follower: Follower | None = None) -> str | None:
         """The path of the complete cached copy of ``obj``, downloaded now (``follower`` told where and how far
         it is, where the store reports that) unless another process did; None: it does not fit, stream it."""
-        return self._fill_or_wait(obj, dataset, options, follower)
-
-    def _fill_or_wait(self, obj: ObjectIdentity, dataset: str, options: dict[str, Any] | None,
-                      follower: Follower | None = None) -> str | None:
         if obj.size > self.max_bytes:
             self._warn_stream(obj, f"is larger than the node cache ({self.max_bytes:,} bytes)")
             return None
