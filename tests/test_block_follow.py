@@ -181,6 +181,36 @@ def test_a_small_first_read_or_pages_already_there_mean_pages(s3_store: str) -> 
     assert node_cache().stats().per_dataset["vol"]["bytes_fetched"] == len(data)
 
 
+
+def test_no_room_for_the_whole_object_warns_once_from_the_readers_code(s3_store: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache is full of an entry in use: the followed download doesn't fit, and neither do the pages the
+    reader falls back to. One warning, pointing at the code that read (not into the download's thread)."""
+    import warnings
+
+    from ferry.datasets.cache import CacheMissWarning
+
+    monkeypatch.setenv("FERRY_CACHE_MAX_BYTES", str(24 * MIB))
+    reset_settings()
+    held = put("vol/held.bin", os.urandom(20 * MIB))
+    data = os.urandom(16 * MIB)
+    uri = put("vol/data.bin", data)
+    cache = node_cache()
+    _, pin = cache.local_copy(held, "vol", active_settings().options_for(held))
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            with File(uri).open("rb") as fh:
+                assert fh.read(8 * MIB) == data[:8 * MIB]
+                assert fh.raw._follow is None  # type: ignore[attr-defined]  # it was tried, and gave way to pages
+                assert fh.read() == data[8 * MIB:]
+    finally:
+        pin.close()
+    missed = [w for w in seen if issubclass(w.category, CacheMissWarning)]
+    assert len(missed) == 1, [str(w.message) for w in missed]
+    assert "full of entries in use" in str(missed[0].message)
+    assert missed[0].filename == __file__
+
 # ---- a whole download over a partial entry (any store) --------------------------------------------
 
 @pytest.fixture

@@ -81,6 +81,10 @@ CREATE INDEX IF NOT EXISTS entries_lru ON entries (last_access);
 _SUBFOLDERS = ("objects", "blocks", "locks", "pins")
 
 
+def _quiet(obj: "ObjectIdentity", why: str) -> None:
+    pass
+
+
 class CacheMissWarning(UserWarning):
     """A dataset object is read straight from the store instead of through the node cache."""
 
@@ -403,9 +407,13 @@ class NodeCache:
     def fill(self, obj: ObjectIdentity, dataset: str, options: dict[str, Any] | None,
              follower: Follower | None = None) -> str | None:
         """The path of the complete cached copy of ``obj``, downloaded now (``follower`` told where and how far
-        it is, where the store reports that) unless another process did; None: it does not fit, stream it."""
+        it is, where the store reports that) unless another process did; None: it does not fit, stream it.
+
+        A followed fill says nothing when the object does not fit: its reader, on a thread of its own, then
+        reads through pages, which warn for themselves, once, from the reader's code, if they don't fit either."""
+        warn = self._warn_stream if follower is None else _quiet
         if obj.size > self.max_bytes:
-            self._warn_stream(obj, f"is larger than the node cache ({self.max_bytes:,} bytes)")
+            warn(obj, f"is larger than the node cache ({self.max_bytes:,} bytes)")
             return None
         kill_point("cache.fill.wait")
         with self._exclusive(obj.key):
@@ -417,7 +425,7 @@ class NodeCache:
                 return str(self.object_path(obj.key))
             self._sql("UPDATE entries SET reserved=0 WHERE key=?", (obj.key,))  # we hold the lock: any is stale
             if not self.reserve(obj, dataset, obj.size):
-                self._warn_stream(obj, "does not fit: the node cache (or its disk) is full of entries in use")
+                warn(obj, "does not fit: the node cache (or its disk) is full of entries in use")
                 return None
             try:
                 self._fill(obj, options, follower)
@@ -428,7 +436,7 @@ class NodeCache:
                 self.settle(obj.key, obj.size)
                 if not (isinstance(exc, OSError) and exc.errno in DISK_FULL):
                     raise
-                self._warn_stream(obj, "does not fit: the node cache's disk is full")
+                warn(obj, "does not fit: the node cache's disk is full")
                 return None
             self._count(dataset, misses=1, fetched=obj.size)
         return str(self.object_path(obj.key))
