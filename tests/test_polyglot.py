@@ -69,6 +69,37 @@ def test_a_programs_temporary_files_go_with_its_attempt(how: str) -> None:
     assert os.path.basename(os.path.dirname(path)) == "tmp" and not os.path.exists(path)  # and gone with its attempt
 
 
+
+def test_a_value_in_a_shell_script_is_data_never_code(tmp_path: Path) -> None:
+    """Placeholders in ``sh -c SCRIPT`` are quoted for where they stand: bare, in "...", in '...', inside $(...)
+    a hostile string stays one word of data, and so does a file name with spaces. Inside `...` is refused."""
+    traps = tmp_path / "traps"
+    traps.mkdir()
+    hostile = f"a; touch {traps}/bare $(touch {traps}/sub) `touch {traps}/tick` \"d\" 'q' \\ ) # x"
+    script = ("printf '%s\\n' {{.inputs.s}} \"{{.inputs.s}}\" '{{.inputs.s}}' \"$(printf %s {{.inputs.s}})\" "
+              "\"$( (printf %s \"{{.inputs.s}}\") )\" > {{.outputDir}}/text # it's a comment\n"
+              "wc -c < {{.inputs.f}} > {{.outputDir}}/size")
+    spaced = traps / "a name $(touch x) with spaces.txt"
+    spaced.write_text("four")
+    plain = ferry.ContainerTask("echo_text", command=["bash", "-euo", "pipefail", "-c", script],
+                                inputs={"s": str, "f": ferry.File}, outputs={"text": str, "size": int})
+    text, size = plain(s=hostile, f=ferry.File(str(spaced)))
+    assert text.splitlines() == [hostile] * 5 and size == 4
+    assert sorted(p.name for p in traps.iterdir()) == [spaced.name]  # nothing of the string ran
+    with pytest.raises(InterfaceError, match=r"uses \{\{\.inputs\.s\}\} inside `\.\.\.`.*write \$\(\.\.\.\) instead"):
+        ferry.ContainerTask("ticks", command=["sh", "-c", "echo `echo {{.inputs.s}}`"], inputs={"s": str})
+
+
+@pytest.mark.parametrize("command, script", [
+    (["sh", "-c", "S"], 2), (["bash", "-euo", "pipefail", "-c", "S", "name", "arg"], 4), (["bash", "--norc", "-ec", "S"], 3),
+    (["/usr/bin/env", "A=1", "bash", "-c", "S"], 4), (["busybox", "sh", "-c", "S"], 3), (["sh", "-c", "--", "S"], 3),
+    (["python", "-c", "S"], None), (["sh", "script.sh"], None), (["sh", "-e", "script.sh"], None), (["sh"], None),
+])
+def test_the_shell_script_of_a_command_is_found(command: list[str], script: int | None) -> None:
+    from ferry.runtime.container import shell_script_index
+
+    assert shell_script_index(command) == script
+
 @pytest.mark.parametrize("workflow, message", [
     ("exits_non_zero", "sh -c echo 'no such input' >&2; exit 3 exited with code 3: no such input"),
     ("writes_nothing", "the program wrote no output 'x'; it must write int to {{.outputDir}}/x"),

@@ -8,7 +8,11 @@ The program runs in the attempt's working folder with two folders beside it:
 - ``outputs/NAME`` for each output, which the program writes in the same forms.
 
 In the command, ``{{.inputs.NAME}}`` is replaced by the input's text (primitives) or path,
-``{{.inputDir}}`` and ``{{.outputDir}}`` by the two folders. A program that exits non-zero
+``{{.inputDir}}`` and ``{{.outputDir}}`` by the two folders. In a shell script (``sh -c SCRIPT``,
+``bash -c``, ...) each is quoted for where it stands (bare, in "..." or in '...'), so a value is always
+data, one word, never code: ``a; rm -rf ~`` or a file name with spaces stays what it is (inside
+backticks, where ferry can't quote, a placeholder is an error: write ``$(...)``). In an
+argument of any other program (no shell reads it) it stands as is. A program that exits non-zero
 failed (a user error, retried as ``retries`` says); an output it didn't write, or wrote in a
 form its type can't take, is a user error naming the output, what was expected and what was found.
 
@@ -67,7 +71,9 @@ class Program:
         placeholders = {"{{.inputDir}}": str(inputs_dir), "{{.outputDir}}": str(outputs_dir)}
         for name, value in values.items():
             placeholders[f"{{{{.inputs.{name}}}}}"] = _materialize(value, inputs_dir / name)
-        argv = [_fill(arg, placeholders) for arg in self.command]
+        script = shell_script_index(self.command)
+        argv = [fill_script(arg, placeholders) if i == script else _fill(arg, placeholders)
+                for i, arg in enumerate(self.command)]
         temp = work / "tmp"  # the program's temporary files go with the attempt's folder
         temp.mkdir(exist_ok=True)
         try:
@@ -89,6 +95,100 @@ def _fill(arg: str, placeholders: dict[str, str]) -> str:
     for key, value in placeholders.items():
         arg = arg.replace(key, value)
     return arg
+
+
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
+
+
+def shell_script_index(command: list[str]) -> int | None:
+    """Where the script of ``[env [VAR=value ...]] SHELL [options] -c SCRIPT ...`` is in ``command``; None for
+    any other command (a script file, a program that is not a shell)."""
+    i = 0
+    if os.path.basename(command[0]) == "env":
+        i = 1
+        while i < len(command) and (command[i].startswith("-") or "=" in command[i]):
+            i += 1
+    if i >= len(command) or os.path.basename(command[i]) not in SHELLS:
+        return None
+    if os.path.basename(command[i]) == "busybox":  # busybox sh -c ...
+        i += 1
+        if i >= len(command) or command[i] not in SHELLS:
+            return None
+    i += 1
+    c = False  # -c seen: the first argument that is not an option is the script
+    while i < len(command):
+        arg = command[i]
+        if arg == "--":  # the end of the options
+            return i + 1 if c and i + 1 < len(command) else None
+        if arg in ("--rcfile", "--init-file") or (arg[:1] in ("-", "+") and arg[-1] in "oO" and len(arg) > 1):
+            i += 2  # an option that takes a value: bash -euo pipefail -c ...
+        elif arg.startswith("--"):  # --norc, --posix, ...
+            i += 1
+        elif len(arg) > 1 and arg[0] in "-+":
+            c = c or (arg[0] == "-" and "c" in arg[1:])
+            i += 1
+        else:
+            return i if c else None  # with -c the script; without, a script file: no shell text to quote in
+    return None
+
+
+def fill_script(script: str, placeholders: dict[str, str]) -> str:
+    """``script`` with each placeholder replaced by its value quoted for the shell where it stands: bare (one
+    word, ``shlex.quote``), inside "..." (``\\ " $ ` `` escaped) or inside '...' (``'`` closed, escaped, reopened),
+    quoting starting over inside ``$(...)``. Words of safe characters only (numbers, plain paths) stand as they
+    are, so ``$(( {{.inputs.n}} + 1 ))`` works. Inside backticks, where backslashes take another meaning, a
+    placeholder is an error."""
+    import shlex
+
+    out: list[str] = []
+    quote = ""  # the quote the text at i is inside of: "", "'" or '"'
+    nested: list[str] = []  # per open $( or ` : the quote it was opened in (its text starts unquoted); "(": a ( in it
+    i = 0
+    while i < len(script):
+        if script.startswith("{{.", i):
+            key = next((k for k in placeholders if script.startswith(k, i)), None)
+            if key is not None:
+                if any(n.startswith("`") for n in nested):
+                    raise FerryError(f"the shell script uses {key} inside `...`, where ferry can't quote a value "
+                                     "(backslashes and quotes take another meaning there); write $(...) instead.")
+                value = placeholders[key]
+                if quote == "'":
+                    value = value.replace("'", "'\\''")
+                elif quote == '"':
+                    value = "".join("\\" + ch if ch in '\\"$`' else ch for ch in value)
+                else:
+                    value = shlex.quote(value)
+                out.append(value)
+                i += len(key)
+                continue
+        c = script[i]
+        step = 2 if (c == "\\" or script.startswith("$(", i)) and quote != "'" else 1
+        if c == "\\" and quote != "'":
+            pass  # an escaped character: taken as it is, whatever it is
+        elif quote == "" and c == "#" and (not i or script[i - 1] in " \t\n;&|()"):  # a comment, to the line's end
+            end = script.find("\n", i)
+            step = (len(script) if end < 0 else end) - i
+        elif quote != "'" and script.startswith("$(", i):  # a command substitution: quoting starts over inside
+            nested.append(quote)
+            quote = ""
+        elif quote != "'" and c == "`":
+            if nested and nested[-1] == "`" + quote:
+                quote = nested.pop()[1:]
+            else:
+                nested.append("`" + quote)
+                quote = ""
+        elif quote == "" and c == "(":
+            nested.append("(")
+        elif quote == "" and c == ")" and nested and not nested[-1].startswith("`"):
+            opened = nested.pop()
+            quote = "" if opened == "(" else opened
+        elif quote == "" and c in "'\"":
+            quote = c
+        elif c == quote:
+            quote = ""
+        out.append(script[i:i + step])
+        i += step
+    return "".join(out)
 
 
 def _materialize(value: Any, path: Path) -> str:

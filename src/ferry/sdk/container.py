@@ -21,7 +21,7 @@ from ferry.errors import FerryError, InterfaceError
 from ferry.executors.base import PROGRAM_FLAVOR
 from ferry.interface import Interface, bind_inputs
 from ferry.literals import TypedInterface, Variable, serialize
-from ferry.runtime.container import Program
+from ferry.runtime.container import Program, fill_script, shell_script_index
 from ferry.sdk.task import _seconds, identifier, resource_requests, task_metadata
 
 
@@ -68,6 +68,12 @@ class ContainerTask:
                 if used not in self.interface.inputs:
                     raise InterfaceError(f"ContainerTask {self.name}: the command uses {{{{.inputs.{used}}}}}, but "
                                          f"{used!r} is not one of its inputs ({', '.join(self.interface.inputs) or 'none'}).")
+        script = shell_script_index(self.command)
+        if script is not None:
+            try:  # a placeholder where its value can't be quoted fails now, not at run time
+                fill_script(self.command[script], {k: "" for k in re.findall(r"\{\{\.\w+(?:\.\w+)?\}\}", self.command[script])})
+            except FerryError as exc:
+                raise InterfaceError(f"ContainerTask {self.name}: {exc}") from None
 
     def template(self, version: str = "", convert: Any = None) -> tasks_pb2.TaskTemplate:
         """A raw-container TaskTemplate: the program runner, the interface it converts by, and the command.
