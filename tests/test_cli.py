@@ -253,6 +253,54 @@ def test_a_single_task_runs_as_a_one_node_workflow(flow: Path) -> None:
     assert [n["label"] for n in shown["nodes"]] == ["uxflow.add"]
 
 
+
+def test_help_as_the_first_argument_and_options_where_a_name_goes(flow: Path) -> None:
+    for args in (["run", "--help"], ["run", "-h"], ["launch", "--help"], ["launch", "-h"]):
+        shown = ok(*args).stdout
+        assert shown.startswith(f"Usage: cli {args[0]} [OPTIONS]") and "--executor" in shown, args  # (cli: CliRunner)
+    assert "Run workflow (or task) NAME" in ok("run", flow, "--help").stdout  # FILE's listing, after the help
+    misplaced = invoke("run", "-q", flow, "adding")
+    assert misplaced.exit_code == 2 and "-q is an option of ferry itself" in misplaced.output
+    assert "ferry -q run ..." in misplaced.output
+    unknown = invoke("launch", "--bogus", "x")
+    assert unknown.exit_code == 2 and "expected NAME, got '--bogus'" in unknown.output
+
+
+def test_inputs_named_like_run_options_go_after_a_double_dash(tmp_path: Path) -> None:
+    path = tmp_path / "clash.py"
+    path.write_text(
+        "from ferry import task\n\n"
+        "@task\ndef show(executor: str, workers: int, json: bool = False) -> str:\n"
+        "    return f'{executor}/{workers}/{json}'\n"
+    )
+    helped = " ".join(ok("run", path, "show", "--help").stdout.split())
+    assert "--executor str [after --] [required]" in helped and "give inputs after --" in helped
+    missing = invoke("run", path, "show", "--executor", "process", "--workers", "1")
+    assert missing.exit_code == 1 and "needs input(s) --executor, --workers" in missing.output
+    assert "go after --: ... -- --executor VALUE" in missing.output
+    twice = invoke("-q", "run", path, "show", "--", "--executor", "a", "--executor", "b", "--workers", "1")
+    assert twice.exit_code == 1 and "--executor is given twice ('a' and 'b')" in twice.output
+    done = ok("-q", "run", path, "show", "--executor", "process", "--", "--executor", "fast", "--workers", "3",
+              "--json", "true")
+    assert done.stdout.strip() == "o0 = 'fast/3/True'"
+    assert json.loads(ok("executions", "show", "--json").stdout)["executor"] == "process"
+
+
+def test_a_container_task_runs_from_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "programs.py"
+    path.write_text(
+        "from ferry import ContainerTask, File\n"
+        "count = ContainerTask('count_lines', command=['sh', '-c', 'wc -l < {{.inputs.f}} > {{.outputDir}}/n; "
+        "printf %s {{.inputs.label}} > {{.outputDir}}/label'], inputs={'f': File, 'label': str}, "
+        "outputs={'n': int, 'label': str})\n"
+    )
+    text = tmp_path / "a name with spaces.txt"
+    text.write_text("one\ntwo\nthree\n")
+    assert "count  (f: File, label: str) -> (int, str)" in ok("run", path).stdout
+    assert "--f File" in ok("run", path, "count", "--help").stdout
+    done = ok("-q", "run", path, "count", "--f", text, "--label", "x; y", "--executor", "process")
+    assert sorted(done.stdout.splitlines()) == ["label = 'x; y'", "n = 3"]
+
 def test_optional_inputs_may_be_left_out_and_missing_ones_are_named(flow: Path) -> None:
     assert "o0 = 11" in ok("run", flow, "adding", "--a", "1").stdout
     assert "o0 = 3" in ok("run", flow, "adding", "--a", "1", "--b", "2", "--scale", "none").stdout

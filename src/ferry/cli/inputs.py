@@ -60,6 +60,9 @@ def split_args(args: list[str]) -> tuple[dict[str, str], str | None, bool]:
             text, i = args[i + 1], i + 1
         if f"--{key}" == INPUTS_FILE:
             inputs_file = text
+        elif key in pairs:
+            raise TypeMismatchError(f"--{key} is given twice ({pairs[key]!r} and {text!r}); give each input once "
+                                    "(a list is one value: --xs '[1, 2]').")
         else:
             pairs[key] = text
         i += 1
@@ -96,8 +99,10 @@ def read_inputs_file(path: str) -> dict[str, Any]:
     return data
 
 
-def parse_inputs(declared: Declared, pairs: dict[str, str], inputs_file: str | None) -> dict[str, Any]:
-    """The inputs as Python values: the file's, then the flags' (which win); missing Optional ones are None."""
+def parse_inputs(declared: Declared, pairs: dict[str, str], inputs_file: str | None,
+                 command: click.Command | None = None) -> dict[str, Any]:
+    """The inputs as Python values: the file's, then the flags' (which win); missing Optional ones are None.
+    ``command``: the ferry command whose own options an input may be named like (they then go after ``--``)."""
     from ferry.types.plain import parse_value
 
     raw: dict[str, tuple[Any, bool]] = {}  # name -> (value, typed by a person)
@@ -121,9 +126,20 @@ def parse_inputs(declared: Declared, pairs: dict[str, str], inputs_file: str | N
         else:
             missing.append(name)
     if missing:
+        clashing = [n for n in missing if n in options_of(command)]
+        hint = (f"; --{clashing[0]} is also an option of ferry's own, so inputs named like its options go after "
+                f"--: ... -- --{clashing[0]} VALUE") if clashing else ""
         raise TypeMismatchError(f"{declared.owner} needs input(s) " + ", ".join(f"--{n}" for n in missing)
-                                + f" (see --help, or give them in {INPUTS_FILE}).")
+                                + f" (see --help, or give them in {INPUTS_FILE}){hint}.")
     return values
+
+
+def options_of(command: click.Command | None) -> set[str]:
+    """The names a command's own options take (``--max-parallel`` -> ``max_parallel`` as an input is spelt)."""
+    if command is None:
+        return set()
+    return {opt[2:].replace("-", "_") for p in command.params if isinstance(p, click.Option) for opt in p.opts
+            if opt.startswith("--")}
 
 
 def type_hint(python_type: Any) -> str:
@@ -162,8 +178,11 @@ def render_help(declared: Declared, usage: str, command: click.Command | None, c
         with formatter.indentation():
             formatter.write_text(declared.doc)
     rows = []
+    clashing = [n for n in declared.types if n in options_of(command)]
     for name, python_type in declared.types.items():
         parts = [declared.descriptions.get(name, "")]
+        if name in clashing:
+            parts.append("[after --]")
         if name in declared.defaults:
             parts.append(f"[default: {declared.defaults[name]}]")
         elif is_optional(python_type):
@@ -175,6 +194,11 @@ def render_help(declared: Declared, usage: str, command: click.Command | None, c
         formatter.write_dl(rows or [("(none)", "")])
     formatter.write_paragraph()
     formatter.write_text(f"Inputs may also come from {INPUTS_FILE} FILE (a JSON or YAML object); flags win.")
+    if clashing:
+        formatter.write_paragraph()
+        formatter.write_text(", ".join(f"--{n}" for n in clashing) + " also name options of ferry's own below: "
+                             "give inputs after --, as in ... --executor process -- " +
+                             " ".join(f"--{n} VALUE" for n in clashing) + ".")
     if command is not None:
         options = [p.get_help_record(ctx) for p in command.get_params(ctx) if isinstance(p, click.Option)]
         with formatter.section("Options"):

@@ -64,12 +64,15 @@ def launch(ctx: click.Context, name: str | None, executor: str, raw_output_prefi
     from ferry.cli.main import executor_options, report
     from ferry.cli.output import info
     from ferry.cli.progress import Display, NodeView, Plan
-    from ferry.cli.run import ctrl_c
+    from ferry.cli.run import ctrl_c, misplaced
     from ferry.client import start_launch
     from ferry.engine.execution import prepare
 
     if as_json:
         ctx.meta["ferry.json"] = True
+    if name in ("--help", "-h"):  # (with unknown options let through for the inputs, click leaves --help to us)
+        name, ctx.args = None, ["--help", *ctx.args]
+    misplaced(name, "NAME")
     pairs, inputs_file, wants_help = split_args(ctx.args)
     if name is None:
         click.echo(ctx.get_help())
@@ -85,7 +88,7 @@ def launch(ctx: click.Context, name: str | None, executor: str, raw_output_prefi
         click.echo(render_help(declared, usage, ctx.command, ctx), nl=False)
         return
     try:
-        values = parse_inputs(declared, pairs, inputs_file)
+        values = parse_inputs(declared, pairs, inputs_file, ctx.command)
     except BaseException:
         launch_.records.close()
         raise

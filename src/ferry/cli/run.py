@@ -49,17 +49,41 @@ def signature_text(obj: Any) -> str:
     return f"({', '.join(params)}) -> {returns}"
 
 
+def misplaced(argument: str | None, what: str) -> None:
+    """An option where ``what`` (FILE, NAME) was expected: a global option after the command, or a typo."""
+    if argument is None or not argument.startswith("-"):
+        return
+    from ferry.cli.main import cli
+
+    if any(argument in p.opts or argument in p.secondary_opts for p in cli.params):
+        raise click.UsageError(f"{argument} is an option of ferry itself: give it before the command, "
+                               f"as in ferry {argument} {click.get_current_context().info_name} ... .")
+    raise click.UsageError(f"expected {what}, got {argument!r}, which is not an option of this command "
+                           "(see --help); inputs go after the names, as --input VALUE.")
+
+
 def task_workflow(task: Any) -> Any:
     """A workflow of one node that runs ``task``: the same inputs, defaults, outputs and descriptions."""
     import inspect
     import typing
 
+    from ferry.sdk.container import ContainerTask
     from ferry.sdk.workflow import Workflow
 
     def body(**inputs: Any) -> Any:
         return task(**inputs)
 
     fn = task.fn
+    if isinstance(task, ContainerTask):  # its function takes **values: the signature is its declared interface's
+        outputs = list(task.interface.outputs.items())
+        returns = (outputs[0][1] if len(outputs) == 1 else typing.NamedTuple("outputs", outputs)) if outputs else None
+        body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=t) for n, t in task.interface.inputs.items()],
+            return_annotation=returns)
+        body.__annotations__ = {**task.interface.inputs, "return": returns}
+        body.__doc__, body.__qualname__ = f"Runs {' '.join(task.command)}", task.name
+        body.__module__ = getattr(task, "__module__", body.__module__)
+        return Workflow(body, name=task.name)
     body.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     body.__annotations__ = typing.get_type_hints(fn, include_extras=True)
     body.__doc__, body.__module__, body.__qualname__ = fn.__doc__, fn.__module__, fn.__qualname__
@@ -197,6 +221,11 @@ def run(ctx: click.Context, file: str | None, name: str | None, executor: str, r
 
     if as_json:
         ctx.meta["ferry.json"] = True
+    if file in ("--help", "-h"):  # (with unknown options let through for the inputs, click leaves --help to us)
+        file, ctx.args = None, ["--help", *([name] if name else []), *ctx.args]
+    elif name in ("--help", "-h"):
+        name, ctx.args = None, ["--help", *ctx.args]
+    misplaced(file, "FILE")
     pairs, inputs_file, wants_help = split_args(ctx.args)
     if file is None:
         click.echo(ctx.get_help())
@@ -215,7 +244,7 @@ def run(ctx: click.Context, file: str | None, name: str | None, executor: str, r
         usage = f"ferry run {file} {name} [OPTIONS] [--INPUT VALUE ...] [{INPUTS_FILE} FILE]"
         click.echo(render_help(declared, usage, ctx.command, ctx), nl=False)
         return
-    values = parse_inputs(declared, pairs, inputs_file)
+    values = parse_inputs(declared, pairs, inputs_file, ctx.command)
     wf = task_workflow(obj) if kind_of(obj) == "task" else obj
     options = executor_options(executor, workers, dask_address, fresh_processes)
     execution_id = new_execution_id()
