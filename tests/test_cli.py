@@ -396,6 +396,17 @@ def test_read_commands_take_json_with_values_in_full(flow: Path) -> None:
     assert ", ".join(map(str, range(50))) in full
 
 
+
+def test_long_strings_are_shortened_unless_asked_in_full(tmp_path: Path) -> None:
+    path = tmp_path / "echo.py"
+    path.write_text("from ferry import task\n\n@task\ndef echo(s: str) -> str:\n    return s\n")
+    long = "x" * 5000 + "END"
+    ran = ok("-q", "run", path, "echo", "--s", long).stdout
+    assert "END" not in ran and "(5,003 characters)" in ran and len(ran) < 400
+    shown = ok("executions", "show").stdout
+    assert "END" not in shown and shown.count("(5,003 characters)") == 4 and len(shown) < 3000  # the execution's and the node's
+    assert ok("executions", "show", "--full").stdout.count(long) == 4
+
 def test_registry_dataset_and_cache_listings_take_json(flow: Path, tmp_path: Path) -> None:
     ok("register", flow)
     workflows = json.loads(ok("workflows", "list", "--json").stdout)

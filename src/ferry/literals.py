@@ -115,7 +115,7 @@ def describe(literal: Literal, limit: int = 80) -> str:
     """A short human line for a meta value: primitives as values, references as URI + format + size."""
     kind = literal.WhichOneof("value")
     if kind == "scalar":
-        return _describe_scalar(literal)
+        return _describe_scalar(literal, limit)
     if kind == "collection":
         items = literal.collection.literals
         shown = ", ".join(describe(x, limit) for x in items[:5])
@@ -132,7 +132,7 @@ def describe(literal: Literal, limit: int = 80) -> str:
     return "(empty)"
 
 
-def _describe_scalar(literal: Literal) -> str:
+def _describe_scalar(literal: Literal, limit: int) -> str:
     scalar = literal.scalar
     which = scalar.WhichOneof("value")
     size = literal.metadata.get("size")
@@ -145,7 +145,8 @@ def _describe_scalar(literal: Literal) -> str:
             return str(value.ToDatetime().isoformat())
         if field_name == "duration":
             return str(value.ToTimedelta())
-        return repr(value)
+        text = repr(value)
+        return text if len(text) <= limit else f"{_clip(text, limit)} ({len(str(value)):,} characters)"
     if which == "blob":
         multi = scalar.blob.metadata.type.dimensionality == types_pb2.BlobType.MULTIPART
         fmt = scalar.blob.metadata.type.format or ("folder" if multi else "file")
@@ -166,7 +167,7 @@ def _describe_scalar(literal: Literal) -> str:
                 pass
         return f"<{len(scalar.binary.value)} bytes{', ' + scalar.binary.tag if scalar.binary.tag else ''}>"
     if which == "union":
-        return describe(scalar.union.value)
+        return describe(scalar.union.value, limit)
     if which == "generic":
         return to_text(scalar.generic).replace("\n", " ")
     return which or "(empty)"

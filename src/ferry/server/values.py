@@ -300,6 +300,8 @@ def full_text(value: dict[str, Any]) -> str:
         return "[" + ", ".join(full_text(x) for x in value["items"]) + "]"
     if kind == "map":
         return "{" + ", ".join(f"{k!r}: {full_text(v)}" for k, v in value["items"].items()) + "}"
+    if kind == "str":  # ``text`` shortens a long one
+        return repr(value["value"])
     return str(value["text"])
 
 
