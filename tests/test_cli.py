@@ -362,6 +362,62 @@ def test_text_that_does_not_fit_its_type_says_why(flow: Path, tmp_path: Path, ar
     assert message in result.output and "Traceback" not in result.output
 
 
+
+MISTAKES = """
+import ferry
+from ferry import Directory, File, task, workflow
+
+@task
+def size(f: File) -> int:
+    return 1
+
+@task
+def listing(d: Directory) -> int:
+    return 1
+
+@task
+def add(a: int) -> int:
+    return a + 1
+
+@task
+def wrong(a: int) -> int:
+    return "three"
+
+@workflow
+def greeting(name: str, times: int = 1) -> str:
+    return name
+
+nightly = ferry.LaunchPlan(greeting, "greeting.nightly", fixed_inputs={"name": "team"})
+"""
+
+
+def test_mistakes_get_errors_that_say_what_was_wrong_and_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "mistakes.py"
+    path.write_text(MISTAKES)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+
+    def fails(*args: Any, code: int = 1) -> str:
+        result = invoke(*args)
+        assert result.exit_code == code, result.output
+        assert "Traceback" not in result.output
+        return " ".join(result.output.split())
+
+    assert f"{tmp_path}/folder is a folder, not a file: File takes a file. Give a file, or declare Directory" \
+        in fails("run", path, "size", "--f", tmp_path / "folder")
+    assert "is a file, not a folder: Directory takes a folder" in fails("run", path, "listing", "--d", tmp_path / "file.txt")
+    assert "there is no file at /nonexistent.txt, so there is nothing to upload" in fails("run", path, "size", "--f", "/nonexistent.txt")
+    big = fails("run", path, "add", "--a", "99999999999999999999999")
+    assert "99999999999999999999999 is out of range for int, which travels as a 64-bit integer" in big
+    assert "Unknown executor 'bogus'; choose one of dask, inline, process" in fails("run", path, "add", "--a", "1",
+                                                                                  "--executor", "bogus")
+    assert json.loads(ok("executions", "list", "--json").stdout) == []  # none of these was recorded as run
+    assert "got str ('three'). Pass an int or change the declared type" in fails("run", path, "wrong", "--a", "1")
+    assert "Invalid value for '--limit'" in fails("executions", "list", "--limit", "0", code=2)
+    ok("register", path)
+    fixed = fails("launch", "greeting.nightly", "--name", "bob")
+    assert "greeting.nightly@" in fixed and "fixes input(s) ['name']; a launch can't change them" in fixed
+
 def test_launch_parses_inputs_by_the_registered_types(flow: Path, tmp_path: Path) -> None:
     import numpy as np
     import pandas as pd

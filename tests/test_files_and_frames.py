@@ -72,7 +72,7 @@ def test_missing_local_file_is_a_clear_error() -> None:
     def bad() -> File:
         return File("does-not-exist.csv")
 
-    with pytest.raises(TypeTransformerError, match="does-not-exist.csv does not exist"):
+    with pytest.raises(TypeTransformerError, match=r"there is no file at \S*does-not-exist.csv, so there is nothing to upload"):
         bad()
 
 

@@ -143,7 +143,7 @@ def test_raw_output_prefix_resolution(flows: Path, tmp_path: Path) -> None:
     (["launch", "greeting.loud"], "needs input(s) --name"),
     (["launch", "greeting.loud", "--name", "a", "--colour", "red"], "has no input 'colour'"),
     (["launch", "greeting.loud", "--name", "a", "--times", "many"], "--times: can't read 'many' as int"),
-    (["launch", "greeting.pinned", "--name", "other"], "has no input 'name'"),
+    (["launch", "greeting.pinned", "--name", "other"], "fixes input(s) ['name']; a launch can't change them"),
 ], ids=["unknown-plan", "unknown-version", "missing-input", "unknown-input", "bad-type", "fixed-input"])
 def test_bad_launches_are_refused_before_anything_runs(flows: Path, args: list[str], message: str) -> None:
     assert ferry_cli("register", str(flows)).exit_code == 0

@@ -135,7 +135,7 @@ def executions() -> None:
 
 
 @executions.command("list")
-@click.option("--limit", default=20, show_default=True, help="How many executions to show.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many executions to show.")
 @json_option
 def list_(limit: int) -> None:
     """Recent executions first, with status and duration (and which home they are in, on stderr)."""

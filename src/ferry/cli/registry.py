@@ -88,6 +88,7 @@ def launch(ctx: click.Context, name: str | None, executor: str, raw_output_prefi
         click.echo(render_help(declared, usage, ctx.command, ctx), nl=False)
         return
     try:
+        launch_.refuse_fixed(k.replace("-", "_") for k in pairs)
         values = parse_inputs(declared, pairs, inputs_file, ctx.command)
     except BaseException:
         launch_.records.close()

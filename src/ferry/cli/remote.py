@@ -193,7 +193,7 @@ def executions() -> None:
 
 
 @executions.command("list")
-@click.option("--limit", default=20, show_default=True, help="How many executions to show.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many executions to show.")
 @click.option("--status", default=None, help="Only this status (queued, running, succeeded, failed, aborted).")
 @click.option("--workflow", default=None, help="Only this workflow.")
 @click.pass_context

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from flyteidl.admin import launch_plan_pb2
 from flyteidl.core import compiler_pb2
@@ -73,6 +73,13 @@ class Launch:
     def workflow(self) -> str:
         return self.launch_plan.spec.workflow_id.name
 
+    def refuse_fixed(self, names: Iterable[str]) -> None:
+        """A LaunchError if any of ``names`` is an input this launch plan fixes."""
+        overridden = sorted(set(names) & set(self.launch_plan.spec.fixed_inputs.literals))
+        if overridden:
+            raise LaunchError(f"{self.name} fixes input(s) {overridden}; a launch can't change them. "
+                              "Use another launch plan, or the workflow's own.")
+
     def inputs(self, given: LiteralMap) -> LiteralMap:
         """The literals the workflow runs on: given ones, then defaults, then fixed ones; checked against the types."""
         spec = self.launch_plan.spec
@@ -81,10 +88,7 @@ class Launch:
         if unknown:
             raise LaunchError(f"{self.name} has no input(s) {unknown}; its inputs are: "
                               + (", ".join(params) or "(none)") + ".")
-        overridden = sorted(set(given.literals) & set(fixed))
-        if overridden:
-            raise LaunchError(f"{self.name} fixes input(s) {overridden}; a launch can't change them. "
-                              "Use another launch plan, or the workflow's own.")
+        self.refuse_fixed(given.literals)
         out = LiteralMap()
         for name, param in params.items():
             if name in given.literals:
@@ -137,8 +141,12 @@ def start(launch: Launch, inputs: LiteralMap, *, executor: "str | Executor" = "i
           max_parallel: int = DEFAULT_PARALLEL, listener: Listener | None = None,
           executor_options: dict[str, Any] | None = None) -> ExecutionResult:
     """Record the execution, write its inputs and closure to the metadata store, and run it to the end."""
+    from ferry.executors import check_executor
+
     settings, records = launch.settings, launch.records
     try:
+        if isinstance(executor, str):
+            check_executor(executor)  # a name that can't run is refused, not recorded as a failed execution
         literals = launch.inputs(inputs)
     except BaseException:
         records.close()
@@ -152,7 +160,10 @@ def start(launch: Launch, inputs: LiteralMap, *, executor: "str | Executor" = "i
 def enqueue(launch: Launch, inputs: LiteralMap, *, executor: str = "process") -> ExecutionRecord:
     """Check the inputs, write them and the closure, and record the execution as queued: a server runs it
     (``ferry.engine.queue``). Nothing is recorded when the inputs are wrong. Closes ``launch.records``, as ``start`` does."""
+    from ferry.executors import check_executor
+
     try:
+        check_executor(executor)
         return _record(launch, launch.inputs(inputs), executor, "queued")
     finally:
         launch.records.close()

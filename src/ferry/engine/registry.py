@@ -163,7 +163,8 @@ class Registry:
             versions = ", ".join(r.version for r in known[:10])
             raise NotRegisteredError(f"The {kind} {name} has no version {version!r}; registered versions: {versions}.")
         names = sorted({r.name for r in self.records.registrations(kind)})
-        hint = f" Registered {kind}s: {', '.join(names[:20])}." if names else ""
+        more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+        hint = f" Registered {kind}s: {', '.join(names[:20])}{more}." if names else ""
         raise NotRegisteredError(f"No {kind} named {name!r} is registered.{hint} Register it with "
                                  "`ferry register FILE.py` (or run it once with `ferry run FILE.py NAME`).")
 

@@ -7,7 +7,7 @@ from typing import Any
 from ferry.errors import ConfigError, install_line
 from ferry.executors.base import Executor, TaskRequest, TaskResult
 
-__all__ = ["Executor", "TaskRequest", "TaskResult", "make_executor"]
+__all__ = ["Executor", "TaskRequest", "TaskResult", "check_executor", "make_executor"]
 
 EXECUTORS = {
     "inline": "ferry.executors.inline:InlineExecutor",
@@ -16,14 +16,19 @@ EXECUTORS = {
 }
 
 
+def check_executor(name: str) -> str:
+    """Where executor ``name`` is defined (``module:class``), or a ConfigError naming the known ones."""
+    target = EXECUTORS.get(name)
+    if target is None:
+        raise ConfigError(f"Unknown executor {name!r}; choose one of {', '.join(sorted(EXECUTORS))}.")
+    return target
+
+
 def make_executor(name: str, **options: Any) -> Executor:
     """An executor by name (``inline``, ``process``, ``dask``), with its options."""
     import importlib
 
-    target = EXECUTORS.get(name)
-    if target is None:
-        raise ConfigError(f"Unknown executor {name!r}; choose one of {', '.join(sorted(EXECUTORS))}.")
-    module, _, cls = target.partition(":")
+    module, _, cls = check_executor(name).partition(":")
     try:
         loaded = importlib.import_module(module)
     except ImportError as exc:

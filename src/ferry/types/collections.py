@@ -13,7 +13,7 @@ from flyteidl.core import literals_pb2, types_pb2
 from ferry.errors import TypeMismatchError, TypeTransformerError
 from ferry.literals import Literal, LiteralType
 from ferry.types import fastlists
-from ferry.types.engine import Transformer, expect_scalar, literal_kind, type_name, value_type_name
+from ferry.types.engine import Transformer, a, expect_scalar, literal_kind, type_name, value_type_name
 from ferry.types.primitives import PrimitiveTransformer
 
 
@@ -222,7 +222,7 @@ class UnionTransformer(Transformer):
                 continue
             return Literal(scalar=literals_pb2.Scalar(union=literals_pb2.Union(value=inner, type=lt)))
         raise TypeMismatchError(
-            f"{path}: a {value_type_name(value)} matches no variant of {type_name(python_type)}:\n  "
+            f"{path}: {a(value_type_name(value))} matches no variant of {type_name(python_type)}:\n  "
             + "\n  ".join(errors)
         )
 

@@ -73,6 +73,11 @@ def value_type_name(value: Any) -> str:
     return type(value).__qualname__
 
 
+def a(name: str) -> str:
+    """``name`` with its indefinite article: "an int", "a str"."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 class TypeEngine:
     """A registry of transformers. ``ferry.types.default_engine()`` holds the standard set."""
 
@@ -142,7 +147,7 @@ class TypeEngine:
             raise
         except (TypeError, ValueError, AttributeError) as exc:
             raise TypeMismatchError(
-                f"{path}: cannot convert a {value_type_name(value)} to {type_name(python_type)}: {exc}"
+                f"{path}: cannot convert {a(value_type_name(value))} to {type_name(python_type)}: {exc}"
             ) from exc
 
     def from_plain(self, obj: Any, python_type: Any, path: str = "value") -> Any:

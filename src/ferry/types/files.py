@@ -238,10 +238,15 @@ class BlobTransformer(Transformer):
             return blob_literal(value.uri, fmt, self.multipart, value.size)
         local = value._local or ""
         if not (os.path.isdir(local) if self.multipart else os.path.isfile(local)):
-            kind = "folder" if self.multipart else "file"
+            kind, other = ("folder", "file") if self.multipart else ("file", "folder")
+            if os.path.exists(local):
+                raise TypeTransformerError(
+                    f"{path}: {local} is a {other}, not a {kind}: {self.cls.__name__} takes a {kind}. "
+                    f"Give a {kind}, or declare {'File' if self.multipart else 'Directory'} for a {other}."
+                )
             raise TypeTransformerError(
-                f"{path}: the {kind} {local} does not exist, so it can't be uploaded. "
-                f"Create it before returning it, or pass the URI of an existing object."
+                f"{path}: there is no {kind} at {local}, so there is nothing to upload. Give the path of an "
+                f"existing {kind} (a task creates it before returning it), or the URI of an object in a store."
             )
         from ferry.storage import upload_directory, upload_file
         from ferry.types.hashing import file_hash, folder_hash

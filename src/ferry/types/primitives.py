@@ -11,7 +11,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from ferry.errors import TypeMismatchError
 from ferry.literals import Literal, LiteralType, SimpleType, none_literal
-from ferry.types.engine import Transformer, expect_scalar, type_name, value_type_name
+from ferry.types.engine import Transformer, a, expect_scalar, type_name, value_type_name
 
 
 def _mismatch(path: str, python_type: Any, value: Any) -> TypeMismatchError:
@@ -19,7 +19,7 @@ def _mismatch(path: str, python_type: Any, value: Any) -> TypeMismatchError:
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return TypeMismatchError(
         f"{path}: expected {type_name(python_type)}, got {value_type_name(value)} ({shown}). "
-        f"Pass a {type_name(python_type)} or change the declared type."
+        f"Pass {a(type_name(python_type))} or change the declared type."
     )
 
 
@@ -46,7 +46,16 @@ class PrimitiveTransformer(Transformer):
 
     def to_literal(self, value: Any, python_type: Any, engine: Any, ctx: Any, path: str) -> Literal:
         lit = Literal()
-        setattr(lit.scalar.primitive, self.field, self.check(value, python_type, path))
+        checked = self.check(value, python_type, path)
+        try:
+            setattr(lit.scalar.primitive, self.field, checked)
+        except ValueError:
+            if self.field != "integer":
+                raise
+            raise TypeMismatchError(
+                f"{path}: {checked} is out of range for int, which travels as a 64-bit integer ({-2**63} to "
+                f"{2**63 - 1}). Declare str (or float, if a rounded value will do) for larger numbers."
+            ) from None
         return lit
 
     def to_python(self, literal: Literal, python_type: Any, engine: Any, ctx: Any, path: str) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ferry.errors import TypeMismatchError
 from ferry.literals import Literal, LiteralType, SimpleType
-from ferry.types.engine import Transformer, literal_kind, strip_annotated, type_name, value_type_name
+from ferry.types.engine import Transformer, a, literal_kind, strip_annotated, type_name, value_type_name
 
 MSGPACK = "msgpack"  # the Binary tag flytekit gives MessagePack values
 
@@ -137,7 +137,7 @@ class _Codec:
                     return self.encode(value, arg, path)
                 except (TypeMismatchError, TypeError, ValueError) as exc:
                     errors.append(str(exc))
-            raise TypeMismatchError(f"{path}: a {value_type_name(value)} matches no variant of {type_name(base)}.")
+            raise TypeMismatchError(f"{path}: {a(value_type_name(value))} matches no variant of {type_name(base)}.")
         if kind == "struct":
             if not isinstance(value, base):
                 raise TypeMismatchError(f"{path}: expected {type_name(base)}, got {value_type_name(value)}. "
