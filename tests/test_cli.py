@@ -167,6 +167,16 @@ def gated(gate: str) -> int:
 
 
 @task
+def ready(gate: str) -> str:
+    return gate
+
+
+@workflow
+def two_steps(gate: str) -> int:
+    return wait_for(gate=ready(gate=gate))
+
+
+@task
 def reported_failure(x: int) -> int:
     current_report().add_text(f"got {x} before failing")
     raise ValueError("no good")
@@ -600,6 +610,40 @@ def test_ctrl_c_exits_130_naming_the_execution_and_how_to_resume(flow: Path, tmp
     assert f"ferry executions resume {execution_id}" in more and "Traceback" not in more
     assert "failed:" not in more  # attempts stopped on the way out are not reported as failures
     assert json.loads(ok("executions", "show", execution_id, "--json").stdout)["status"] == "aborted"
+
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_ctrl_c_leaves_attempts_aborted_and_resume_keeps_what_was_recorded(flow: Path, tmp_path: Path,
+                                                                          executor: str) -> None:
+    """The attempt Ctrl-C stopped is recorded aborted (not left running); a resume runs a new attempt beside it
+    (not calling it lost), and leaves the node that had succeeded as it was recorded (its worker, its times)."""
+    gate = tmp_path / "gate"
+    proc = subprocess.Popen([sys.executable, "-m", "ferry.cli.main", "run", str(flow), "two_steps", "--gate",
+                             str(gate), "--executor", executor], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    execution_id = proc.stderr.readline().split()[1].rstrip(":")
+    for line in proc.stderr:  # a barrier: the second task is running
+        if "n1 uxflow.wait_for: running" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+
+    def attempts() -> dict[tuple[str, int], dict[str, Any]]:
+        shown = json.loads(ok("executions", "show", execution_id, "--json").stdout)
+        return {(n["path"], n["attempt"]): n for n in shown["nodes"] if n["kind"] == "task"}
+
+    before = attempts()
+    assert before[("n1", 1)]["status"] == "aborted" and before[("n1", 1)]["ended"] is not None
+    assert before[("n0", 1)]["status"] == "succeeded"
+    gate.write_text("open")
+    ok("executions", "resume", execution_id)
+    after = attempts()
+    assert json.loads(ok("executions", "show", execution_id, "--json").stdout)["status"] == "succeeded"
+    assert after[("n0", 1)] == before[("n0", 1)]  # as it was recorded: not "adopted", its worker kept
+    assert after[("n1", 1)] == before[("n1", 1)]  # aborted it stays, with its own times
+    assert after[("n1", 2)]["status"] == "succeeded"
 
 
 # ---- pictures and reports -------------------------------------------------------------------------------------

@@ -208,6 +208,10 @@ class StoreRunner:
         if row is not None and row.outputs is not None and row.status in ("succeeded", "cached"):
             return n, Outcome(outputs=parse_literal_map(row.outputs, f"the record of {path} attempt {n + 1}"))
         outcome = read_outcome(prefix, self.meta_options)
+        if row is not None and row.status in ("succeeded", "cached") and outcome is not None and outcome.succeeded:
+            return n, outcome  # recorded as it ended (its worker, its times): nothing to add
+        if outcome is None and row is not None and row.status == "aborted":
+            return n + 1, None  # stopped with the execution (Ctrl-C), and recorded so: the next attempt runs
         if outcome is None and row is not None and row.inputs is not None:  # it ran in the engine that stopped
             self.records.node(self.execution_id, path, n, "task", label, "lost", prefix,
                               "the engine stopped while this attempt ran in its process")

@@ -334,12 +334,14 @@ def _drive(closure: Closure, literals: LiteralMap, settings: Settings, records: 
                 running.close()
         write_bytes(outputs_uri, serialize(outputs), settings.options_for(outputs_uri), "metadata")
     except KeyboardInterrupt:
+        records.abort_open_nodes(execution_id, "aborted by the user (Ctrl-C)")
         records.finish_execution(execution_id, "aborted", error="aborted by the user (Ctrl-C)")
         raise
     except FerryError as exc:
         if control is not None and control.handed_over:  # another server resumes it: its row is not ours
             return ExecutionResult(execution_id, "aborted", None, control.reason)
         if control is not None and control.reason:
+            records.abort_open_nodes(execution_id, control.reason)
             records.finish_execution(execution_id, "aborted", error=control.reason, owner=owner)
             return ExecutionResult(execution_id, "aborted", None, control.reason)
         records.finish_execution(execution_id, "failed", error=str(exc), owner=owner)

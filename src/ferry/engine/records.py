@@ -346,6 +346,12 @@ class Records:
         else:
             self._write(self._finish_owned, {**row, "held_by": owner})
 
+    def abort_open_nodes(self, execution_id: str, why: str) -> None:
+        """Attempts still queued or running when their execution is aborted end now, as aborted."""
+        t = NODES.c
+        self._write(NODES.update().where(t.execution_id == execution_id, t.status.in_(("queued", "running"))).values(
+            status="aborted", ended=time.time(), error=why))
+
     def set_status(self, execution_id: str, status: str) -> None:
         self._write(self._finish, {"execution_id": execution_id, "status": status, "ended": None})
 
