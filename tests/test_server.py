@@ -314,6 +314,13 @@ def test_the_cli_launches_and_inspects_through_a_server(served: FerryServer, mar
     execution_id = launched.stderr.split()[1].rstrip(":")
     listed = runner.invoke(cli, ["--server", served.url, "executions", "list"])
     assert execution_id in listed.output and "succeeded" in listed.output
+    assert not set("┏┃━│─╭") & set(listed.output)  # plain columns when piped, as without --server
+    as_json = json.loads(runner.invoke(cli, ["--server", served.url, "executions", "list", "--json"]).stdout)
+    assert as_json[0]["id"] == execution_id and as_json[0]["status"] == "succeeded"
+    latest = runner.invoke(cli, ["--server", served.url, "executions", "show"])  # no ID: the latest, as locally
+    assert latest.exit_code == 0 and f"execution {execution_id}" in latest.output
+    assert json.loads(runner.invoke(cli, ["--server", served.url, "executions", "show", "--json"]).stdout)["id"] \
+        == execution_id
     shown = runner.invoke(cli, ["--server", served.url, "executions", "show", execution_id])
     assert shown.exit_code == 0 and "tag = 'from-cli'" in shown.output and "n0 [task] served.once attempt 1" in shown.output
     failed = runner.invoke(cli, ["--server", served.url, "launch", "served.failing", "--no-wait"])

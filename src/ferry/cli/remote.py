@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from ferry.cli.output import STATUS_COLORS
+from ferry.cli.output import STATUS_COLORS, colored_status, emit_json, json_option, table, wants_json
 from ferry.errors import FerryError
 from ferry.units import duration, when
 
@@ -196,21 +196,20 @@ def executions() -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many executions to show.")
 @click.option("--status", default=None, help="Only this status (queued, running, succeeded, failed, aborted).")
 @click.option("--workflow", default=None, help="Only this workflow.")
+@json_option
 @click.pass_context
 def list_(ctx: click.Context, limit: int, status: str | None, workflow: str | None) -> None:
-    """Recent executions first, with status and duration."""
-    from rich.console import Console
-    from rich.table import Table
-
+    """Recent executions first, with status and duration (the same columns as without --server)."""
     rows = server_of(ctx).get("/api/v1/executions", limit=limit, status=status, workflow=workflow)["executions"]
-    table = Table("id", "workflow", "status", "started", "duration", "executor")
-    for column in table.columns:
-        column.no_wrap = True
-    for r in rows:
-        color = STATUS_COLORS.get(r["status"], "")
-        table.add_row(r["id"], r["workflow"], f"[{color}]{r['status']}[/]" if color else r["status"], when(r["started"]),
-                      duration(r["duration"]), r["executor"])
-    Console(width=max(120, Console().width)).print(table if rows else "No executions on this server yet.")
+    if wants_json():
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No executions on this server yet.")
+        return
+    table(("id", "workflow", "status", "started", "duration", "executor"),
+          [(r["id"], r["workflow"], r["status"], when(r["started"]), duration(r["duration"]), r["executor"])
+           for r in rows], styles={2: colored_status})
 
 
 def _show_values(title: str, values: dict[str, Any] | None, indent: str) -> None:
@@ -226,13 +225,22 @@ def _show_values(title: str, values: dict[str, Any] | None, indent: str) -> None
 
 
 @executions.command()
-@click.argument("execution_id")
+@click.argument("execution_id", required=False)
 @click.option("--traceback", "full_errors", is_flag=True, help="Show each error in full, with its traceback.")
+@json_option
 @click.pass_context
-def show(ctx: click.Context, execution_id: str, full_errors: bool) -> None:
-    """The node tree with statuses, and each node's input and output meta values."""
+def show(ctx: click.Context, execution_id: str | None, full_errors: bool) -> None:
+    """The node tree with statuses, and each node's input and output meta values (default: the latest)."""
     server = server_of(ctx)
+    if execution_id is None:
+        latest = server.get("/api/v1/executions", limit=1)["executions"]
+        if not latest:
+            raise FerryError("No executions on this server yet.")
+        execution_id = latest[0]["id"]
     e = server.get(f"/api/v1/executions/{quoted(execution_id)}", values="true")
+    if wants_json():
+        emit_json(e)
+        return
     click.echo(f"execution {e['id']}  {e['workflow']}  {e['status']}  {duration(e['duration'])}  executor={e['executor']}")
     if e.get("launch_plan"):
         click.echo(f"  launch plan: {e['launch_plan']}")
