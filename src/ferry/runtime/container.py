@@ -137,7 +137,8 @@ def fill_script(script: str, placeholders: dict[str, str]) -> str:
     word, ``shlex.quote``), inside "..." (``\\ " $ ` `` escaped) or inside '...' (``'`` closed, escaped, reopened),
     quoting starting over inside ``$(...)``. Words of safe characters only (numbers, plain paths) stand as they
     are, so ``$(( {{.inputs.n}} + 1 ))`` works. Inside backticks, where backslashes take another meaning, a
-    placeholder is an error."""
+    placeholder is an error. Not followed: a ``case`` pattern's lone ``)`` inside ``$(...)``, here-documents
+    and ``$'...'``; a value placed after one of those may be quoted for the wrong context."""
     import shlex
 
     out: list[str] = []
