@@ -130,6 +130,10 @@ def test_bad_launches_get_a_4xx_that_says_what_to_fix_and_record_nothing(served:
         ({"launch_plan": "served.everything@v9", "inputs": {}}, "has no version 'v9'"),
         ({"inputs": {}}, "Give the launch plan to run"),
         ({"launch_plan": "served.everything", "input": {}}, "Unknown field(s) ['input']"),
+        ({"launch_plan": "served.tagged", "inputs": []}, '"inputs" must be a JSON object'),
+        ({"launch_plan": "served.tagged", "inputs": {"tag": "x"}, "raw_output_prefix": 5}, "must be a URL string"),
+        ({"launch_plan": "served.tagged", "inputs": {"tag": "x"}, "raw_output_prefix": "zz://x"},
+         "unknown storage protocol 'zz'"),
     ]
     for body, message in cases:
         with pytest.raises(ServerError, match=None) as caught:
@@ -138,6 +142,14 @@ def test_bad_launches_get_a_4xx_that_says_what_to_fix_and_record_nothing(served:
     status, _, text = raw_request(served.url + "/api/v1/executions", "POST", b"{not json",
                                   {"Content-Type": "application/json"})
     assert status == 400 and "not valid JSON" in json.loads(text)["error"]
+    status, _, text = raw_request(served.url + "/api/v1/executions", "POST", b'\xff\xfe{"launch_plan": 1}',
+                                  {"Content-Type": "application/json"})
+    assert status == 400 and "not valid JSON (UTF-8)" in json.loads(text)["error"]
+    from ferry.server.app import MAX_BODY
+
+    status, _, text = raw_request(served.url + "/api/v1/executions", "POST", b" " * (MAX_BODY + 1),
+                                  {"Content-Type": "application/json"})
+    assert status == 413 and "is over 64 MiB" in json.loads(text)["error"]
     status, _, text = raw_request(served.url + "/api/v1/executions", "POST",
                                   b"launch_plan=served.tagged&inputs=x",
                                   {"Content-Type": "application/x-www-form-urlencoded"})
@@ -199,6 +211,14 @@ def test_abort_a_queued_and_a_running_execution(marks: Path, monkeypatch: pytest
         with pytest.raises(ServerError, match="only a queued or running one can be aborted"):
             api.post(f"/api/v1/executions/{running['id']}/abort")
         assert not (marks / "two").exists()
+        stopped = api.get(f"/api/v1/executions/{running['id']}/nodes/n0")["attempts"]
+        assert [a["status"] for a in stopped] == ["aborted"]  # stopped by the abort: not "failed"
+        (marks / "gate").write_text("open")
+        api.post(f"/api/v1/executions/{running['id']}/resume")
+        assert finished(api, running["id"])["status"] == "succeeded"
+        attempts = api.get(f"/api/v1/executions/{running['id']}/nodes/n0")["attempts"]
+        assert [a["status"] for a in attempts] == ["aborted", "succeeded"]  # the aborted one stays as it was
+        assert attempts[0]["ended"] == stopped[0]["ended"]
 
 
 def test_resume_runs_only_what_failed_and_relaunch_starts_anew(served: FerryServer, marks: Path) -> None:
@@ -239,21 +259,19 @@ def test_registered_specs_are_listed_with_typed_interfaces_and_registered_over_t
     with pytest.raises(ServerError, match="Unknown kind 'pipelines'"):
         api.get("/api/v1/pipelines")
 
-    from ferry.runtime.load import entities, load_module
+    with pytest.raises(ServerError, match="takes no registrations: a registered spec holds a command"):
+        api.post("/api/v1/registrations", registration_body())  # no token: anyone here could run anything
+
+
+def registration_body() -> dict[str, Any]:
+    from ferry.runtime.load import load_module
     from ferry.sdk.compile import bundle
 
     module = load_module(str(Path(__file__).parent / "flows" / "registered.py"))
     specs = bundle([module.greeting, module.loud], "v-api", None)
-    body = {"tasks": [base64.b64encode(t.SerializeToString()).decode() for t in specs.tasks],
+    return {"tasks": [base64.b64encode(t.SerializeToString()).decode() for t in specs.tasks],
             "workflows": [base64.b64encode(w.SerializeToString()).decode() for w in specs.workflows],
             "launch_plans": [base64.b64encode(lp.SerializeToString()).decode() for lp in specs.launch_plans]}
-    report = api.post("/api/v1/registrations", body)
-    assert "launch plan greeting.loud@v-api" in report["registered"] and report["unchanged"] == []
-    assert api.post("/api/v1/registrations", body)["unchanged"] == report["registered"]
-    assert api.get("/api/v1/launchplans/greeting.loud")["version"] == "v-api"
-    with pytest.raises(ServerError, match=r"tasks\[0\]: not a base64 serialized TaskSpec"):
-        api.post("/api/v1/registrations", {"tasks": ["%%%"]})
-    assert entities  # imported for the loader's side effects only
 
 
 def test_the_openapi_document_covers_every_route(served: FerryServer) -> None:
@@ -277,7 +295,20 @@ def test_a_token_guards_every_request_and_the_console_signs_in_once(marks: Path)
             server.client().get("/api/v1/executions")
         with pytest.raises(ServerError, match="needs a token"):
             server.client(token="wrong").get("/api/v1/executions")
-        assert server.client(token=token).get("/api/v1/executions") == {"executions": [], "next": None}
+        api = server.client(token=token)
+        assert api.get("/api/v1/executions") == {"executions": [], "next": None}
+        body = registration_body()  # with a token, registrations are taken
+        report = api.post("/api/v1/registrations", body)
+        assert "launch plan greeting.loud@v-api" in report["registered"] and report["unchanged"] == []
+        assert api.post("/api/v1/registrations", body)["unchanged"] == report["registered"]
+        assert api.get("/api/v1/launchplans/greeting.loud")["version"] == "v-api"
+        for bad, message in (({"tasks": ["%%%"]}, r"tasks\[0\]: not a base64 serialized TaskSpec"),
+                             ({"tasks": 5}, "tasks must be a list of base64 serialized specs; got int"),
+                             ({**body, "raw_output_prefix": ["x"]}, "must be a URL string"),
+                             ({**body, "raw_output_prefix": "relative/dir"}, "is relative; give a URL"),
+                             ({**body, "raw_output_prefix": "zz://x"}, "unknown storage protocol 'zz'")):
+            with pytest.raises(ServerError, match=message):
+                api.post("/api/v1/registrations", bad)
         opener = urllib.request.build_opener(NoRedirect)
         for path in ("/executions", "/static/console.js"):
             with pytest.raises(urllib.error.HTTPError) as redirected:

@@ -283,7 +283,8 @@ class StoreRunner:
             self.records.node(self.execution_id, path, n, "task", label, "queued", prefix,
                               inputs=data if request.keep_outcome else None)
             outcome, kept = self._attempt(request, data)
-            status = ("cached" if outcome.cached else "succeeded") if outcome.succeeded else "failed"
+            status = ("cached" if outcome.cached else "succeeded") if outcome.succeeded else \
+                "aborted" if self.aborted.is_set() else "failed"  # (an abort ends attempts: killed, not failed)
             worker = outcome.worker + (f"; built {len(outcome.futures.nodes)} node(s)" if outcome.futures else "")
             self.records.node(self.execution_id, path, n, "task", label, status, prefix,
                               outcome.error.message if outcome.error else None, detail=worker or None, outputs=kept)

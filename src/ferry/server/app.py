@@ -39,6 +39,7 @@ from ferry.server.service import RequestError, Service
 HERE = Path(__file__).parent
 COOKIE = "ferry_session"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+MAX_BODY = 64 << 20  # a request body's limit: specs and inline values are small; data goes by URI
 log = logging.getLogger("ferry.server")
 
 
@@ -124,12 +125,17 @@ def api(handler: Handler, status: int = 200) -> Callable[[Request], Awaitable[Re
     async def endpoint(request: Request) -> Response:
         body: dict[str, Any] = {}
         if request.method in UNSAFE:
-            raw = await request.body()
+            raw = bytearray()
+            async for chunk in request.stream():  # read up to the limit, never the whole of a larger body
+                raw += chunk
+                if len(raw) > MAX_BODY:
+                    return error(f"The request body is over {MAX_BODY >> 20} MiB. Large data goes to a store and "
+                                 "is passed by URI (a File, Directory or data frame input takes one).", 413)
             if raw.strip():
                 try:
                     body = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    return error(f"The request body is not valid JSON: {exc}.", 400)
+                except ValueError as exc:  # not JSON, or not UTF-8 text
+                    return error(f"The request body is not valid JSON (UTF-8): {exc}.", 400)
                 if not isinstance(body, dict):
                     return error("The request body must be a JSON object.", 400)
         try:
@@ -169,7 +175,7 @@ def _int(text: str | None, name: str, default: int | None) -> int | None:
         raise RequestError(f"{name} must be a whole number; got {text!r}.") from None
 
 
-def api_routes(service: Service) -> list[Route]:
+def api_routes(service: Service, token: str | None = None) -> list[Route]:
     def list_executions(request: Request, _: dict[str, Any]) -> Any:
         q = request.query_params
         return service.list_executions(status=q.get("status") or None, workflow=q.get("workflow") or None,
@@ -194,6 +200,13 @@ def api_routes(service: Service) -> list[Route]:
         return service.entity(request.path_params["kind"], request.path_params["name"],
                               request.query_params.get("version") or None)
 
+    def register(request: Request, body: dict[str, Any]) -> Any:
+        if token is None:  # a spec holds a command: anyone who can reach the server could run anything as its user
+            raise RequestError("This server takes no registrations: a registered spec holds a command the server "
+                               "runs, so registering needs a server started with a token (--token, or "
+                               "FERRY_SERVER_TOKEN). Or register on the server's machine: ferry register FILE.py.", 403)
+        return service.register(body)
+
     def health(request: Request, _: dict[str, Any]) -> Any:
         loop = service.loop
         return {"status": "ok", "owner": loop.owner if loop else None,
@@ -211,7 +224,7 @@ def api_routes(service: Service) -> list[Route]:
         Route("/api/v1/executions/{id}/resume", api(resume), methods=["POST"]),
         Route("/api/v1/executions/{id}/relaunch", api(lambda r, b: service.relaunch(r.path_params["id"], b), 201),
               methods=["POST"]),
-        Route("/api/v1/registrations", api(lambda r, b: service.register(b), 201), methods=["POST"]),
+        Route("/api/v1/registrations", api(register, 201), methods=["POST"]),
         Route("/api/v1/{kind}", api(lambda r, b: service.entities(r.path_params["kind"]))),
         Route("/api/v1/{kind}/{name}", api(entity)),
     ]
@@ -253,7 +266,7 @@ def create_app(settings: Settings, *, token: str | None = None, executor: str = 
                 await run_in_threadpool(loop.stop)
             service.close()
 
-    routes = [*api_routes(service), *login_routes(token), *console.routes(service),
+    routes = [*api_routes(service, token), *login_routes(token), *console.routes(service),
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service

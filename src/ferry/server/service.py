@@ -178,7 +178,8 @@ class Service:
         name = body.get("launch_plan")
         if not isinstance(name, str) or not name:
             raise RequestError('Give the launch plan to run: {"launch_plan": "NAME" or "NAME@VERSION", "inputs": {...}}.')
-        inputs = body.get("inputs") or {}
+        inputs = body.get("inputs")
+        inputs = {} if inputs is None else inputs
         if not isinstance(inputs, dict):
             raise RequestError('"inputs" must be a JSON object: {"name": value, ...}.')
         unknown = sorted(set(body) - {"launch_plan", "version", "inputs", "raw_output_prefix"})
@@ -186,18 +187,12 @@ class Service:
             raise RequestError(f"Unknown field(s) {unknown}; a launch takes launch_plan, version, inputs, "
                                "raw_output_prefix.")
         plan, _, version = name.partition("@")
-        prefix = body.get("raw_output_prefix") or None
-        if prefix is not None and not isinstance(prefix, str):
-            raise RequestError('"raw_output_prefix" must be a URL string, e.g. "s3://bucket/prefix".')
+        prefix = _prefix(body)
         launch = prepare(plan, body.get("version") or version or None, raw_output_prefix=prefix,
                          settings=self.settings)
         try:
             types = {n: p.var.type for n, p in launch.launch_plan.spec.default_inputs.parameters.items()}
-            fixed = set(launch.launch_plan.spec.fixed_inputs.literals)
-            overridden = sorted(set(inputs) & fixed)
-            if overridden:
-                raise RequestError(f"{launch.name} fixes input(s) {overridden}; a launch can't change them. "
-                                   "Use another launch plan, or the workflow's own.")
+            launch.refuse_fixed(inputs)
             literals = to_literal_map(inputs, types, launch.name)
         except BaseException:
             launch.records.close()
@@ -250,8 +245,7 @@ class Service:
         if unknown:
             raise RequestError(f"Unknown field(s) {unknown}; a relaunch takes raw_output_prefix.")
         name, _, version = record.launch_plan.partition("@")
-        prefix = body.get("raw_output_prefix") or (record.raw_output_prefix if record.raw_output_source == "execution"
-                                                   else None)
+        prefix = _prefix(body) or (record.raw_output_prefix if record.raw_output_source == "execution" else None)
         old = self._map(record.inputs_uri) or LiteralMap()
         launch = prepare(name, version or None, raw_output_prefix=prefix, settings=self.settings)
         given = LiteralMap()
@@ -272,6 +266,9 @@ class Service:
         if unknown:
             raise RequestError(f"Unknown field(s) {unknown}; a registration takes tasks, workflows, launch_plans "
                                "(lists of base64 serialized TaskSpec / WorkflowSpec / LaunchPlan) and raw_output_prefix.")
+        for field in ("tasks", "workflows", "launch_plans"):
+            if not isinstance(body.get(field) or [], list):
+                raise RequestError(f"{field} must be a list of base64 serialized specs; got {type(body[field]).__name__}.")
         bundle = Bundle(
             tasks=[_decode(x, task_pb2.TaskSpec(), f"tasks[{i}]") for i, x in enumerate(body.get("tasks") or [])],
             workflows=[_decode(x, workflow_pb2.WorkflowSpec(), f"workflows[{i}]")
@@ -280,7 +277,7 @@ class Service:
                           for i, x in enumerate(body.get("launch_plans") or [])])
         if not bundle.entries():
             raise RequestError("The registration holds no task, workflow or launch plan.")
-        report = Registry(self.settings, self.records).register(bundle, body.get("raw_output_prefix") or None)
+        report = Registry(self.settings, self.records).register(bundle, _prefix(body))
         return {"registered": report.registered, "unchanged": report.unchanged}
 
     def entities(self, collection: str) -> list[dict[str, Any]]:
@@ -331,6 +328,25 @@ def kind_of(collection: str) -> str:
     if collection not in KINDS:
         raise RequestError(f"Unknown kind {collection!r}; use {', '.join(KINDS)}.", 404)
     return KINDS[collection]
+
+
+def _prefix(body: dict[str, Any]) -> str | None:
+    """The body's ``raw_output_prefix``: None, or the URL of a store this server knows (a relative path would
+    be the server's own working folder, which no caller means)."""
+    from ferry.storage.registry import known_protocols, protocol_of
+
+    prefix = body.get("raw_output_prefix")
+    if prefix is None or prefix == "":
+        return None
+    example = 'e.g. "s3://bucket/prefix" or "file:///data/raw"'
+    if not isinstance(prefix, str):
+        raise RequestError(f'"raw_output_prefix" must be a URL string, {example}; got {type(prefix).__name__}.')
+    if "://" not in prefix and not prefix.startswith("/"):
+        raise RequestError(f'"raw_output_prefix" {prefix!r} is relative; give a URL, {example}.')
+    if protocol_of(prefix) not in known_protocols():
+        raise RequestError(f'"raw_output_prefix" {prefix!r}: unknown storage protocol {protocol_of(prefix)!r}; '
+                           f"known: {', '.join(known_protocols())}.")
+    return prefix
 
 
 def _decode(text: Any, message: Any, where: str) -> Any:
