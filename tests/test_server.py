@@ -139,9 +139,13 @@ def test_bad_launches_get_a_4xx_that_says_what_to_fix_and_record_nothing(served:
         with pytest.raises(ServerError, match=None) as caught:
             api.post("/api/v1/executions", body)
         assert message in str(caught.value), (body, str(caught.value))
-    status, _, text = raw_request(served.url + "/api/v1/executions", "POST", b"{not json",
-                                  {"Content-Type": "application/json"})
+    status, headers, text = raw_request(served.url + "/api/v1/executions", "POST", b"{not json",
+                                        {"Content-Type": "APPLICATION/JSON"})  # media types ignore case
     assert status == 400 and "not valid JSON" in json.loads(text)["error"]
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in headers["content-security-policy"]
+    for option in (["--port", "99999"], ["--max-running", "0"]):
+        assert CliRunner().invoke(cli, ["serve", *option]).exit_code == 2  # refused as a usage error, nothing starts
     status, _, text = raw_request(served.url + "/api/v1/executions", "POST", b'\xff\xfe{"launch_plan": 1}',
                                   {"Content-Type": "application/json"})
     assert status == 400 and "not valid JSON (UTF-8)" in json.loads(text)["error"]

@@ -29,14 +29,16 @@ def loopback_hosts(port: int) -> set[str]:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback needs --token.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free port, printed at start).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0: any free port, printed at start).")
 @click.option("--token", envvar="FERRY_SERVER_TOKEN", default=None,
               help="Required on every request when set (Authorization: Bearer TOKEN; the console asks for it once). "
                    "Default: $FERRY_SERVER_TOKEN.")
 @click.option("--executor", default="process", show_default=True, type=click.Choice(["process", "dask", "inline"]),
               help="Where tasks run.")
-@click.option("--max-running", default=4, show_default=True, type=int, help="Executions run at once.")
-@click.option("--max-parallel", default=8, show_default=True, type=int, help="Ready nodes run at once per execution.")
+@click.option("--max-running", default=4, show_default=True, type=click.IntRange(min=1), help="Executions run at once.")
+@click.option("--max-parallel", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Ready nodes run at once per execution.")
 @click.option("--workers", default=None, type=int, help="Worker processes for --executor process / a local Dask cluster.")
 @click.option("--dask-address", default=None, help="With --executor dask: tcp://host:port of an existing scheduler.")
 def serve(host: str, port: int, token: str | None, executor: str, max_running: int, max_parallel: int,

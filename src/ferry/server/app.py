@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.config import Settings
 from ferry.engine.queue import EngineLoop
@@ -62,10 +62,17 @@ class Guard:
             await self.app(scope, receive, send)
             return
         refusal = self.refuse(scope)
+
+        async def framed_by_none(message: Message) -> None:  # no other site frames the console (clickjacking)
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-frame-options", b"DENY"),
+                                      (b"content-security-policy", b"frame-ancestors 'none'")]
+            await send(message)
+
         if refusal is not None:
-            await refusal(scope, receive, send)
+            await refusal(scope, receive, framed_by_none)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, framed_by_none)
 
     def refuse(self, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
@@ -81,7 +88,7 @@ class Guard:
                              "own pages or from clients that send no Origin.", 403)
             if headers.get("sec-fetch-site") == "cross-site":
                 return error("Cross-site write refused.", 403)
-            if path != "/login" and headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            if path != "/login" and headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
                 return error("Write requests must send a JSON body with Content-Type: application/json.", 415)
         if self.token and path != "/login" and not self.authorized(headers):
             if path.startswith("/api/"):
