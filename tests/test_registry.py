@@ -164,6 +164,23 @@ def test_overriding_a_fixed_input_from_python_is_refused(flows: Path) -> None:
     assert execution.status == "succeeded", execution.error
     with open(execution.outputs["o0"]) as fh:
         assert fh.read() == "hello ferry hello ferry"
+    assert repr(execution) == f"<ferry Execution {execution.id} succeeded>"
+    version = next(r.version for r in registrations() if r.kind == "launch plan" and r.name == "greeting.pinned")
+    again = ferry.launch(f"greeting.pinned@{version}", {"times": 1})  # NAME@VERSION, as the CLI and the API take
+    assert again.status == "succeeded", again.error
+
+
+def test_ferry_run_takes_a_task_and_says_what_it_takes(flows: Path) -> None:
+    from ferry.errors import InterfaceError
+    from ferry.runtime.load import load_module
+
+    module = load_module(str(flows))
+    one = ferry.run(module.greet, {"name": "x", "times": 2})  # a task: a workflow of one node
+    assert one.status == "succeeded", one.error
+    with pytest.raises(InterfaceError, match="runs a @workflow or a @task"):
+        ferry.run(print, {})
+    with pytest.raises(InterfaceError, match=r"inputs are a dict \{name: value\}; got list"):
+        ferry.run(module.greeting, ["x"])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("kwargs, message", [

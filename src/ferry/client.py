@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from flyteidl.core import tasks_pb2, workflow_pb2
 from flyteidl.core.dynamic_job_pb2 import DynamicJobSpec
@@ -26,7 +26,7 @@ from ferry.engine.attempts import Listener, RetryPolicy, failure, run_with_retri
 from ferry.engine.cache import cache_key, cache_uri
 from ferry.engine.graph import DEFAULT_PARALLEL, GraphRunner, NodeFailedError, turns_in_process
 from ferry.engine.spec import Closure
-from ferry.errors import TaskFailedError
+from ferry.errors import InterfaceError, TaskFailedError
 from ferry.executors.base import ferry_reference
 from ferry.layout import ErrorInfo, Outcome, execution_prefix, raw_attempt_prefix
 from ferry.literals import Literal, LiteralMap, parse_literal
@@ -217,6 +217,9 @@ class Execution:
     workflow: Any = None  # the workflow, when the caller has its code: outputs as it returns them
     typed: Any = None  # else the spec's TypedInterface: outputs by their registered types, in a dict
 
+    def __repr__(self) -> str:  # (the dataclass's would print the settings and every literal)
+        return f"<ferry Execution {self.id} {self.status}>"
+
     @classmethod
     def of(cls, result: "ExecutionResult", settings: Settings, workflow: Any = None) -> "Execution":
         return cls(result.id, result.status, result.outputs, result.error, settings, workflow, result.interface)
@@ -249,8 +252,16 @@ def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Execu
     from ferry.engine.execution import prepare, start
     from ferry.engine.records import Records
     from ferry.executors.base import ferry_reference
-    from ferry.runtime.load import remember
+    from ferry.runtime.load import kind_of, remember
+    from ferry.sdk.workflow import task_workflow
 
+    kind = kind_of(wf)
+    if kind == "task":  # one task: a workflow of one node, as `ferry run FILE TASK` runs it
+        wf = task_workflow(wf)
+    elif kind != "workflow":
+        raise InterfaceError(f"ferry.run runs a @workflow or a @task (or a ContainerTask); got {wf!r}.")
+    if inputs is not None and not isinstance(inputs, Mapping):
+        raise InterfaceError(f"ferry.run's inputs are a dict {{name: value}}; got {type(inputs).__name__} {inputs!r}.")
     settings = settings or active_settings()
     values = wf.bind((), dict(inputs or {}))
     version = wf.code_version()
@@ -299,6 +310,8 @@ def launch(name: str, inputs: dict[str, Any] | None = None, *, version: str | No
     """
     from ferry.engine.execution import prepare
 
+    if version is None and "@" in name:  # NAME@VERSION, as the command line and the API take it
+        name, _, version = name.partition("@")
     launch_ = prepare(name, version, raw_output_prefix=raw_output_prefix, settings=settings)
     return start_launch(launch_, dict(inputs or {}), executor=executor, max_parallel=max_parallel,
                         listener=listener, executor_options=executor_options)

@@ -62,34 +62,6 @@ def misplaced(argument: str | None, what: str) -> None:
                            "(see --help); inputs go after the names, as --input VALUE.")
 
 
-def task_workflow(task: Any) -> Any:
-    """A workflow of one node that runs ``task``: the same inputs, defaults, outputs and descriptions."""
-    import inspect
-    import typing
-
-    from ferry.sdk.container import ContainerTask
-    from ferry.sdk.workflow import Workflow
-
-    def body(**inputs: Any) -> Any:
-        return task(**inputs)
-
-    fn = task.fn
-    if isinstance(task, ContainerTask):  # its function takes **values: the signature is its declared interface's
-        outputs = list(task.interface.outputs.items())
-        returns = (outputs[0][1] if len(outputs) == 1 else typing.NamedTuple("outputs", outputs)) if outputs else None
-        body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=t) for n, t in task.interface.inputs.items()],
-            return_annotation=returns)
-        body.__annotations__ = {**task.interface.inputs, "return": returns}
-        body.__doc__, body.__qualname__ = f"Runs {' '.join(task.command)}", task.name
-        body.__module__ = getattr(task, "__module__", body.__module__)
-        return Workflow(body, name=task.name)
-    body.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
-    body.__annotations__ = typing.get_type_hints(fn, include_extras=True)
-    body.__doc__, body.__module__, body.__qualname__ = fn.__doc__, fn.__module__, fn.__qualname__
-    return Workflow(body, name=task.name)
-
-
 def _find(file: str, module: Any, name: str) -> Any:
     """Workflow or task ``name`` of the file, or an error listing what it defines."""
     from ferry.errors import TaskLoadError
@@ -218,6 +190,7 @@ def run(ctx: click.Context, file: str | None, name: str | None, executor: str, r
     from ferry.client import run as run_workflow
     from ferry.engine.execution import new_execution_id
     from ferry.runtime.load import kind_of, load_module
+    from ferry.sdk.workflow import task_workflow
 
     if as_json:
         ctx.meta["ferry.json"] = True

@@ -367,6 +367,30 @@ def workflow(fn: Callable[..., Any] | None = None, *, name: str | None = None) -
     return Workflow(fn, name=name)
 
 
+def task_workflow(task: Any) -> "Workflow[..., Any]":
+    """A workflow of one node that runs ``task``: the same inputs, defaults, outputs and descriptions."""
+    from ferry.sdk.container import ContainerTask
+
+    def body(**inputs: Any) -> Any:
+        return task(**inputs)
+
+    fn = task.fn
+    if isinstance(task, ContainerTask):  # its function takes **values: the signature is its declared interface's
+        outputs = list(task.interface.outputs.items())
+        returns = (outputs[0][1] if len(outputs) == 1 else typing.NamedTuple("outputs", outputs)) if outputs else None
+        body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=t) for n, t in task.interface.inputs.items()],
+            return_annotation=returns)
+        body.__annotations__ = {**task.interface.inputs, "return": returns}
+        body.__doc__, body.__qualname__ = f"Runs {' '.join(task.command)}", task.name
+        body.__module__ = getattr(task, "__module__", body.__module__)
+        return Workflow(body, name=task.name)
+    body.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    body.__annotations__ = typing.get_type_hints(fn, include_extras=True)
+    body.__doc__, body.__module__, body.__qualname__ = fn.__doc__, fn.__module__, fn.__qualname__
+    return Workflow(body, name=task.name)
+
+
 # ---- conditionals ------------------------------------------------------------------------------
 
 class conditional:  # noqa: N801 - reads as a keyword in workflow bodies
