@@ -428,6 +428,19 @@ def test_mistakes_get_errors_that_say_what_was_wrong_and_what_to_do(tmp_path: Pa
     fixed = fails("launch", "greeting.nightly", "--name", "bob")
     assert "greeting.nightly@" in fixed and "fixes input(s) ['name']; a launch can't change them" in fixed
 
+def test_an_optional_input_left_out_is_none_however_it_is_launched(tmp_path: Path) -> None:
+    import ferry
+
+    path = tmp_path / "optmod.py"
+    path.write_text("from typing import Optional\nfrom ferry import task, workflow\n\n"
+                    "@task\ndef show(x: Optional[int]) -> str:\n    return repr(x)\n\n"
+                    "@workflow\ndef opt(x: Optional[int]) -> str:\n    return show(x=x)\n")
+    ok("register", path)
+    assert ok("-q", "launch", "optmod.opt").stdout.strip() == "o0 = 'None'"
+    assert ferry.launch("optmod.opt", {}).outputs == {"o0": "None"}  # the engine fills it, for the API too
+    assert ferry.launch("optmod.opt", {"x": 4}).outputs == {"o0": "4"}
+
+
 def test_launch_parses_inputs_by_the_registered_types(flow: Path, tmp_path: Path) -> None:
     import numpy as np
     import pandas as pd
