@@ -116,6 +116,25 @@ def test_the_executions_list_updates_live(server: FerryServer, page: Any) -> Non
     screenshot(page, "executions")
 
 
+def test_an_older_page_of_executions_stays_that_page_while_it_updates(server: FerryServer, page: Any) -> None:
+    from ferry.config import active_settings
+    from ferry.engine.records import ExecutionRecord, Records
+
+    records = Records(active_settings().database_url)
+    for i in range(55):  # more than one page of 50
+        records.create_execution(ExecutionRecord(f"x{i:03d}", "wf.a", "wf", "succeeded", 1000.0 + i, 1000.5 + i,
+                                                 "file:///m", "file:///r", "process", None, None, None))
+    records.close()
+    page.goto(server.url + "/executions")
+    page.get_by_text("Older →").click()
+    page.wait_for_url("**cursor=**")
+    first = page.locator("#executions tbody tr").first.get_attribute("data-id")
+    assert first == "x004"  # the 51st newest
+    page.wait_for_function("document.getElementById('live').textContent.includes('updated')")  # a refresh came
+    assert page.locator("#executions tbody tr").first.get_attribute("data-id") == "x004"
+    assert page.locator("#executions tbody tr").count() == 5
+
+
 def test_a_failed_node_shows_its_error_with_traceback_and_its_logs(server: FerryServer, page: Any) -> None:
     launched = server.client().post("/api/v1/executions", {"launch_plan": "served.failing", "inputs": {"x": 7}})
     page.goto(server.url + f"/executions/{launched['id']}")

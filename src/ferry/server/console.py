@@ -113,9 +113,10 @@ def routes(service: Service) -> list[Route]:
     def executions(request: Request) -> Response:
         q = request.query_params
         status, workflow = q.get("status") or None, q.get("workflow") or None
-        listing = service.list_executions(status=status, workflow=workflow, limit=50, cursor=q.get("cursor") or None)
+        cursor = q.get("cursor") or None
+        listing = service.list_executions(status=status, workflow=workflow, limit=50, cursor=cursor)
         return page("executions.html", {"listing": listing, "status": status or "", "workflow": workflow or "",
-                                        "statuses": STATUSES, "nav": "executions"})
+                                        "cursor": cursor or "", "statuses": STATUSES, "nav": "executions"})
 
     def execution(request: Request) -> Response:
         data = service.execution(request.path_params["id"])

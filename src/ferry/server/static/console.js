@@ -89,6 +89,7 @@ function executionsPage() {
   const params = new URLSearchParams();
   if (table.dataset.status) params.set("status", table.dataset.status);
   if (table.dataset.workflow) params.set("workflow", table.dataset.workflow);
+  if (table.dataset.cursor) params.set("cursor", table.dataset.cursor);  // an older page stays that page
   params.set("limit", "50");
   const live = document.getElementById("live");
   async function refresh() {
