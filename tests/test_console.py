@@ -68,7 +68,7 @@ def test_launch_from_the_form_watch_it_succeed_and_read_a_node(server: FerryServ
     assert page.locator("#in-flag").get_attribute("type") == "checkbox"
     assert page.locator("#in-tags").input_value() == '["x", "y"]'  # a list, as JSON, with its default
     page.fill("#in-a", "3")
-    page.fill("#in-b", "<script>alert(1)</script>")
+    page.fill("#in-b", "  <script>alert(1)</script>  ")  # a str is sent as typed, spaces and all
     page.select_option("#in-color", "green")
     page.fill("#raw-output-prefix", override)
     screenshot(page, "launch")
@@ -84,9 +84,9 @@ def test_launch_from_the_form_watch_it_succeed_and_read_a_node(server: FerryServ
     page.click('#graph g.node[data-node="n0"]')
     page.wait_for_selector("#detail .logs")
     detail = page.locator("#detail")
-    assert detail.locator('tr[data-value="b"] td').inner_text() == "'<script>alert(1)</script>'"  # text, not markup
+    assert detail.locator('tr[data-value="b"] td').text_content() == "'  <script>alert(1)</script>  '"  # text, not markup
     assert detail.locator('tr[data-value="color"] td').inner_text() == "'green'"
-    assert detail.locator(".logs").inner_text().strip() == "describing '<script>alert(1)</script>' for 3 times"
+    assert detail.locator(".logs").inner_text().strip() == "describing '  <script>alert(1)</script>  ' for 3 times"
     assert detail.locator("details.long").count() == 1  # the long output line is expandable
     screenshot(page, "execution")
     page.click('#nodes tr[data-path="n1"]')

@@ -239,9 +239,11 @@ function readField(field) {
   const form = field.dataset.form, input = field.querySelector("input, select, textarea");
   const name = field.dataset.name, optional = field.dataset.optional === "true";
   if (form === "bool") return input.checked;
+  if (form === "str" && input.value !== "") return input.value; // text as typed: spaces are part of it
   const text = input.value.trim();
   if (text === "") {
     if (optional) return null;
+    if (form === "str" && field.dataset.required !== "true") return ""; // a default cleared: the empty string
     return undefined; // not given: the default (or an error naming the missing input)
   }
   if (form === "int") { if (!/^[+-]?\d+$/.test(text)) throw new Error(`${name}: ${text} is not a whole number`); return text; }
