@@ -143,6 +143,11 @@ def test_bad_launches_get_a_4xx_that_says_what_to_fix_and_record_nothing(served:
                                         {"Content-Type": "APPLICATION/JSON"})  # media types ignore case
     assert status == 400 and "not valid JSON" in json.loads(text)["error"]
     headers = {k.lower(): v for k, v in headers.items()}
+    for method, path, status in (("GET", "/api/v1/executions/x/unknown", 404), ("DELETE", "/api/v1/executions", 405),
+                                 ("PUT", "/api/v1/executions", 405)):
+        got, _, text = raw_request(served.url + path, method, b"{}" if method == "PUT" else None,
+                                   {"Content-Type": "application/json"})
+        assert got == status and "openapi.json" in json.loads(text)["error"], (method, path, got, text)
     assert headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in headers["content-security-policy"]
     for option in (["--port", "99999"], ["--max-running", "0"]):
         assert CliRunner().invoke(cli, ["serve", *option]).exit_code == 2  # refused as a usage error, nothing starts

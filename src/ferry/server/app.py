@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -88,7 +88,8 @@ class Guard:
                              "own pages or from clients that send no Origin.", 403)
             if headers.get("sec-fetch-site") == "cross-site":
                 return error("Cross-site write refused.", 403)
-            if path != "/login" and headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            if scope["method"] != "DELETE" and path != "/login" and \
+                    headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
                 return error("Write requests must send a JSON body with Content-Type: application/json.", 415)
         if self.token and path != "/login" and not self.authorized(headers):
             if path.startswith("/api/"):
@@ -275,6 +276,15 @@ def create_app(settings: Settings, *, token: str | None = None, executor: str = 
 
     routes = [*api_routes(service, token), *login_routes(token), *console.routes(service),
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Under /api/, 404 and 405 in the API's own form ({"error": ...}); elsewhere, Starlette's."""
+        status = getattr(exc, "status_code", 500)
+        if not request.url.path.startswith("/api/"):
+            return PlainTextResponse(str(getattr(exc, "detail", "")), status_code=status)
+        why = {404: f"No API endpoint {request.url.path}; see /api/v1/openapi.json for the routes.",
+               405: f"{request.method} is not a method of {request.url.path}; see /api/v1/openapi.json."}
+        return error(why.get(status, str(getattr(exc, "detail", ""))), status)
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: http_error, 405: http_error})
     app.state.service = service
     return Guard(app, token, allowed_hosts)

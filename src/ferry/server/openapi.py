@@ -13,7 +13,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-ERRORS = {str(code): {"$ref": "#/components/responses/Error"} for code in (400, 401, 403, 404, 409, 415)}
+ERRORS = {str(code): {"$ref": "#/components/responses/Error"} for code in (400, 401, 403, 404, 405, 409, 413, 415, 421, 502)}
 
 
 def _op(summary: str, response: dict[str, Any], *, params: list[dict[str, Any]] | None = None,
