@@ -194,6 +194,8 @@ class Service:
             types = {n: p.var.type for n, p in launch.launch_plan.spec.default_inputs.parameters.items()}
             launch.refuse_fixed(inputs)
             literals = to_literal_map(inputs, types, launch.name)
+            _refuse_local_files(literals, (self.settings.raw_output_prefix, self.settings.persistent_url,
+                                           launch.raw_output_prefix))
         except BaseException:
             launch.records.close()
             raise
@@ -328,6 +330,29 @@ def kind_of(collection: str) -> str:
     if collection not in KINDS:
         raise RequestError(f"Unknown kind {collection!r}; use {', '.join(KINDS)}.", 404)
     return KINDS[collection]
+
+
+def _refuse_local_files(literals: LiteralMap, stores: tuple[str, ...]) -> None:
+    """A file:// input must be in one of the server's file stores: anyone who may launch must not make a task read
+    any file of the server's machine (``/etc/passwd``, its keys) by naming it."""
+    import os.path
+
+    roots = [os.path.realpath(s[len("file://"):]) for s in stores if s.startswith("file://")]
+    pending = list(literals.literals.values())
+    while pending:
+        lit = pending.pop()
+        pending.extend(lit.collection.literals)
+        pending.extend(lit.map.literals.values())
+        if lit.scalar.HasField("union"):
+            pending.append(lit.scalar.union.value)
+        uri = lit.scalar.blob.uri or lit.scalar.structured_dataset.uri
+        if not uri.startswith("file://"):
+            continue
+        path = os.path.realpath(uri[len("file://"):])
+        if not any(path == root or path.startswith(root + os.sep) for root in roots):
+            raise RequestError(f"{uri} is a file of the server's machine outside its stores; a launch through the "
+                               "API passes data already in a store (upload it with `ferry datasets upload`, or use "
+                               "a URI of the raw or persistent store).", 403)
 
 
 def _prefix(body: dict[str, Any]) -> str | None:
