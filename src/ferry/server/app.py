@@ -261,7 +261,7 @@ def create_app(settings: Settings, *, token: str | None = None, executor: str = 
     """The server: API, console and (with ``engine``) the loop that runs queued executions."""
     loop = EngineLoop(settings, executor=executor, executor_options=executor_options, max_running=max_running,
                       max_parallel=max_parallel) if engine else None
-    service = Service(settings, loop, executor)
+    service = Service(settings, loop, executor, open_to_all=token is None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -45,8 +45,10 @@ class RequestError(FerryError):
 
 
 class Service:
-    def __init__(self, settings: Settings, loop: EngineLoop | None = None, executor: str = "process") -> None:
+    def __init__(self, settings: Settings, loop: EngineLoop | None = None, executor: str = "process",
+                 *, open_to_all: bool = True) -> None:
         self.settings = settings
+        self.open_to_all = open_to_all  # no token: whoever reaches the server launches (local files refused)
         self.loop = loop
         self.executor = executor
         self.records = Records(settings.database_url)
@@ -194,8 +196,9 @@ class Service:
             types = {n: p.var.type for n, p in launch.launch_plan.spec.default_inputs.parameters.items()}
             launch.refuse_fixed(inputs)
             literals = to_literal_map(inputs, types, launch.name)
-            _refuse_local_files(literals, (self.settings.raw_output_prefix, self.settings.persistent_url,
-                                           launch.raw_output_prefix))
+            if self.open_to_all:
+                _refuse_local_files(literals, (self.settings.raw_output_prefix, self.settings.persistent_url,
+                                               launch.raw_output_prefix))
         except BaseException:
             launch.records.close()
             raise
@@ -333,8 +336,8 @@ def kind_of(collection: str) -> str:
 
 
 def _refuse_local_files(literals: LiteralMap, stores: tuple[str, ...]) -> None:
-    """A file:// input must be in one of the server's file stores: anyone who may launch must not make a task read
-    any file of the server's machine (``/etc/passwd``, its keys) by naming it."""
+    """On a server without a token, a file:// input must be in one of its file stores: whoever reaches it must not
+    make a task read any file of the server's machine (``/etc/passwd``, its keys) by naming it."""
     import os.path
 
     roots = [os.path.realpath(s[len("file://"):]) for s in stores if s.startswith("file://")]
