@@ -314,6 +314,10 @@ def test_a_token_guards_every_request_and_the_console_signs_in_once(marks: Path)
         assert "launch plan greeting.loud@v-api" in report["registered"] and report["unchanged"] == []
         assert api.post("/api/v1/registrations", body)["unchanged"] == report["registered"]
         assert api.get("/api/v1/launchplans/greeting.loud")["version"] == "v-api"
+        local = marks.parent / "local.txt"  # outside the stores: a caller with the token may name it
+        local.write_text("12345")
+        sized = api.post("/api/v1/executions", {"launch_plan": "served.file_size", "inputs": {"f": str(local)}})
+        assert finished(api, sized["id"])["outputs"]["o0"]["value"] == 5
         for bad, message in (({"tasks": ["%%%"]}, r"tasks\[0\]: not a base64 serialized TaskSpec"),
                              ({"tasks": 5}, "tasks must be a list of base64 serialized specs; got int"),
                              ({**body, "raw_output_prefix": ["x"]}, "must be a URL string"),
