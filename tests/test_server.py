@@ -131,6 +131,7 @@ def test_bad_launches_get_a_4xx_that_says_what_to_fix_and_record_nothing(served:
         ({"inputs": {}}, "Give the launch plan to run"),
         ({"launch_plan": "served.everything", "input": {}}, "Unknown field(s) ['input']"),
         ({"launch_plan": "served.tagged", "inputs": []}, '"inputs" must be a JSON object'),
+        ({"launch_plan": "served.tagged", "inputs": {"tag": None}}, "got null."),
         ({"launch_plan": "served.file_size", "inputs": {"f": "file:///etc/passwd"}},
          "file:///etc/passwd is a file of the server's machine outside its stores"),
         ({"launch_plan": "served.file_size", "inputs": {"f": "/etc/../etc/passwd"}}, "outside its stores"),

@@ -71,7 +71,8 @@ def to_literal(value: Any, lt: LiteralType, path: str) -> Literal:
 
 def _mismatch(path: str, lt: LiteralType, value: Any, wanted: str) -> TypeMismatchError:
     shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
-    return TypeMismatchError(f"{path}: expected {type_text(lt)} ({wanted}), got {_json_kind(value)} {shown}.")
+    got = "null" if value is None else f"{_json_kind(value)} {shown}"
+    return TypeMismatchError(f"{path}: expected {type_text(lt)} ({wanted}), got {got}.")
 
 
 def _json_kind(value: Any) -> str:
