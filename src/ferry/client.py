@@ -253,11 +253,10 @@ def run(wf: Any, inputs: dict[str, Any] | None = None, *, executor: "str | Execu
     from ferry.engine.records import Records
     from ferry.executors.base import ferry_reference
     from ferry.runtime.load import kind_of, remember
-    from ferry.sdk.workflow import task_workflow
 
     kind = kind_of(wf)
     if kind == "task":  # one task: a workflow of one node, as `ferry run FILE TASK` runs it
-        wf = task_workflow(wf)
+        wf = wf.as_workflow()
     elif kind != "workflow":
         raise InterfaceError(f"ferry.run runs a @workflow or a @task (or a ContainerTask); got {wf!r}.")
     if inputs is not None and not isinstance(inputs, Mapping):

@@ -190,7 +190,6 @@ def run(ctx: click.Context, file: str | None, name: str | None, executor: str, r
     from ferry.client import run as run_workflow
     from ferry.engine.execution import new_execution_id
     from ferry.runtime.load import kind_of, load_module
-    from ferry.sdk.workflow import task_workflow
 
     if as_json:
         ctx.meta["ferry.json"] = True
@@ -218,7 +217,7 @@ def run(ctx: click.Context, file: str | None, name: str | None, executor: str, r
         click.echo(render_help(declared, usage, ctx.command, ctx), nl=False)
         return
     values = parse_inputs(declared, pairs, inputs_file, ctx.command)
-    wf = task_workflow(obj) if kind_of(obj) == "task" else obj
+    wf = obj.as_workflow() if kind_of(obj) == "task" else obj
     options = executor_options(executor, workers, dask_address, fresh_processes)
     execution_id = new_execution_id()
     info(f"execution {execution_id}: {wf.name} ({executor})")

@@ -138,6 +138,12 @@ class Task(Generic[P, R]):
 
         return cast(R, call_task(self, values))
 
+    def as_workflow(self) -> Any:
+        """A workflow of one node that runs this task (what ``ferry run FILE TASK`` and ``ferry.run(task)`` run)."""
+        from ferry.sdk.workflow import task_workflow
+
+        return task_workflow(self)
+
     def __repr__(self) -> str:
         return f"<ferry task {self.name}>"
 
