@@ -215,3 +215,26 @@ def test_the_test_s3_server_leaves_nothing_in_the_temporary_folder(tmp_path: Pat
         os.killpg(s3.process.pid, signal.SIGKILL)
         s3.process.wait()
     assert weeds() - before == set()
+
+
+@pytest.mark.s3
+def test_the_test_s3_server_starts_again_when_its_port_is_taken_first(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The S3 port found free is taken by another process before weed binds it: weed exits saying so, and the
+    server starts again on other ports (a suite that starts many servers met this)."""
+    import socket
+
+    from ferry.testing import s3server
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1]])
+    real = s3server.free_port
+    monkeypatch.setattr(s3server, "free_port", lambda: next(ports, None) or real())
+    try:
+        with s3server.SeaweedS3(tmp_path / "weed", buckets=["raw"]) as server:
+            assert server.port != taken.getsockname()[1]
+            assert server.process is not None and server.process.poll() is None
+    finally:
+        taken.close()

@@ -39,6 +39,9 @@ class Identity:
         return [f"{verb}:{b}" for b in self.buckets for verb in ("Read", "Write", "List", "Tagging")]
 
 
+PORT_TAKEN = (b"address already in use", b"is not available")  # weed's words: at bind, and at its own check
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -90,6 +93,19 @@ class SeaweedS3:
         return self.options(ident.key, ident.secret)
 
     def start(self) -> "SeaweedS3":
+        """Start weed on free ports. A port found free can be taken by another process before weed binds it (a
+        suite starts many servers): weed then exits saying so, and it starts again on other ports."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except RuntimeError:
+                log = self.data_dir / "weed.log"
+                said = log.read_bytes() if log.exists() else b""
+                if attempt == 2 or not any(why in said for why in PORT_TAKEN):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "SeaweedS3":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "s3.json"
         config.write_text(json.dumps({"identities": [
