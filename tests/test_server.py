@@ -114,6 +114,8 @@ def test_a_launch_runs_in_the_background_and_every_meta_value_is_visible(served:
 
 
 def test_bad_launches_get_a_4xx_that_says_what_to_fix_and_record_nothing(served: FerryServer) -> None:
+    from ferry.config import active_settings
+
     api = served.client()
     cases = [
         ({"launch_plan": "nope"}, "No launch plan named 'nope' is registered"),
@@ -155,6 +157,11 @@ def test_bad_launches_get_a_4xx_that_says_what_to_fix_and_record_nothing(served:
     assert headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in headers["content-security-policy"]
     for option in (["--port", "99999"], ["--max-running", "0"]):
         assert CliRunner().invoke(cli, ["serve", *option]).exit_code == 2  # refused as a usage error, nothing starts
+    escaping = active_settings().raw_output_prefix + "/../../../etc/passwd"  # in the raw store by its text only
+    status, _, text = raw_request(served.url + "/api/v1/executions", "POST",
+                                  json.dumps({"launch_plan": "served.file_size", "inputs": {"f": escaping}}).encode(),
+                                  {"Content-Type": "application/json"})
+    assert status == 403 and "leads outside its store" in json.loads(text)["error"]
     status, _, text = raw_request(served.url + "/api/v1/executions", "POST", b'\xff\xfe{"launch_plan": 1}',
                                   {"Content-Type": "application/json"})
     assert status == 400 and "not valid JSON (UTF-8)" in json.loads(text)["error"]

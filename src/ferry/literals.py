@@ -89,6 +89,14 @@ def blob_literal(uri: str, fmt: str, multipart: bool = False, size: int | None =
     return lit
 
 
+def none_variant(lt: LiteralType) -> LiteralType | None:
+    """The ``None`` variant of a union type (an Optional's), or None when it has none."""
+    if lt.WhichOneof("type") != "union_type":
+        return None
+    return next((v for v in lt.union_type.variants if v.WhichOneof("type") == "simple" and v.simple == SimpleType.NONE),
+                None)
+
+
 def references(literal: Literal) -> Iterable[str]:
     """Every URI a literal refers to (blobs, data frames, offloaded literals), depth first."""
     kind = literal.WhichOneof("value")

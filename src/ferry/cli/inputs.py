@@ -126,7 +126,8 @@ def parse_inputs(declared: Declared, pairs: dict[str, str], inputs_file: str | N
         else:
             missing.append(name)
     if missing:
-        clashing = [n for n in missing if n in options_of(command)]
+        taken = options_of(command)
+        clashing = [n for n in missing if n in taken]
         hint = (f"; --{clashing[0]} is also an option of ferry's own, so inputs named like its options go after "
                 f"--: ... -- --{clashing[0]} VALUE") if clashing else ""
         raise TypeMismatchError(f"{declared.owner} needs input(s) " + ", ".join(f"--{n}" for n in missing)
@@ -178,7 +179,8 @@ def render_help(declared: Declared, usage: str, command: click.Command | None, c
         with formatter.indentation():
             formatter.write_text(declared.doc)
     rows = []
-    clashing = [n for n in declared.types if n in options_of(command)]
+    taken = options_of(command)
+    clashing = [n for n in declared.types if n in taken]
     for name, python_type in declared.types.items():
         parts = [declared.descriptions.get(name, "")]
         if name in clashing:

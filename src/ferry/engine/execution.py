@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from flyteidl.admin import launch_plan_pb2
-from flyteidl.core import compiler_pb2, types_pb2
+from flyteidl.core import compiler_pb2
 
 from ferry.config import Settings, active_settings, as_url
 from ferry.engine.attempts import Listener, StoreRunner
@@ -28,7 +28,16 @@ from ferry.engine.registry import Registry
 from ferry.engine.spec import Closure, describe_id, parse_closure
 from ferry.errors import FerryError
 from ferry.layout import CLOSURE, INPUTS, OUTPUTS, execution_prefix
-from ferry.literals import LiteralMap, TypedInterface, literal_mismatch, parse_literal_map, serialize, type_text
+from ferry.literals import (
+    LiteralMap,
+    TypedInterface,
+    literal_mismatch,
+    none_literal,
+    none_variant,
+    parse_literal_map,
+    serialize,
+    type_text,
+)
 from ferry.storage import join, read_bytes, write_bytes
 
 if TYPE_CHECKING:
@@ -98,21 +107,14 @@ class Launch:
                 out.literals[name].CopyFrom(given.literals[name])
             elif param.HasField("default"):
                 out.literals[name].CopyFrom(param.default)
-            elif (none := _none_variant(param.var.type)) is not None:  # an Optional left out is None, as in Python
-                out.literals[name].scalar.union.value.scalar.none_type.SetInParent()
+            elif (none := none_variant(param.var.type)) is not None:  # an Optional left out is None, as in Python
+                out.literals[name].scalar.union.value.CopyFrom(none_literal())
                 out.literals[name].scalar.union.type.CopyFrom(none)
             else:
                 raise LaunchError(f"{self.name} needs input {name!r} ({type_text(param.var.type)}).")
         for name, lit in fixed.items():
             out.literals[name].CopyFrom(lit)
         return out
-
-
-def _none_variant(lt: Any) -> Any:
-    """The ``None`` variant of an Optional's union type, or None for any other type."""
-    if lt.WhichOneof("type") != "union_type":
-        return None
-    return next((v for v in lt.union_type.variants if v.WhichOneof("type") == "simple" and v.simple == types_pb2.NONE), None)
 
 
 def new_execution_id() -> str:

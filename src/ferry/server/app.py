@@ -183,7 +183,7 @@ def _int(text: str | None, name: str, default: int | None) -> int | None:
         raise RequestError(f"{name} must be a whole number; got {text!r}.") from None
 
 
-def api_routes(service: Service, token: str | None = None) -> list[Route]:
+def api_routes(service: Service) -> list[Route]:
     def list_executions(request: Request, _: dict[str, Any]) -> Any:
         q = request.query_params
         return service.list_executions(status=q.get("status") or None, workflow=q.get("workflow") or None,
@@ -208,13 +208,6 @@ def api_routes(service: Service, token: str | None = None) -> list[Route]:
         return service.entity(request.path_params["kind"], request.path_params["name"],
                               request.query_params.get("version") or None)
 
-    def register(request: Request, body: dict[str, Any]) -> Any:
-        if token is None:  # a spec holds a command: anyone who can reach the server could run anything as its user
-            raise RequestError("This server takes no registrations: a registered spec holds a command the server "
-                               "runs, so registering needs a server started with a token (--token, or "
-                               "FERRY_SERVER_TOKEN). Or register on the server's machine: ferry register FILE.py.", 403)
-        return service.register(body)
-
     def health(request: Request, _: dict[str, Any]) -> Any:
         loop = service.loop
         return {"status": "ok", "owner": loop.owner if loop else None,
@@ -232,7 +225,7 @@ def api_routes(service: Service, token: str | None = None) -> list[Route]:
         Route("/api/v1/executions/{id}/resume", api(resume), methods=["POST"]),
         Route("/api/v1/executions/{id}/relaunch", api(lambda r, b: service.relaunch(r.path_params["id"], b), 201),
               methods=["POST"]),
-        Route("/api/v1/registrations", api(register, 201), methods=["POST"]),
+        Route("/api/v1/registrations", api(lambda r, b: service.register(b), 201), methods=["POST"]),
         Route("/api/v1/{kind}", api(lambda r, b: service.entities(r.path_params["kind"]))),
         Route("/api/v1/{kind}/{name}", api(entity)),
     ]
@@ -274,7 +267,7 @@ def create_app(settings: Settings, *, token: str | None = None, executor: str = 
                 await run_in_threadpool(loop.stop)
             service.close()
 
-    routes = [*api_routes(service, token), *login_routes(token), *console.routes(service),
+    routes = [*api_routes(service), *login_routes(token), *console.routes(service),
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     async def http_error(request: Request, exc: Exception) -> Response:
         """Under /api/, 404 and 405 in the API's own form ({"error": ...}); elsewhere, Starlette's."""

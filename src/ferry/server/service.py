@@ -25,11 +25,12 @@ from ferry.engine.queue import EngineLoop, owner_gone
 from ferry.engine.records import ExecutionRecord, NodeRecord, Records, Registration
 from ferry.engine.registry import Bundle, NotRegisteredError, Registry
 from ferry.engine.spec import Closure, node_kind, node_label, parse_closure
-from ferry.errors import FerryError, ObjectNotFoundError
+from ferry.errors import FerryError, ObjectNotFoundError, UnsafePathError
 from ferry.layout import CLOSURE, ERROR, INPUTS, LOGS, OUTPUTS, ErrorInfo, parse_error_document
-from ferry.literals import LiteralMap, parse_literal_map
+from ferry.literals import LiteralMap, parse_literal_map, references
 from ferry.server.values import meta_value, meta_values, plain, to_literal_map, type_json
 from ferry.storage import join, read_bytes
+from ferry.storage.io import outside_stores
 
 STATUSES = ("queued", "running", "succeeded", "failed", "aborted")
 KINDS = {"tasks": "task", "workflows": "workflow", "launchplans": "launch plan"}
@@ -48,7 +49,7 @@ class Service:
     def __init__(self, settings: Settings, loop: EngineLoop | None = None, executor: str = "process",
                  *, open_to_all: bool = True) -> None:
         self.settings = settings
-        self.open_to_all = open_to_all  # no token: whoever reaches the server launches (local files refused)
+        self.open_to_all = open_to_all  # no token: whoever reaches it launches (no registrations, no local files)
         self.loop = loop
         self.executor = executor
         self.records = Records(settings.database_url)
@@ -267,6 +268,10 @@ class Service:
 
     def register(self, body: dict[str, Any]) -> dict[str, Any]:
         """Register a bundle of serialized flyteidl admin specs (base64): tasks, workflows, launch plans."""
+        if self.open_to_all:  # a spec holds a command: anyone who can reach the server could run anything as its user
+            raise RequestError("This server takes no registrations: a registered spec holds a command the server "
+                               "runs, so registering needs a server started with a token (--token, or "
+                               "FERRY_SERVER_TOKEN). Or register on the server's machine: ferry register FILE.py.", 403)
         unknown = sorted(set(body) - {"tasks", "workflows", "launch_plans", "raw_output_prefix"})
         if unknown:
             raise RequestError(f"Unknown field(s) {unknown}; a registration takes tasks, workflows, launch_plans "
@@ -338,21 +343,12 @@ def kind_of(collection: str) -> str:
 def _refuse_local_files(literals: LiteralMap, stores: tuple[str, ...]) -> None:
     """On a server without a token, a file:// input must be in one of its file stores: whoever reaches it must not
     make a task read any file of the server's machine (``/etc/passwd``, its keys) by naming it."""
-    import os.path
-
-    roots = [os.path.realpath(s[len("file://"):]) for s in stores if s.startswith("file://")]
-    pending = list(literals.literals.values())
-    while pending:
-        lit = pending.pop()
-        pending.extend(lit.collection.literals)
-        pending.extend(lit.map.literals.values())
-        if lit.scalar.HasField("union"):
-            pending.append(lit.scalar.union.value)
-        uri = lit.scalar.blob.uri or lit.scalar.structured_dataset.uri
-        if not uri.startswith("file://"):
-            continue
-        path = os.path.realpath(uri[len("file://"):])
-        if not any(path == root or path.startswith(root + os.sep) for root in roots):
+    for uri in (uri for lit in literals.literals.values() for uri in references(lit)):
+        try:
+            outside = outside_stores(uri, stores)
+        except UnsafePathError as exc:  # inside a store by its text, out of it through a link or '..'
+            raise RequestError(str(exc), 403) from None
+        if outside:
             raise RequestError(f"{uri} is a file of the server's machine outside its stores; a launch through the "
                                "API passes data already in a store (upload it with `ferry datasets upload`, or use "
                                "a URI of the raw or persistent store).", 403)

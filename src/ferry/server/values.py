@@ -24,6 +24,7 @@ from ferry.literals import (
     blob_literal,
     describe,
     none_literal,
+    none_variant,
     type_text,
 )
 from ferry.units import human_size
@@ -330,9 +331,9 @@ def type_json(lt: LiteralType) -> dict[str, Any]:
     elif kind == "enum_type":
         out.update(form="enum", values=list(lt.enum_type.values))
     elif kind == "union_type":
-        variants = list(lt.union_type.variants)
-        others = [v for v in variants if not (v.WhichOneof("type") == "simple" and v.simple == SimpleType.NONE)]
-        if len(others) == 1 and len(variants) == 2:  # Optional[T]: T's widget, empty for None
+        none = none_variant(lt)
+        others = [v for v in lt.union_type.variants if v != none]
+        if none is not None and len(others) == 1:  # Optional[T]: T's widget, empty for None
             inner = type_json(others[0])
             out.update(form=inner["form"], optional=True, inner=inner)
             for key in ("values", "reference", "format", "columns"):

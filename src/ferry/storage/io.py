@@ -136,6 +136,13 @@ def local_path_of(uri: str, roots: Iterable[str] = ()) -> str | None:
     return path
 
 
+def outside_stores(uri: str, roots: Iterable[str]) -> bool:
+    """Whether ``uri`` is a local path (file:// or bare) in none of the stores ``roots``; one that is inside a
+    store by its text but leads out of it (a symlink, '..') raises, as ``local_path_of`` does."""
+    path = local_path_of(uri, roots)
+    return path is not None and _holding_root(path, roots) is None
+
+
 def _holding_root(path: str, roots: Iterable[str]) -> str | None:
     """The innermost local folder among ``roots`` that ``path`` is inside, if any."""
     bases = [b for b in map(local_path_of, roots) if b is not None and _inside(path, b)]
