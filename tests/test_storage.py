@@ -226,9 +226,8 @@ def test_the_test_s3_server_starts_again_when_its_port_is_taken_first(tmp_path: 
 
     from ferry.testing import s3server
 
-    taken = socket.socket()
+    taken = socket.socket()  # bound, not listening: weed can't have the port, and a probe of it is refused at once
     taken.bind(("127.0.0.1", 0))
-    taken.listen()
     ports = iter([taken.getsockname()[1]])
     real = s3server.free_port
     monkeypatch.setattr(s3server, "free_port", lambda: next(ports, None) or real())
